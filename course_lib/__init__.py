@@ -12,3 +12,14 @@ Modules, in the order the course meets them:
 """
 
 __version__ = "0.1.0"
+
+import os
+from pathlib import Path
+
+#: GitHub "owner/name" of this course; the notebooks' Colab badges and install cells use it.
+REPO_SLUG = "rl-in-name-only/course"
+
+#: Bundled data (GSM8K copy, micro base model, the paper's numbers). The package is meant to be
+#: installed editable from a clone (``pip install -e .``), so data/ sits beside course_lib/;
+#: ``COURSE_DATA_DIR`` points elsewhere if needed.
+DATA_DIR = Path(os.environ.get("COURSE_DATA_DIR", Path(__file__).resolve().parent.parent / "data"))
