@@ -252,6 +252,23 @@ def response_probs(tree: TokenTree, policy: Policy, state: State = ()) -> dict[S
     return out
 
 
+def sample_responses(tree: TokenTree, policy: Policy, n: int, seed: int = 0) -> list[State]:
+    """Draw ``n`` complete responses token by token, as an LLM samples.
+
+    The frequency of each response approaches :func:`response_probs`: sampling token by
+    token *is* sampling one arm of the bandit. Example: ``sample_responses(tree, policy, 8)``
+    is a group of 8 leaves (GRPO's G = 8).
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        s: State = ()
+        while tree.children[s]:
+            s = tree.children[s][rng.choice(len(tree.actions), p=policy.probs(s))]
+        out.append(s)
+    return out
+
+
 def expected_reward(tree: TokenTree, policy: Policy, reward: Reward, state: State = ()) -> float:
     """``E_o[r(o)]`` over complete responses ``o`` below ``state``, by enumeration."""
     return sum(p * reward(tree.text(o)) for o, p in response_probs(tree, policy, state).items())

@@ -12,6 +12,7 @@ from course_lib.mdp import (
     policy_gradient_mdp,
     random_policy,
     response_probs,
+    sample_responses,
     state_values,
     sum_verifier,
     token_advantages,
@@ -146,3 +147,13 @@ def test_policy_gradient_matches_finite_differences():
             jp = state_values(tree, type(policy)(plus, policy.temperature), reward)[()]
             jm = state_values(tree, type(policy)(minus, policy.temperature), reward)[()]
             assert grad[s][a] == pytest.approx((jp - jm) / (2 * eps), abs=1e-7)
+
+
+def test_sampling_token_by_token_draws_whole_responses_with_their_probability():
+    tree = build_tree(("1", "2"), depth=2, eos="$")
+    policy = random_policy(tree, 1.0, seed=4)
+    draws = sample_responses(tree, policy, 4000, seed=0)
+    assert all(not tree.children[o] for o in draws)
+    for o, p in response_probs(tree, policy).items():
+        assert draws.count(o) / len(draws) == pytest.approx(p, abs=0.03)
+    assert sample_responses(tree, policy, 5, seed=1) == sample_responses(tree, policy, 5, seed=1)
