@@ -1,0 +1,77 @@
+"""Tasks: data, prompt and verifier behind one small interface.
+
+A ``Task`` bundles three pure functions; the trainer never needs to know which task it runs::
+
+    task = get_task("countdown")
+    examples = task.load("train", n=64, seed=0)   # list of dicts
+    text = task.prompt(examples[0])               # str
+    verdict = task.score(completion, examples[0]) # Score(reward, correct, well_formed, reason)
+
+Four tasks: ``countdown`` and ``gsm8k`` (the paper's), and their CPU-sized variants
+``countdown-micro`` and ``gsm8k-micro`` (``course_lib.tasks.micro``), which are scored by the
+*same* verifiers. Simplified on purpose: no registry or plugin system, just ``get_task``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import countdown, gsm8k
+from .common import Score
+
+__all__ = ["TASK_NAMES", "Score", "Task", "countdown", "get_task", "gsm8k"]
+
+TASK_NAMES = ("countdown", "gsm8k", "countdown-micro", "gsm8k-micro")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: where examples come from, how they are asked, how answers are judged.
+
+    Attributes:
+        name: one of ``TASK_NAMES``.
+        load: ``load(split: str, n: int | None = None, seed: int = 0) -> list[dict]``.
+        prompt: ``prompt(example: dict) -> str``.
+        score: ``score(completion: str, example: dict) -> Score``.
+
+    Example:
+        >>> t = get_task("countdown")
+        >>> t.score("<answer>3*7+5</answer>", {"nums": [3, 7, 5], "target": 26}).reward
+        1.0
+    """
+
+    name: str
+    load: Callable[..., list[dict]]
+    prompt: Callable[[dict], str]
+    score: Callable[[str, dict], Score]
+
+
+def score_countdown(completion: str, example: dict) -> Score:
+    """``countdown.score`` on an example dict ``{"nums": [...], "target": int}``."""
+    return countdown.score(completion, example["nums"], example["target"])
+
+
+def score_gsm8k(completion: str, example: dict) -> Score:
+    """``gsm8k.score`` on an example dict ``{"question": str, "answer": "... #### N"}``."""
+    return gsm8k.score(completion, example["answer"])
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name`` (one of ``TASK_NAMES``).
+
+    Example:
+        >>> get_task("gsm8k").name
+        'gsm8k'
+    """
+    if name == "countdown":
+        return Task(name, countdown.load, countdown.prompt, score_countdown)
+    if name == "gsm8k":
+        return Task(name, gsm8k.load, gsm8k.prompt, score_gsm8k)
+    if name in ("countdown-micro", "gsm8k-micro"):
+        from . import micro  # imported here: the micro variants live in their own module
+
+        if name == "countdown-micro":
+            return Task(name, micro.countdown_examples, micro.countdown_prompt, score_countdown)
+        return Task(name, micro.gsm8k_examples, micro.gsm8k_prompt, score_gsm8k)
+    raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}")

@@ -1,0 +1,308 @@
+r"""GSM8K: grade-school word problems whose answer is one number.
+
+What is here:
+
+- ``load``: ``openai/gsm8k`` (config ``main``) through ``datasets`` when the Hugging Face Hub
+  answers, otherwise the copy bundled in ``data/gsm8k`` (MIT licence, see its LICENSE);
+  one printed line says which.
+- ``gold_answer``: the number after the ``#### `` line of a GSM8K answer text.
+- ``prompt``: the R1-style think/answer template, and the paper's rebuttal style
+  (question + "Let's think step by step and output the final answer within \boxed{}.").
+- ``score``: the verifier. The completion's answer is the *last* complete one marked by
+  ``#### N`` (rest of that line), ``\boxed{N}`` or ``<answer>N</answer>``. Text without a
+  marker is not an answer (``mode="last_number"`` opts into taking the last number instead).
+
+Normalisation of an answer before comparing: surrounding spaces, thousands commas
+(``1,000``), a leading ``$`` or ``\$`` (also after a sign), a trailing period (``5.``), a
+leading ``+`` and decimal zeros (``72.0 == 72``, ``.5 == 0.5``, ``-0 == 0``). The comparison is
+on normalised digit strings (sign, integer digits without leading zeros, fraction digits
+without trailing zeros): exact, and no unbounded digit string is ever turned into an int.
+
+Simplified on purpose:
+
+- No units, percentages, fractions like ``3/4`` or LaTeX beyond ``\$``: GSM8K's gold answers
+  are plain numbers, and a lenient parser is one more thing a policy can exploit.
+- The reward is binary (1.0 / 0.0), as in the paper; there is no format bonus here.
+- Answers longer than ``MAX_ANSWER_CHARS`` are wrong without being parsed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import re
+
+from .. import DATA_DIR
+from .common import Score, hub_reachable
+
+__all__ = [
+    "BOXED_SUFFIX",
+    "HUB_ID",
+    "R1_TEMPLATE",
+    "extract_answer",
+    "gold_answer",
+    "load",
+    "normalize",
+    "prompt",
+    "score",
+]
+
+HUB_ID = "openai/gsm8k"
+MAX_ANSWER_CHARS = 64  # the longest GSM8K gold answer has 9 characters
+LAST_NUMBER_WINDOW = 2000  # mode="last_number" looks only at the completion's tail
+_BOXED_TRIES = 4  # unclosed \boxed{ blocks skipped before giving up
+
+BOXED_SUFFIX = "Let's think step by step and output the final answer within \\boxed{}."
+R1_TEMPLATE = (
+    "A conversation between User and Assistant. The User asks a question and the Assistant "
+    "solves it. The Assistant first thinks about the reasoning process and then gives the "
+    "answer. The reasoning goes inside <think> </think> tags and the answer inside "
+    "<answer> </answer> tags.\n"
+    "User: {question} Put only the final number inside the answer tags, for example "
+    "<answer> 42 </answer>.\n"
+    "Assistant: Let me solve this step by step.\n<think>"
+)
+STYLES = ("boxed", "r1")
+MODES = ("marked", "last_number")
+
+_NUMBER = re.compile(r"([0-9]+)(?:\.([0-9]*))?|\.([0-9]+)")
+_THOUSANDS = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+")
+_ANY_NUMBER = re.compile(r"[+-]?\$?[0-9][0-9,]*(?:\.[0-9]+)?|[+-]?\.[0-9]+")
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def normalize(text: str) -> tuple[str, str, str] | None:
+    """Canonical form ``(sign, integer digits, fraction digits)`` of a number, or None.
+
+    Example:
+        >>> normalize("$1,000.50")
+        ('', '1000', '5')
+        >>> normalize("-0.0") == normalize("0") == ('', '0', '')
+        True
+        >>> normalize("12 apples") is None
+        True
+    """
+    s = text.strip()
+    if len(s) > MAX_ANSWER_CHARS or not s:
+        return None
+    sign = ""
+    if s[0] in "+-":
+        sign, s = s[0], s[1:].lstrip()
+    if s.startswith("\\$"):
+        s = s[2:]
+    elif s.startswith("$"):
+        s = s[1:]
+    if not sign and s[:1] in ("+", "-"):  # "$-5"
+        sign, s = s[0], s[1:]
+    if s.endswith(".") and s[:-1].count(".") == 0:
+        s = s[:-1]  # "5." at the end of a sentence
+    if "," in s:
+        if not _THOUSANDS.fullmatch(s.split(".", 1)[0]):
+            return None  # "1,2" is not a number; "1,000" is
+        s = s.replace(",", "")
+    m = _NUMBER.fullmatch(s)
+    if m is None:
+        return None
+    whole = (m.group(1) or "").lstrip("0") or "0"
+    frac = (m.group(2) or m.group(3) or "").rstrip("0")
+    if sign == "+" or (whole == "0" and not frac):
+        sign = ""
+    return sign, whole, frac
+
+
+def _show(key: tuple[str, str, str]) -> str:
+    sign, whole, frac = key
+    return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
+
+
+@functools.lru_cache(maxsize=65536)
+def gold_answer(gold: str) -> tuple[str, str, str]:
+    """Normalised gold number from a GSM8K answer text (``... #### 18``) or a bare number.
+
+    Raises:
+        ValueError: the gold is not a number (a data problem, not a model error).
+
+    Example:
+        >>> gold_answer("She makes 9 * 2 = $18.\\n#### 18")
+        ('', '18', '')
+    """
+    text = gold
+    if "####" in gold:
+        text = gold[gold.rfind("####") + 4 :].split("\n", 1)[0]
+    key = normalize(text)
+    if key is None:
+        raise ValueError(
+            f"gold answer {text.strip()[:40]!r} is not a number; pass the GSM8K answer text "
+            "ending in '#### N' or the bare number"
+        )
+    return key
+
+
+def _boxed(completion: str) -> tuple[int, str] | None:
+    """Position and content of the last complete ``\\boxed{...}`` (nested braces allowed)."""
+    end = len(completion)
+    for _ in range(_BOXED_TRIES):
+        start = completion.rfind("\\boxed{", 0, end)
+        if start < 0:
+            return None
+        body = start + len("\\boxed{")
+        depth = 1
+        # an answer longer than MAX_ANSWER_CHARS is wrong anyway: scan a bounded window
+        stop = min(len(completion), body + 4 * MAX_ANSWER_CHARS)
+        for i in range(body, stop):
+            ch = completion[i]
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    return start, completion[body:i]
+        if stop < len(completion) and depth:
+            return start, completion[body:stop]  # too long; normalize() rejects it
+        end = start
+    return None
+
+
+def extract_answer(completion: str, mode: str = "marked") -> tuple[str, str] | None:
+    """The completion's final answer as ``(marker, text)``, or None if there is none.
+
+    ``marker`` is ``"####"``, ``"boxed"``, ``"answer"`` or ``"last number"``. The last
+    complete marked answer wins, whichever marker it uses.
+
+    Example:
+        >>> extract_answer("#### 5 ... so \\\\boxed{7}")
+        ('boxed', '7')
+        >>> extract_answer("it is 7") is None
+        True
+    """
+    candidates = []
+    hashes = completion.rfind("####")
+    if hashes >= 0:
+        line = completion[hashes + 4 : hashes + 4 + 4 * MAX_ANSWER_CHARS]
+        candidates.append((hashes, "####", line.split("\n", 1)[0]))
+    boxed = _boxed(completion)
+    if boxed is not None:
+        candidates.append((boxed[0], "boxed", boxed[1]))
+    close = completion.rfind("</answer>")
+    if close >= 0:
+        open_ = completion.rfind("<answer>", max(0, close - 4 * MAX_ANSWER_CHARS - 8), close)
+        if open_ >= 0:
+            candidates.append((open_, "answer", completion[open_ + 8 : close]))
+    if candidates:
+        _, marker, text = max(candidates)
+        return marker, text
+    if mode == "last_number":
+        numbers = _ANY_NUMBER.findall(completion[-LAST_NUMBER_WINDOW:])
+        if numbers:
+            return "last number", numbers[-1]
+    return None
+
+
+def score(completion: str, gold: str, *, mode: str = "marked") -> Score:
+    """Verify a GSM8K completion against the gold answer; safe on any input.
+
+    Args:
+        completion: the model's text.
+        gold: the full GSM8K answer text (with ``#### N``) or the bare number.
+        mode: ``"marked"`` (default: only ``#### N``, ``\\boxed{N}``, ``<answer>N</answer>``
+            count) or ``"last_number"`` (else the last number in the text).
+
+    Returns:
+        ``Score(reward, correct, well_formed, reason)``; reward 1.0 if correct.
+
+    Example:
+        >>> score("3 + 4 = 7\\n#### 7", "#### 7").reward
+        1.0
+        >>> score("\\\\boxed{1,000.0}", "1000").correct
+        True
+    """
+    if not isinstance(completion, str):
+        raise TypeError(f"completion must be a str, got {type(completion).__name__}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    want = gold_answer(gold)
+    found = extract_answer(completion, mode)
+    if found is None:
+        return Score(0.0, False, False, "no answer marked with ####, \\boxed{} or <answer>")
+    marker, text = found
+    text = text.strip()
+    if not text:
+        return Score(0.0, False, False, f"empty {marker} answer")
+    if len(text) > MAX_ANSWER_CHARS:
+        return Score(0.0, False, False, f"{marker} answer too long (over {MAX_ANSWER_CHARS} chars)")
+    got = normalize(text)
+    if got is None:
+        return Score(0.0, False, False, f"{marker} answer {text[:20]!r} is not a number")
+    if got != want:
+        return Score(0.0, False, True, f"{marker} answer {_show(got)}, expected {_show(want)}")
+    return Score(1.0, True, True, f"correct: {_show(got)}")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _load_hub(split: str) -> list[dict] | None:
+    if not hub_reachable():
+        return None
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(HUB_ID, "main", split=split)
+    except Exception as exc:  # any hub or cache failure means: use the bundled copy
+        print(f"gsm8k: could not load {HUB_ID} ({type(exc).__name__}); using the bundled copy")
+        return None
+    return [{"question": r["question"], "answer": r["answer"]} for r in ds]
+
+
+def load(split: str = "train", n: int | None = None, seed: int = 0) -> list[dict]:
+    """GSM8K examples ``{"question": str, "answer": str}`` (answer ends in ``#### N``).
+
+    Args:
+        split: ``"train"`` (7,473 rows) or ``"test"`` (1,319 rows).
+        n: how many; None for the whole split. A subset is a seeded random sample, kept
+            in file order.
+        seed: picks the subset.
+
+    Example:
+        >>> load("test", n=2)[0].keys()  # doctest: +SKIP
+        dict_keys(['question', 'answer'])
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    rows = _load_hub(split)
+    if rows is None:
+        path = DATA_DIR / "gsm8k" / f"{split}.jsonl"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"GSM8K {split} split not found: the Hugging Face Hub ({HUB_ID}) is not "
+                f"reachable and the bundled copy {path} is missing; connect to the internet "
+                "or restore data/gsm8k from the repository"
+            )
+        print(f"gsm8k: Hugging Face Hub not reachable; using the bundled copy in {path.parent}")
+        with path.open(encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        rows = [{"question": r["question"], "answer": r["answer"]} for r in rows]
+    if n is not None and n < len(rows):
+        rows = [rows[i] for i in sorted(random.Random(seed).sample(range(len(rows)), n))]
+    return rows
+
+
+def prompt(example: dict, style: str = "boxed") -> str:
+    """The prompt for one question.
+
+    Args:
+        example: ``{"question": str, ...}``.
+        style: ``"boxed"`` (default; the paper's rebuttal runs) or ``"r1"``.
+
+    Example:
+        >>> prompt({"question": "What is 3 + 4?"})
+        "What is 3 + 4?\\nLet's think step by step and output the final answer within \\\\boxed{}."
+    """
+    if style == "boxed":
+        return f"{example['question']}\n{BOXED_SUFFIX}"
+    if style == "r1":
+        return R1_TEMPLATE.format(question=example["question"])
+    raise ValueError(f"gsm8k prompt style must be one of {STYLES}, got {style!r}")
