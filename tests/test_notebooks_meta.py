@@ -1,0 +1,116 @@
+"""The notebooks follow one template: badge, Colab-only install, setup(), numbered, small.
+
+These checks read the committed .ipynb files; executing them is nbval's job (`make test`).
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import course_lib
+from course_lib.notebook import fast_mode
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
+MAX_BYTES = 1_000_000  # each committed notebook, figures included
+MAX_OUTPUT_LINES = 40  # per stream output: no training logs in the committed files
+
+
+def load(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+def code_cells(nb):
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.fixture(params=PATHS, ids=[p.stem for p in PATHS])
+def notebook(request):
+    return request.param, load(request.param)
+
+
+def test_there_are_notebooks():
+    assert PATHS, f"no notebooks found in {NOTEBOOKS}"
+
+
+def test_numbered_00_to_07_without_gaps():
+    numbers = []
+    for p in PATHS:
+        m = NAME.match(p.name)
+        assert m, f"{p.name}: notebook names are NN_lower_snake.ipynb"
+        numbers.append(int(m.group(1)))
+    assert numbers == list(range(len(numbers))), f"numbers {numbers} must run 00, 01, ... without gaps"
+    assert len(numbers) <= 8
+
+
+def test_badge_points_at_this_notebook(notebook):
+    path, nb = notebook
+    first = source(nb["cells"][0])
+    assert nb["cells"][0]["cell_type"] == "markdown" and first.startswith("# ")
+    urls = re.findall(r"https://colab\.research\.google\.com/github/[^)\s]+", first)
+    assert urls, f"{path.name}: first cell needs an 'Open in Colab' badge"
+    prefix = f"https://colab.research.google.com/github/{course_lib.REPO_SLUG}/blob/main/notebooks/"
+    for url in urls:
+        assert url.startswith(prefix), f"{path.name}: badge {url} does not use REPO_SLUG"
+        target = NOTEBOOKS / url[len(prefix):]
+        assert target.exists() and target == path, f"{path.name}: badge points at {target.name}"
+
+
+def test_install_cell_runs_only_on_colab_and_installs_this_package(notebook):
+    path, nb = notebook
+    install = source(code_cells(nb)[0])
+    assert 'if "google.colab" in sys.modules:' in install, f"{path.name}: install cell not guarded"
+    assert f"https://github.com/{course_lib.REPO_SLUG}" in install
+    assert re.search(r'"pip", "install".*"-e"', install), f"{path.name}: must pip install -e the clone"
+    # nothing outside the guard: the cell does nothing locally or in CI
+    body = install.split('if "google.colab" in sys.modules:')[0]
+    assert all(line.startswith(("#", "import sys")) or not line.strip()
+               for line in body.splitlines())
+
+
+def test_environment_cell_calls_setup(notebook):
+    path, nb = notebook
+    env = source(code_cells(nb)[1])
+    assert "setup()" in env and "FAST" in env, f"{path.name}: 2nd code cell should be FAST = setup()"
+
+
+def test_numbered_sections_and_exercises(notebook):
+    path, nb = notebook
+    headings = [line for c in nb["cells"] if c["cell_type"] == "markdown"
+                for line in source(c).splitlines() if line.startswith("## ")]
+    numbered = [int(m.group(1)) for h in headings if (m := re.match(r"## (\d+)\. ", h))]
+    assert numbered == list(range(1, len(numbered) + 1)) and numbered, f"{path.name}: {headings}"
+    if not path.name.startswith("00_"):
+        assert any(h.startswith("## Exercises") for h in headings), f"{path.name}: no exercises"
+
+
+def test_committed_executed_small_and_without_errors(notebook):
+    path, nb = notebook
+    assert path.stat().st_size < MAX_BYTES, f"{path.name} is {path.stat().st_size} bytes"
+    for i, cell in enumerate(code_cells(nb)):
+        assert cell.get("execution_count"), f"{path.name}: code cell {i} was not executed"
+        for out in cell.get("outputs", []):
+            assert out["output_type"] != "error", f"{path.name}: cell {i} stored an error"
+            if out["output_type"] == "stream":
+                lines = "".join(out["text"]).count("\n")
+                assert lines <= MAX_OUTPUT_LINES, f"{path.name}: cell {i} prints {lines} lines"
+
+
+@pytest.mark.parametrize(
+    "env,fast",
+    [({}, False), ({"CI": "true"}, True), ({"CI": "1"}, True), ({"CI": "false"}, False),
+     ({"CI": ""}, False), ({"COURSE_FAST": "1"}, True), ({"COURSE_FAST": "0"}, False)],
+)
+def test_fast_mode(monkeypatch, env, fast):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("COURSE_FAST", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert fast_mode() is fast
