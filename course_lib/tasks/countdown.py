@@ -461,4 +461,5 @@ def score(
         return fail("division by zero", True)
     if value != target:
         return fail(f"evaluates to {_show(value)}, target {target}", True)
-    return Score(1.0, True, True, f"correct: {text} = {target}")
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    return Score(1.0, True, True, f"correct: {shown} = {target}")

@@ -1,0 +1,196 @@
+"""GSM8K: answer extraction and numeric normalisation, the bundled data, the prompts."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_lib import DATA_DIR
+from course_lib.tasks import gsm8k
+from course_lib.tasks.common import Score
+
+G18 = "She sells 9 eggs at $2 each: 9 * 2 = <<9*2=18>>18.\n#### 18"
+BIG = "12345678901234567890123"
+
+# (completion, gold, correct, well_formed, words in the reason)
+EDGE_CASES = [
+    # the three markers
+    ("9 * 2 = 18\n#### 18", G18, True, True, "correct"),
+    ("#### 18", "18", True, True, "correct"),
+    ("####18", "18", True, True, "correct"),
+    ("#### 18\n", G18, True, True, "correct"),
+    ("So the answer is \\boxed{18}.", G18, True, True, "correct"),
+    ("\\boxed{18} and some words after", G18, True, True, "correct"),
+    ("<answer>18</answer>", G18, True, True, "correct"),
+    ("<answer> 18 </answer>", G18, True, True, "correct"),
+    # the last complete marked answer counts, whatever its marker
+    ("#### 18\n#### 17", G18, False, True, "answer 17, expected 18"),
+    ("\\boxed{17} then\n#### 18", G18, True, True, "correct"),
+    ("#### 18 then \\boxed{17}", G18, False, True, "boxed answer 17"),
+    ("<answer>17</answer> \\boxed{18}", G18, True, True, "correct"),
+    ("\\boxed{18}\n\n#### 17", G18, False, True, "#### answer 17"),
+    ("<answer>18</answer><answer>17", G18, True, True, "correct"),
+    ("\\boxed{17} \\boxed{18", G18, False, True, "boxed answer 17"),
+    ("\\boxed{18", G18, False, False, "no answer marked"),
+    ("<answer>18", G18, False, False, "no answer marked"),
+    ("The answer is 18", G18, False, False, "no answer marked"),
+    ("18", G18, False, False, "no answer marked"),
+    ("", G18, False, False, "no answer marked"),
+    ("#### ", G18, False, False, "empty #### answer"),
+    ("\\boxed{}", G18, False, False, "empty boxed answer"),
+    # normalisation: commas, $, trailing period, signs, decimals, leading zeros
+    ("#### 1,000", "1000", True, True, "correct"),
+    ("#### 1000", "#### 1,000", True, True, "correct"),
+    ("#### 1,234,567", "1234567", True, True, "correct"),
+    ("#### 1,00", "100", False, False, "not a number"),
+    ("#### 18.", G18, True, True, "correct"),
+    ("#### $18", G18, True, True, "correct"),
+    ("#### $18.00", G18, True, True, "correct"),
+    ("\\boxed{\\$18}", G18, True, True, "correct"),
+    ("#### 18.0", G18, True, True, "correct"),
+    ("#### 018", G18, True, True, "correct"),
+    ("#### 18.5", G18, False, True, "answer 18.5, expected 18"),
+    ("#### -7", "-7", True, True, "correct"),
+    ("#### -7", "7", False, True, "answer -7, expected 7"),
+    ("#### +7", "7", True, True, "correct"),
+    ("#### $-7", "-7", True, True, "correct"),
+    ("#### -$7", "-7", True, True, "correct"),
+    ("#### --7", "7", False, False, "not a number"),
+    ("#### .5", "0.5", True, True, "correct"),
+    ("#### 0.50", ".5", True, True, "correct"),
+    ("#### 5.", "5", True, True, "correct"),
+    ("#### -0", "0", True, True, "correct"),
+    (f"#### {BIG}", f"#### {BIG}", True, True, "correct"),
+    (f"#### {BIG[:-1]}4", BIG, False, True, "expected"),
+    # not numbers
+    ("#### 18 apples", G18, False, False, "not a number"),
+    ("#### eighteen", G18, False, False, "not a number"),
+    ("#### 18%", G18, False, False, "not a number"),
+    ("#### 1e1", "10", False, False, "not a number"),
+    ("#### 0x12", G18, False, False, "not a number"),
+    ("#### 1_8", G18, False, False, "not a number"),
+    ("#### 3/4", "0.75", False, False, "not a number"),
+    ("#### \u0661\u0668", G18, False, False, "not a number"),  # Arabic-Indic 18
+    ("#### \uff11\uff18", G18, False, False, "not a number"),  # fullwidth 18
+    ("\\boxed{{18}}", G18, False, False, "not a number"),
+    ("#### __import__('os')", G18, False, False, "not a number"),
+    # sizes
+    ("#### " + "9" * 10_000, G18, False, False, "too long"),
+    ("\\boxed{" + "9" * 1_000_000 + "}", G18, False, False, "too long"),
+    ("x" * 1_000_000, G18, False, False, "no answer marked"),
+    ("9" * 1_000_000, G18, False, False, "no answer marked"),
+    ("\\boxed{" * 100_000, G18, False, False, "no answer marked"),
+    ("{" * 100_000 + "#### 18", G18, True, True, "correct"),
+]
+
+
+@pytest.mark.parametrize(
+    "completion, gold, correct, well_formed, reason",
+    EDGE_CASES,
+    ids=[f"{i:02d}-{row[4][:20]}" for i, row in enumerate(EDGE_CASES)],
+)
+def test_edge_cases(completion, gold, correct, well_formed, reason):
+    s = gsm8k.score(completion, gold)
+    assert isinstance(s, Score)
+    assert (s.correct, s.well_formed) == (correct, well_formed), s.reason
+    assert s.reward == (1.0 if correct else 0.0)
+    assert reason in s.reason
+    assert len(s.reason) < 120
+
+
+def test_edge_table_is_large():
+    assert len(EDGE_CASES) >= 40
+
+
+@pytest.mark.parametrize(
+    "completion, correct",
+    [
+        ("9 * 2 = 18, so she makes 18 dollars.", True),
+        ("She makes $1,000.", False),
+        ("I made 17 then fixed it: 18.", True),
+        ("no number at all", False),
+        ("#### 17 although 18", False),  # a marked answer still wins
+    ],
+)
+def test_last_number_mode_is_opt_in(completion, correct):
+    assert gsm8k.score(completion, G18, mode="last_number").correct == correct
+    if "####" not in completion:
+        assert not gsm8k.score(completion, G18).correct
+
+
+def test_bad_gold_and_mode_name_the_problem():
+    with pytest.raises(ValueError, match="is not a number"):
+        gsm8k.score("#### 18", "#### eighteen")
+    with pytest.raises(ValueError, match="mode must be"):
+        gsm8k.score("#### 18", G18, mode="lenient")
+    with pytest.raises(TypeError, match="completion must be a str"):
+        gsm8k.score(b"#### 18", G18)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@settings(max_examples=200, deadline=timedelta(milliseconds=500))
+@given(st.text(max_size=300))
+def test_random_text_never_raises(text):
+    for wrapped in (text, f"#### {text}", f"\\boxed{{{text}}}", f"<answer>{text}</answer>"):
+        s = gsm8k.score(wrapped, G18, mode="last_number")
+        assert isinstance(s, Score) and s.reward in (0.0, 1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-(10**30), 10**30), st.sampled_from(["{}", "{:,}", "${:,}", "{}.00", "{}."]))
+def test_any_spelling_of_the_gold_number_is_correct(n, spelling):
+    text = spelling.format(n)
+    if text.startswith("$-"):  # "$-5" and "-$5" both mean -5; check the usual one too
+        text = "-$" + text[2:]
+    assert gsm8k.score(f"#### {text}", f"#### {n}").correct
+    assert not gsm8k.score(f"#### {n + 1}", f"#### {n}").correct
+
+
+# --------------------------------------------------------------------------- data
+
+
+@pytest.mark.parametrize("split, size", [("train", 7473), ("test", 1319)])
+def test_every_bundled_gold_answer_verifies_against_itself(split, size):
+    with (DATA_DIR / "gsm8k" / f"{split}.jsonl").open(encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    assert len(rows) == size
+    failures = [r["answer"][-40:] for r in rows if not gsm8k.score(r["answer"], r["answer"]).correct]
+    assert failures == []
+
+
+def test_bundled_copy_keeps_its_licence():
+    assert "MIT License" in (DATA_DIR / "gsm8k" / "LICENSE").read_text()
+
+
+def test_load_falls_back_to_the_bundled_copy_offline(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rows = gsm8k.load("test")
+    assert "bundled copy" in capsys.readouterr().out
+    assert len(rows) == 1319 and set(rows[0]) == {"question", "answer"}
+    sample = gsm8k.load("train", n=5, seed=1)
+    assert len(sample) == 5 and sample == gsm8k.load("train", n=5, seed=1)
+    assert sample != gsm8k.load("train", n=5, seed=2)
+
+
+def test_load_names_both_sources_when_neither_is_there(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(gsm8k, "DATA_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="openai/gsm8k.*missing"):
+        gsm8k.load("train")
+
+
+def test_prompts():
+    ex = {"question": "Tom has 3 apples and buys 4 more. How many apples does he have?"}
+    boxed = gsm8k.prompt(ex)
+    assert boxed.startswith(ex["question"])
+    assert boxed.endswith("output the final answer within \\boxed{}.")
+    r1 = gsm8k.prompt(ex, style="r1")
+    assert ex["question"] in r1 and "<answer>" in r1 and r1.endswith("<think>")
+    with pytest.raises(ValueError, match="style"):
+        gsm8k.prompt(ex, style="chat")
