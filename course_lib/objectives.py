@@ -1,0 +1,277 @@
+"""The two objectives of the paper, as pure functions on tensors.
+
+Shapes: B = completions in the batch (P prompts x G samples, grouped consecutively),
+T = completion length (right-padded; ``mask`` is 1 on real tokens).
+
+The whole point of the course fits on one screen::
+
+    GRPO                                          signed SFT (Filtered-ISFT)
+    ----                                          --------------------------
+    w_i   = (r_i - mean_g r) / (std_g r + eps)    w_i = +1 if correct, -lambda if not (or 0)
+    rho   = exp(logp - old_logp)                  (no ratio: the samples are on-policy)
+    term  = min(rho*w_i, clip(rho)*w_i)           term = w_i * logp
+            - beta * KL_k3(pi || pi_ref)
+    loss  = -aggregate(term, mask)                loss = -aggregate(term, mask)
+
+With beta = 0 and one update per rollout, ``rho == 1`` in value, the clip is inactive and
+``grad(rho * w) == w * grad(logp)``: the two gradients are identical when signed SFT is given
+the group advantages as weights. ``tests/test_objectives.py`` checks this in float64.
+
+What is simplified: no value function, no per-token credit (every token of a completion gets
+the same weight, as the paper's assumption 2 says); the group std is the *population* std
+(divide by G, as ``torch.std(unbiased=False)``). TRL and the DeepSeekMath paper use the sample
+std (divide by G - 1); that only rescales the advantages by sqrt(G/(G-1)) and does not change
+which group has zero variance.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "AGGREGATIONS",
+    "ADVANTAGE_SCALES",
+    "aggregate",
+    "group_advantages",
+    "signed_weights",
+    "grpo_loss",
+    "signed_sft_loss",
+    "clip_fraction",
+    "kl_k3",
+]
+
+#: how per-token terms become one number; see :func:`aggregate`
+AGGREGATIONS = ("sequence", "token", "constant")
+#: how group advantages are scaled; see :func:`group_advantages`
+ADVANTAGE_SCALES = ("group", "batch", "none")
+
+
+def aggregate(
+    per_token: torch.Tensor,
+    mask: torch.Tensor,
+    aggregation: str = "sequence",
+    *,
+    num_sequences: int | None = None,
+    num_tokens: int | float | None = None,
+    max_length: int | None = None,
+) -> torch.Tensor:
+    """Reduce (B, T) per-token terms to a scalar.
+
+    - ``"sequence"``: mean over each completion's tokens, then mean over completions
+      (GRPO's 1/|o_i|: long completions get less weight per token).
+    - ``"token"``: sum over all tokens / number of tokens (DAPO).
+    - ``"constant"``: sum / (B * max_length) (Dr. GRPO; every token weighs the same).
+
+    Args:
+        per_token: (B, T). mask: (B, T), 1 on real tokens.
+        num_sequences, num_tokens, max_length: the *full batch's* B, token count and length
+            normaliser. Pass them when ``per_token`` is one micro-batch of a bigger batch, so
+            the micro-batch losses add up exactly to the full-batch loss. Defaults: this
+            tensor's B, its mask sum and T.
+
+    Example: per_token ``[[1, 1, 0], [4, 0, 0]]``, mask ``[[1, 1, 0], [1, 0, 0]]`` ->
+    sequence 2.5, token 2.0, constant 1.0.
+    """
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    mask = mask.to(per_token.dtype)
+    summed = per_token * mask
+    if aggregation == "sequence":
+        n = num_sequences if num_sequences is not None else per_token.shape[0]
+        lengths = mask.sum(dim=1).clamp(min=1)
+        return (summed.sum(dim=1) / lengths).sum() / max(n, 1)
+    if aggregation == "token":
+        n = num_tokens if num_tokens is not None else mask.sum()
+        return summed.sum() / (n.clamp(min=1) if torch.is_tensor(n) else max(n, 1))
+    n = num_sequences if num_sequences is not None else per_token.shape[0]
+    t = max_length if max_length is not None else per_token.shape[1]
+    return summed.sum() / max(n * t, 1)
+
+
+def group_advantages(
+    rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4
+) -> torch.Tensor:
+    """(r - group mean) / (std + eps), one value per completion.
+
+    Args:
+        rewards: (B,) with B a multiple of ``group_size``; rows of a group are consecutive.
+        group_size: G.
+        scale: ``"group"`` divides by the group's population std, ``"batch"`` by the whole
+            batch's population std, ``"none"`` only centres (Dr. GRPO).
+        eps: added to the std. A group whose rewards are all equal gets exactly 0 (never NaN).
+
+    Returns:
+        (B,) advantages, same dtype as ``rewards``.
+
+    Example: rewards ``[1, 0, 0, 0]``, G = 4 -> ``[1.732, -0.577, -0.577, -0.577]`` (up to eps):
+    A+ = sqrt((1-p)/p), A- = -sqrt(p/(1-p)) with p = 1/4.
+    """
+    if scale not in ADVANTAGE_SCALES:
+        raise ValueError(f"scale must be one of {ADVANTAGE_SCALES}, got {scale!r}")
+    if group_size < 1 or rewards.numel() % group_size:
+        raise ValueError(
+            f"rewards has {rewards.numel()} entries, not a multiple of group_size={group_size}"
+        )
+    r = rewards.reshape(-1, group_size)
+    centred = r - r.mean(dim=1, keepdim=True)
+    if scale == "group":
+        centred = centred / (r.std(dim=1, unbiased=False, keepdim=True) + eps)
+    elif scale == "batch":
+        centred = centred / (rewards.std(unbiased=False) + eps)
+    # a zero-variance group is exactly 0 (even with eps = 0, where 0/0 would be NaN)
+    flat = (r == r[:, :1]).all(dim=1, keepdim=True)
+    return torch.where(flat, torch.zeros_like(r), centred).reshape(-1)
+
+
+def signed_weights(
+    correct: torch.Tensor,
+    group_size: int,
+    *,
+    positive: float = 1.0,
+    negative: float = 1.0,
+    sized: bool = False,
+    balance: bool = False,
+    rewards: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-completion weights for signed SFT (the paper's Filtered-ISFT).
+
+    Args:
+        correct: (B,) bool verdicts, groups of ``group_size`` consecutive rows.
+        positive: weight of a correct sample (F-ISFT+ and +-: 1; F-ISFT-: 0).
+        negative: lambda, the size of the push-down on an incorrect sample
+            (F-ISFT- and +-: 1; F-ISFT+: 0). The weight used is ``-negative``.
+        sized: use the GRPO group advantages' magnitudes instead of 1 (A+ for correct, |A-| for
+            incorrect; a group that is all right or all wrong then gives 0). With
+            ``positive = negative = 1`` this is *exactly* GRPO's weighting.
+        balance: scale each group's negative weights by ``min(1, k / (G - k))`` (k = correct in
+            the group), so the push-down mass never exceeds the push-up mass. Without it, a
+            group with 1 correct of 8 pushes down 7 samples and up only 1; an all-wrong group
+            pushes down everything. That is what lets the negative term dominate and drive the
+            policy into long wrong answers.
+        rewards: (B,) float rewards for ``sized`` (default: ``correct`` as 0/1).
+
+    Returns:
+        (B,) float weights.
+
+    Example: correct ``[T, F, F, F]``, G = 4: plain +- -> ``[1, -1, -1, -1]``;
+    balanced -> ``[1, -1/3, -1/3, -1/3]``; sized -> ``[1.73, -0.58, -0.58, -0.58]``.
+    """
+    c = correct.to(torch.bool).reshape(-1)
+    if c.numel() % group_size:
+        raise ValueError(f"{c.numel()} verdicts is not a multiple of group_size={group_size}")
+    dtype = rewards.dtype if rewards is not None else torch.float32
+    if sized:
+        r = rewards if rewards is not None else c.to(dtype)
+        adv = group_advantages(r, group_size)
+        pos, neg = adv.clamp(min=0) * positive, adv.clamp(max=0) * negative
+    else:
+        pos = c.to(dtype) * positive
+        neg = -(~c).to(dtype) * negative
+    if balance:
+        k = c.reshape(-1, group_size).sum(dim=1, keepdim=True).to(dtype)
+        factor = torch.clamp(k / (group_size - k).clamp(min=1), max=1.0)
+        neg = (neg.reshape(-1, group_size) * factor).reshape(-1)
+    return pos + neg
+
+
+def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimator of KL(pi || pi_ref): exp(d) - d - 1 with d = ref - logp. Always >= 0.
+
+    Example: logp = ref -> 0.
+    """
+    d = ref_logprobs - logprobs
+    return torch.exp(d) - d - 1
+
+
+def grpo_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+    beta: float = 0.0,
+    ref_logprobs: torch.Tensor | None = None,
+    aggregation: str = "sequence",
+    **norm,
+) -> torch.Tensor:
+    """GRPO's clipped surrogate, negated (a loss to minimise).
+
+    Args:
+        logprobs: (B, T) current log-probs of the sampled tokens (with grad).
+        old_logprobs: (B, T) log-probs when the rollout was sampled (no grad). With one update
+            per rollout they equal ``logprobs.detach()`` and the ratio is 1.
+        advantages: (B,) one value per completion (every token shares it).
+        mask: (B, T) 1 on real completion tokens.
+        epsilon: lower clip, ratio >= 1 - epsilon. epsilon_high: upper clip (DAPO's
+            "clip-higher"; default = epsilon).
+        beta: KL weight; 0 skips the KL (and then ``ref_logprobs`` is not needed).
+        ref_logprobs: (B, T) reference log-probs, required when beta > 0.
+        aggregation: ``"sequence"`` (GRPO), ``"token"`` (DAPO) or ``"constant"`` (Dr. GRPO);
+            see :func:`aggregate`, which also documents ``**norm``.
+
+    Returns:
+        scalar loss.
+
+    Example: logprobs == old_logprobs, advantages ``[1, -1]``, one token each -> loss 0
+    (the terms cancel), but its gradient is that of ``-(1*logp_0 - 1*logp_1)/2``.
+    """
+    if epsilon <= 0:
+        raise ValueError(f"epsilon must be > 0, got {epsilon}")
+    hi = epsilon if epsilon_high is None else epsilon_high
+    adv = advantages.to(logprobs.dtype)[:, None]
+    ratio = torch.exp(logprobs - old_logprobs)
+    term = torch.min(ratio * adv, torch.clamp(ratio, 1 - epsilon, 1 + hi) * adv)
+    if beta > 0:
+        if ref_logprobs is None:
+            raise ValueError("beta > 0 needs ref_logprobs (the reference policy's log-probs)")
+        term = term - beta * kl_k3(logprobs, ref_logprobs)
+    return -aggregate(term, mask, aggregation, **norm)
+
+
+def signed_sft_loss(
+    logprobs: torch.Tensor,
+    weights: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    aggregation: str = "sequence",
+    **norm,
+) -> torch.Tensor:
+    """Signed SFT: the negative weighted log-likelihood of the model's own samples.
+
+    Args:
+        logprobs: (B, T) log-probs of the sampled tokens (with grad).
+        weights: (B,) per completion, e.g. from :func:`signed_weights` (+1 pushes a sample up,
+            negative values push it down, 0 ignores it).
+        mask: (B, T). aggregation, ``**norm``: as in :func:`aggregate`.
+
+    Returns:
+        scalar loss.
+
+    Example: weights ``[1, 0]`` -> ordinary SFT on the first completion only.
+    """
+    return -aggregate(weights.to(logprobs.dtype)[:, None] * logprobs, mask, aggregation, **norm)
+
+
+@torch.no_grad()
+def clip_fraction(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+) -> float:
+    """Fraction of real tokens where the clip is active (the gradient is cut).
+
+    That is: ratio > 1 + epsilon_high with a positive advantage, or ratio < 1 - epsilon with a
+    negative one. Always 0 with one update per rollout. Example: ratio 1.5, A = 1, eps 0.2 -> 1.0.
+    """
+    hi = epsilon if epsilon_high is None else epsilon_high
+    ratio = torch.exp(logprobs - old_logprobs)
+    adv = advantages[:, None]
+    clipped = ((ratio > 1 + hi) & (adv > 0)) | ((ratio < 1 - epsilon) & (adv < 0))
+    m = mask.bool()
+    return float(clipped[m].float().mean()) if m.any() else 0.0

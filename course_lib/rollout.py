@@ -1,0 +1,355 @@
+"""Rollouts: sample G completions per prompt, and the log-probabilities of the sampled tokens.
+
+This is the "sample" step of the one on-policy loop (see ``trainer.py``). Two functions matter:
+
+- :func:`generate_rollouts` turns a list of prompts into a :class:`Rollout`: every prompt is
+  repeated G times and the whole batch is sampled with one left-padded ``generate`` call per
+  micro-batch (KV cache on), so nothing downstream re-tokenises text.
+- :func:`completion_logprobs` runs the *training* forward pass and returns
+  ``log pi(o_t | q, o_<t)`` for each sampled token, shape ``(B, T)``.
+
+Two details decide whether the numbers are right:
+
+1. **Position ids.** Prompts are left-padded, so the first real token of a short prompt sits
+   at column 5, say. ``generate`` numbers positions from the attention mask (that token gets
+   position 0); the training forward does the same (``cumsum(mask) - 1``). With rotary
+   embeddings (Qwen) a constant shift of every position cancels in exact arithmetic, but not
+   in low precision or for models with absolute positions, so we match ``generate`` exactly.
+   ``tests/test_rollout.py`` checks that training and sampling log-probs agree (< 1e-5).
+2. **Memory.** Qwen's vocabulary has 151,936 entries. A naive ``log_softmax(logits)`` over a
+   (batch, seq, vocab) tensor in float32 is gigabytes, and autograd keeps it for backward.
+   We run the transformer body once, then apply the output layer to a few hundred positions
+   at a time, only at completion positions, and recompute each chunk in backward
+   (activation checkpointing), so at most one chunk of logits is alive at any moment.
+   ``benchmarks/logprobs_memory.py`` prints the peak memory of both ways.
+
+Simplified on purpose:
+
+- The log-probs are those of the model itself (temperature 1). Sampling at temperature T
+  draws from a sharpened distribution; like the paper's equations we treat ``pi_theta`` as
+  the model and the temperature as part of the sampler. The "old" log-probs for the PPO
+  ratio are recomputed with one no-grad forward instead of being recorded during
+  ``generate`` (recording them would keep a (steps, batch, vocab) tensor of scores).
+- Tokens after the first end-of-sequence token are padding: masked out, never scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+__all__ = [
+    "Rollout",
+    "generate_rollouts",
+    "completion_logprobs",
+    "sampled_token_logprobs",
+    "naive_sampled_token_logprobs",
+    "position_ids_from_mask",
+    "completion_mask_from_eos",
+]
+
+
+@dataclass
+class Rollout:
+    """G sampled completions for each of P prompts (B = P * G rows, grouped consecutively).
+
+    Rows ``g*G .. g*G+G-1`` belong to prompt ``g``.
+
+    Attributes:
+        prompt_ids: (B, P_len) left-padded prompt token ids.
+        prompt_mask: (B, P_len) 1 for real prompt tokens, 0 for left padding.
+        completion_ids: (B, T) sampled token ids, right-padded with the pad token.
+        completion_mask: (B, T) 1 for tokens up to and including the first end-of-sequence
+            token, 0 after it.
+        truncated: (B,) bool, True where no end-of-sequence token was produced within
+            ``max_new_tokens`` (the answer was cut off).
+        texts: B decoded completions (without the end-of-sequence token).
+        prompts: B prompt strings (each prompt repeated G times).
+        group_size: G.
+    """
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    completion_ids: torch.Tensor
+    completion_mask: torch.Tensor
+    truncated: torch.Tensor
+    texts: list[str]
+    prompts: list[str]
+    group_size: int
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """(B,) number of completion tokens, end-of-sequence token included."""
+        return self.completion_mask.sum(dim=1)
+
+    def select(self, index: torch.Tensor | Sequence[int]) -> Rollout:
+        """The rows ``index`` as a new Rollout (used for micro-batches). Columns that are padding
+        in every selected row are trimmed, so short micro-batches run short forwards."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        pm, cm = self.prompt_mask[index], self.completion_mask[index]
+        p_start = int((pm.sum(0) > 0).nonzero().min()) if pm.any() else pm.shape[1] - 1
+        t_end = int((cm.sum(0) > 0).nonzero().max()) + 1 if cm.any() else 1
+        return Rollout(
+            prompt_ids=self.prompt_ids[index][:, p_start:],
+            prompt_mask=pm[:, p_start:],
+            completion_ids=self.completion_ids[index][:, :t_end],
+            completion_mask=cm[:, :t_end],
+            truncated=self.truncated[index],
+            texts=[self.texts[i] for i in index.tolist()],
+            prompts=[self.prompts[i] for i in index.tolist()],
+            group_size=self.group_size,
+        )
+
+
+def _eos_ids(tokenizer, eos_token_id=None) -> list[int]:
+    eos = eos_token_id if eos_token_id is not None else tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("the tokenizer has no eos_token_id; set tokenizer.eos_token = '...' first")
+    return [int(e) for e in eos] if isinstance(eos, (list, tuple)) else [int(eos)]
+
+
+def completion_mask_from_eos(completion_ids: torch.Tensor, eos_ids: Sequence[int]):
+    """Mask through the first end-of-sequence token (inclusive) and the truncated flags.
+
+    Args:
+        completion_ids: (B, T) sampled ids.
+        eos_ids: ids that end a sequence.
+
+    Returns:
+        mask (B, T) long, truncated (B,) bool.
+
+    Example: ids ``[[5, 2, 7], [5, 6, 7]]`` with eos 2 -> mask ``[[1, 1, 0], [1, 1, 1]]``,
+    truncated ``[False, True]``.
+    """
+    is_eos = torch.isin(completion_ids, torch.tensor(list(eos_ids), device=completion_ids.device))
+    # number of eos tokens strictly before each position; a token is kept while it is 0
+    before = torch.cumsum(is_eos.long(), dim=1) - is_eos.long()
+    mask = (before == 0).long()
+    truncated = ~is_eos.any(dim=1)
+    return mask, truncated
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted from the first real token, as ``generate`` does for left padding.
+
+    Example: mask ``[[0, 0, 1, 1, 1]]`` -> ``[[0, 0, 0, 1, 2]]`` (padding gets 0; it is masked).
+    """
+    return (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
+
+
+@torch.no_grad()
+def generate_rollouts(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    group_size: int,
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    micro_batch_size: int | None = None,
+    seed: int | None = None,
+    eos_token_id: int | list[int] | None = None,
+) -> Rollout:
+    """Sample ``group_size`` completions for every prompt.
+
+    Args:
+        model: a causal LM (``transformers`` model, or a PEFT model around one).
+        tokenizer: its tokenizer; must have ``pad_token_id`` and ``eos_token_id``.
+        prompts: P prompt strings.
+        group_size: G completions per prompt.
+        max_new_tokens: cap on completion length; answers cut there are flagged ``truncated``.
+        temperature: 0 means greedy decoding (then the G copies are identical).
+        top_p: nucleus sampling threshold (1.0 = off). Top-k is always off.
+        micro_batch_size: rows per ``generate`` call (None = all B = P*G at once).
+        seed: if given, ``torch.manual_seed(seed)`` first, so the same call gives the same rollout.
+
+    Returns:
+        A :class:`Rollout` with B = P * G rows.
+
+    Example::
+
+        r = generate_rollouts(model, tok, ["3 7 5>26:"], group_size=4, max_new_tokens=48)
+        r.completion_ids.shape   # (4, T) with T <= 48
+    """
+    if group_size < 1:
+        raise ValueError(f"group_size must be >= 1, got {group_size}")
+    if not prompts:
+        raise ValueError("prompts is empty: pass at least one prompt string")
+    if tokenizer.pad_token_id is None:
+        raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token = tokenizer.eos_token")
+    eos_ids = _eos_ids(tokenizer, eos_token_id)
+    if seed is not None:
+        torch.manual_seed(seed)
+    from transformers import GenerationConfig
+
+    device = next(model.parameters()).device
+    rows = [p for p in prompts for _ in range(group_size)]
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        enc = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = old_side
+    prompt_ids, prompt_mask = enc["input_ids"], enc["attention_mask"]
+    do_sample = temperature > 0
+    gen_cfg = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        temperature=temperature if do_sample else None,
+        top_p=top_p if do_sample else None,
+        top_k=0 if do_sample else None,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=eos_ids,
+        use_cache=True,
+    )
+    was_training = model.training
+    model.eval()
+    mb = micro_batch_size or len(rows)
+    pieces = []
+    try:
+        for start in range(0, len(rows), mb):
+            ids = prompt_ids[start : start + mb].to(device)
+            att = prompt_mask[start : start + mb].to(device)
+            out = model.generate(input_ids=ids, attention_mask=att, generation_config=gen_cfg)
+            pieces.append(out[:, ids.shape[1] :].cpu())
+    finally:
+        model.train(was_training)
+    width = max(p.shape[1] for p in pieces)
+    completion_ids = torch.full((len(rows), max(width, 1)), tokenizer.pad_token_id, dtype=torch.long)
+    row = 0
+    for p in pieces:
+        completion_ids[row : row + p.shape[0], : p.shape[1]] = p
+        row += p.shape[0]
+    mask, truncated = completion_mask_from_eos(completion_ids, eos_ids)
+    if width == 0:  # max_new_tokens == 0: nothing sampled
+        mask.zero_()
+    texts = []
+    for ids_row, m, trunc in zip(completion_ids, mask, truncated):
+        n = int(m.sum()) - (0 if trunc else 1)  # drop the eos token itself
+        texts.append(tokenizer.decode(ids_row[:n].tolist(), skip_special_tokens=False))
+    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, truncated, texts, rows, group_size)
+
+
+def _chunk_logprobs(h: torch.Tensor, targets: torch.Tensor, weight, bias, want_entropy: bool):
+    logits = torch.nn.functional.linear(h, weight, bias).float()
+    lse = torch.logsumexp(logits, dim=-1)
+    lp = logits.gather(-1, targets[:, None]).squeeze(-1) - lse
+    if not want_entropy:
+        return lp, None
+    with torch.no_grad():
+        p = torch.softmax(logits, dim=-1)
+        ent = lse - (p * logits).sum(-1)
+    return lp, ent
+
+
+def sampled_token_logprobs(
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    output_layer: torch.nn.Module,
+    *,
+    chunk_size: int = 256,
+    with_entropy: bool = False,
+):
+    """``log softmax(output_layer(hidden))[target]`` for N positions, ``chunk_size`` at a time.
+
+    Args:
+        hidden: (N, H) final hidden states.
+        targets: (N,) token ids whose log-probability we want.
+        output_layer: the LM head (a ``nn.Linear`` with weight (V, H)).
+        chunk_size: positions per chunk. Each chunk's (chunk_size, V) float32 logits exist only
+            inside the chunk; with grad enabled they are recomputed in backward (checkpointing).
+        with_entropy: also return the entropy of each position's distribution (no grad).
+
+    Returns:
+        (N,) float32 log-probs, and (N,) entropies or None.
+
+    Example: N = 4096 positions and Qwen's V = 151,936: the naive float32 log-softmax holds
+    2.5 GB of logits plus as much again for the log-softmax; here one (256, V) chunk, 156 MB.
+    """
+    weight = output_layer.weight
+    bias = getattr(output_layer, "bias", None)
+    out_lp, out_ent = [], []
+    for s in range(0, hidden.shape[0], chunk_size):
+        h, t = hidden[s : s + chunk_size], targets[s : s + chunk_size]
+        if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad):
+            lp = checkpoint(_chunk_logprobs, h, t, weight, bias, False, use_reentrant=False)[0]
+            if with_entropy:
+                with torch.no_grad():
+                    out_ent.append(_chunk_logprobs(h, t, weight, bias, True)[1])
+        else:
+            lp, ent = _chunk_logprobs(h, t, weight, bias, with_entropy)
+            if with_entropy:
+                out_ent.append(ent)
+        out_lp.append(lp)
+    if not out_lp:
+        empty = hidden.new_zeros(0, dtype=torch.float32)
+        return empty, (empty if with_entropy else None)
+    return torch.cat(out_lp), (torch.cat(out_ent) if with_entropy else None)
+
+
+def naive_sampled_token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The textbook way, for tests and the benchmark only: full float32 log-softmax.
+
+    Args:
+        logits: (B, T, V); targets: (B, T). Returns (B, T).
+    """
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None]).squeeze(-1)
+
+
+def _body_and_head(model):
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder(), base.get_output_embeddings()
+
+
+def completion_logprobs(
+    model,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    *,
+    chunk_size: int = 256,
+    with_entropy: bool = False,
+):
+    """Training-time log-probs of the sampled completion tokens (differentiable).
+
+    Args:
+        model: causal LM (or PEFT model); gradients flow to its trainable parameters.
+        prompt_ids, prompt_mask: (B, P_len) left-padded prompts and their mask.
+        completion_ids, completion_mask: (B, T) completions and their mask.
+        chunk_size: positions per output-layer chunk (see :func:`sampled_token_logprobs`).
+        with_entropy: also return per-token entropies (B, T), detached.
+
+    Returns:
+        logprobs (B, T) float32, 0 where ``completion_mask`` is 0; entropies (B, T) or None.
+
+    Example::
+
+        lp, _ = completion_logprobs(model, r.prompt_ids, r.prompt_mask,
+                                    r.completion_ids, r.completion_mask)
+        lp.shape == r.completion_ids.shape
+    """
+    device = next(model.parameters()).device
+    p_len = prompt_ids.shape[1]
+    ids = torch.cat([prompt_ids, completion_ids], dim=1).to(device)
+    att = torch.cat([prompt_mask, completion_mask], dim=1).to(device)
+    body, head = _body_and_head(model)
+    hidden = body(
+        input_ids=ids, attention_mask=att, position_ids=position_ids_from_mask(att), use_cache=False
+    ).last_hidden_state
+    # the hidden state at position j predicts token j + 1
+    h = hidden[:, p_len - 1 : -1]
+    cmask = completion_mask.to(device).bool()
+    lp_flat, ent_flat = sampled_token_logprobs(
+        h[cmask], completion_ids.to(device)[cmask], head, chunk_size=chunk_size, with_entropy=with_entropy
+    )
+    lp = torch.zeros(cmask.shape, dtype=torch.float32, device=device)
+    lp = lp.masked_scatter(cmask, lp_flat)
+    ent = None
+    if with_entropy:
+        ent = torch.zeros(cmask.shape, dtype=torch.float32, device=device).masked_scatter(cmask, ent_flat)
+    return lp, ent

@@ -1,0 +1,171 @@
+"""Objectives: advantages, weights, losses, and the identity the course is about."""
+
+import math
+
+import pytest
+import torch
+from loop_fixtures import char_tokenizer, tiny_model
+
+from course_lib.objectives import (
+    aggregate,
+    clip_fraction,
+    group_advantages,
+    grpo_loss,
+    kl_k3,
+    signed_sft_loss,
+    signed_weights,
+)
+from course_lib.rollout import completion_logprobs, generate_rollouts
+
+# --- group advantages -----------------------------------------------------------------------
+
+A_PLUS, A_MINUS = math.sqrt(3), -math.sqrt(1 / 3)  # k=1 of G=4: sqrt((1-p)/p), -sqrt(p/(1-p))
+
+
+@pytest.mark.parametrize(
+    "rewards, G, scale, expected",
+    [
+        ([1, 0, 0, 0], 4, "group", [A_PLUS, A_MINUS, A_MINUS, A_MINUS]),
+        ([0, 0, 0, 0], 4, "group", [0, 0, 0, 0]),  # zero variance: exactly 0, never NaN
+        ([1, 1, 1, 1], 4, "group", [0, 0, 0, 0]),
+        ([1, 0, 1, 1, 1, 1], 2, "group", [1, -1, 0, 0, 0, 0]),
+        ([1, 0, 0, 0], 4, "none", [0.75, -0.25, -0.25, -0.25]),  # Dr. GRPO: centring only
+        ([1, 0, 1, 1], 2, "batch", [0.5 / math.sqrt(3 / 16), -0.5 / math.sqrt(3 / 16), 0, 0]),
+    ],
+)
+def test_group_advantages_table(rewards, G, scale, expected):
+    adv = group_advantages(torch.tensor(rewards, dtype=torch.float64), G, scale=scale, eps=0.0)
+    assert torch.allclose(adv, torch.tensor(expected, dtype=torch.float64), atol=1e-12)
+
+
+def test_zero_variance_group_is_exactly_zero_with_eps():
+    adv = group_advantages(torch.tensor([0.3, 0.3, 0.3, 1.0, 0.0, 0.0]), 3)
+    assert torch.equal(adv[:3], torch.zeros(3))
+    assert not torch.isnan(adv).any()
+
+
+def test_group_advantages_uses_population_std():
+    adv = group_advantages(torch.tensor([1.0, 0.0]), 2, eps=0.0)
+    assert torch.allclose(adv, torch.tensor([1.0, -1.0]))  # sample std would give +-0.707
+
+
+@pytest.mark.parametrize("bad", [dict(group_size=3), dict(group_size=2, scale="median")])
+def test_group_advantages_rejects_bad_input(bad):
+    with pytest.raises(ValueError):
+        group_advantages(torch.zeros(4), **bad)
+
+
+# --- signed SFT weights ---------------------------------------------------------------------
+
+T, F = True, False
+
+
+@pytest.mark.parametrize(
+    "correct, kwargs, expected",
+    [
+        ([T, F, F, F], dict(), [1, -1, -1, -1]),                                  # F-ISFT+-
+        ([T, F, F, F], dict(negative=0.0), [1, 0, 0, 0]),                         # F-ISFT+
+        ([T, F, F, F], dict(positive=0.0, negative=0.5), [0, -0.5, -0.5, -0.5]),  # F-ISFT- (lambda 0.5)
+        ([T, F, F, F], dict(balance=True), [1, -1 / 3, -1 / 3, -1 / 3]),
+        ([F, F, F, F], dict(balance=True), [0, 0, 0, 0]),      # all wrong: nothing to balance against
+        ([T, T, T, F], dict(balance=True), [1, 1, 1, -1]),     # negatives already the minority
+        ([T, F, F, F], dict(sized=True), [A_PLUS, A_MINUS, A_MINUS, A_MINUS]),
+        ([T, T, T, T], dict(sized=True), [0, 0, 0, 0]),
+    ],
+)
+def test_signed_weights_table(correct, kwargs, expected):
+    w = signed_weights(torch.tensor(correct), 4, **kwargs)
+    assert torch.allclose(w, torch.tensor(expected, dtype=torch.float32), atol=1e-3)
+
+
+def test_sized_weights_equal_group_advantages():
+    correct = torch.tensor([T, F, F, T, F, F, F, F])
+    assert torch.allclose(signed_weights(correct, 4, sized=True), group_advantages(correct.float(), 4))
+
+
+# --- aggregation and losses -----------------------------------------------------------------
+
+PER_TOKEN = torch.tensor([[1.0, 1.0, 0.0], [4.0, 0.0, 0.0]])
+MASK = torch.tensor([[1, 1, 0], [1, 0, 0]])
+
+
+@pytest.mark.parametrize("aggregation, expected", [("sequence", 2.5), ("token", 2.0), ("constant", 1.0)])
+def test_aggregate_table(aggregation, expected):
+    assert aggregate(PER_TOKEN, MASK, aggregation).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("aggregation", ["sequence", "token", "constant"])
+def test_micro_batch_losses_add_up_to_the_full_batch_loss(aggregation):
+    g = torch.Generator().manual_seed(0)
+    lp = -torch.rand(6, 5, generator=g)
+    mask = (torch.rand(6, 5, generator=g) > 0.3).long()
+    adv = torch.randn(6, generator=g)
+    full = grpo_loss(lp, lp, adv, mask, aggregation=aggregation)
+    norm = dict(num_sequences=6, num_tokens=int(mask.sum()), max_length=5)
+    parts = sum(grpo_loss(lp[s], lp[s], adv[s], mask[s], aggregation=aggregation, **norm)
+                for s in (slice(0, 2), slice(2, 6)))
+    assert parts.item() == pytest.approx(full.item(), abs=1e-7)
+
+
+def test_grpo_loss_clips_the_ratio():
+    old = torch.zeros(1, 1)
+    mask = torch.ones(1, 1)
+    lp = torch.full((1, 1), math.log(1.5), requires_grad=True)  # ratio 1.5 > 1 + 0.2
+    loss = grpo_loss(lp, old, torch.tensor([1.0]), mask, epsilon=0.2)
+    assert loss.item() == pytest.approx(-1.2)
+    loss.backward()
+    assert lp.grad.item() == 0.0  # clipped: no gradient
+    assert clip_fraction(lp, old, torch.tensor([1.0]), mask) == 1.0
+    # clip-higher: with epsilon_high = 0.6 the ratio 1.5 is inside the range
+    loss_hi = grpo_loss(lp, old, torch.tensor([1.0]), mask, epsilon_high=0.6)
+    assert loss_hi.item() == pytest.approx(-1.5)
+
+
+def test_kl_k3_is_zero_at_the_reference_and_positive_elsewhere():
+    lp = torch.tensor([-1.0, -2.0, -0.5])
+    assert torch.equal(kl_k3(lp, lp), torch.zeros(3))
+    assert (kl_k3(lp, lp + torch.tensor([0.3, -0.4, 1.0])) > 0).all()
+
+
+def test_grpo_loss_with_beta_needs_reference():
+    z = torch.zeros(1, 2)
+    with pytest.raises(ValueError, match="ref_logprobs"):
+        grpo_loss(z, z, torch.ones(1), torch.ones(1, 2), beta=0.1)
+
+
+@pytest.mark.parametrize("eps", [0.0, -0.1])
+def test_grpo_loss_rejects_non_positive_epsilon(eps):
+    z = torch.zeros(1, 2)
+    with pytest.raises(ValueError, match="epsilon"):
+        grpo_loss(z, z, torch.ones(1), torch.ones(1, 2), epsilon=eps)
+
+
+def test_signed_sft_loss_with_weight_one_is_plain_nll():
+    lp = torch.tensor([[-1.0, -3.0], [-2.0, -2.0]])
+    mask = torch.ones(2, 2)
+    loss = signed_sft_loss(lp, torch.tensor([1.0, 0.0]), mask)
+    assert loss.item() == pytest.approx(2.0 / 2)  # (mean NLL of row 0 = 2) / 2 rows
+
+
+# --- the identity ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("aggregation", ["sequence", "token", "constant"])
+def test_grpo_gradient_equals_signed_sft_gradient_with_advantage_weights(aggregation):
+    """beta = 0, one update per rollout: grad GRPO == grad signed SFT(weights = advantages)."""
+    tok = char_tokenizer()
+    model = tiny_model(seed=1, dtype=torch.float64)
+    roll = generate_rollouts(model, tok, ["1ab>", "3bbb>"], 4, max_new_tokens=10, seed=3)
+    rewards = torch.tensor([1.0, 0, 0, 1, 0, 0, 0, 1], dtype=torch.float64)
+    adv = group_advantages(rewards, 4)
+    mask = roll.completion_mask
+
+    def grads(loss_fn):
+        model.zero_grad()
+        lp, _ = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
+        loss_fn(lp).backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    g_grpo = grads(lambda lp: grpo_loss(lp, lp.detach(), adv, mask, beta=0.0, aggregation=aggregation))
+    g_sft = grads(lambda lp: signed_sft_loss(lp, adv, mask, aggregation=aggregation))
+    assert g_grpo.abs().max() > 1e-4  # the gradient is not trivially zero
+    assert (g_grpo - g_sft).abs().max().item() <= 1e-10

@@ -1,0 +1,136 @@
+"""Rollouts and log-probs: masks, padding, seeding, and training log-probs == sampling log-probs."""
+
+import pytest
+import torch
+from loop_fixtures import char_tokenizer, tiny_model
+
+from course_lib.rollout import (
+    completion_logprobs,
+    completion_mask_from_eos,
+    generate_rollouts,
+    naive_sampled_token_logprobs,
+    position_ids_from_mask,
+    sampled_token_logprobs,
+)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return char_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model(seed=0)
+
+
+EOS = 1
+
+
+@pytest.mark.parametrize(
+    "ids, mask, truncated",
+    [
+        ([5, EOS, 7], [1, 1, 0], False),          # eos counted, what follows is padding
+        ([5, 6, 7], [1, 1, 1], True),             # no eos: truncated
+        ([EOS, 6, EOS], [1, 0, 0], False),        # empty answer: just the eos
+        ([5, EOS, EOS], [1, 1, 0], False),        # only the first eos counts
+    ],
+)
+def test_completion_mask_from_eos_table(ids, mask, truncated):
+    m, t = completion_mask_from_eos(torch.tensor([ids]), [EOS])
+    assert m.tolist() == [mask]
+    assert t.tolist() == [truncated]
+
+
+@pytest.mark.parametrize(
+    "mask, positions",
+    [([1, 1, 1], [0, 1, 2]), ([0, 0, 1, 1], [0, 0, 0, 1]), ([0, 1, 1, 1, 0], [0, 0, 1, 2, 2])],
+)
+def test_position_ids_from_mask_table(mask, positions):
+    assert position_ids_from_mask(torch.tensor([mask])).tolist() == [positions]
+
+
+def test_rollout_shapes_groups_and_texts(tok, model):
+    r = generate_rollouts(model, tok, ["1ab>", "22>"], 3, max_new_tokens=8, seed=0)
+    B = 6
+    assert r.completion_ids.shape[0] == B and r.completion_ids.shape[1] <= 8
+    assert r.prompt_ids.shape == r.prompt_mask.shape and r.prompt_ids.shape[0] == B
+    assert r.prompts == ["1ab>"] * 3 + ["22>"] * 3
+    assert r.prompt_mask[3:, 0].tolist() == [0, 0, 0]  # the shorter prompt is left-padded
+    for ids, m, trunc, text in zip(r.completion_ids, r.completion_mask, r.truncated, r.texts):
+        n = int(m.sum())
+        assert bool(trunc) == (EOS not in ids[:n].tolist())
+        body = ids[:n] if trunc else ids[: n - 1]
+        assert text == tok.decode(body.tolist())
+
+
+def test_rollout_is_seeded_and_micro_batching_does_not_change_it(tok, model):
+    a = generate_rollouts(model, tok, ["1ab>", "22>"], 4, max_new_tokens=10, seed=7)
+    b = generate_rollouts(model, tok, ["1ab>", "22>"], 4, max_new_tokens=10, seed=7)
+    assert a.texts == b.texts
+    greedy_full = generate_rollouts(model, tok, ["1ab>", "22>"], 2, max_new_tokens=10, temperature=0)
+    greedy_mb = generate_rollouts(model, tok, ["1ab>", "22>"], 2, max_new_tokens=10, temperature=0,
+                                  micro_batch_size=1)
+    assert greedy_full.texts == greedy_mb.texts
+    assert greedy_full.texts[0] == greedy_full.texts[1]  # greedy copies are identical
+
+
+def test_rollout_rejects_bad_input(tok, model):
+    with pytest.raises(ValueError, match="group_size"):
+        generate_rollouts(model, tok, ["1>"], 0)
+    with pytest.raises(ValueError, match="prompts"):
+        generate_rollouts(model, tok, [], 2)
+
+
+def test_training_logprobs_match_sampling_logprobs(tok, model):
+    """With position ids from the mask, the training forward reproduces what generate saw."""
+    prompts = ["1ab>", "5>", "3bbbbbb>"]  # very different lengths: heavy left padding
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    torch.manual_seed(0)
+    out = model.generate(**enc, do_sample=True, top_k=0, max_new_tokens=12, output_logits=True,
+                         return_dict_in_generate=True, pad_token_id=0, eos_token_id=EOS)
+    comp = out.sequences[:, enc["input_ids"].shape[1]:]
+    mask, _ = completion_mask_from_eos(comp, [EOS])
+    sampling = torch.stack([torch.log_softmax(s.float(), -1) for s in out.logits], 1)
+    sampling = sampling.gather(-1, comp[..., None]).squeeze(-1) * mask
+    with torch.no_grad():
+        lp, _ = completion_logprobs(model, enc["input_ids"], enc["attention_mask"], comp, mask)
+    assert (lp - sampling).abs().max().item() < 1e-5
+
+
+def test_chunked_logprobs_equal_naive_values_and_gradients():
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(37, 16, generator=g, requires_grad=True)
+    head = torch.nn.Linear(16, 1000, bias=False)
+    targets = torch.randint(0, 1000, (37,), generator=g)
+    naive = naive_sampled_token_logprobs(head(hidden)[None], targets[None])[0]
+    chunked, ent = sampled_token_logprobs(hidden, targets, head, chunk_size=8, with_entropy=True)
+    assert torch.allclose(chunked, naive, atol=1e-6)
+    p = torch.softmax(head(hidden), -1)
+    assert torch.allclose(ent, -(p * p.log()).sum(-1), atol=1e-5)
+    (gn_h,) = torch.autograd.grad(naive.sum(), hidden)
+    (gc_h,) = torch.autograd.grad(chunked.sum(), hidden)
+    assert torch.allclose(gc_h, gn_h, atol=1e-6)
+
+
+def test_completion_logprobs_equal_full_forward_and_are_zero_on_padding(tok, model):
+    r = generate_rollouts(model, tok, ["1ab>", "22>"], 3, max_new_tokens=8, seed=1)
+    lp, _ = completion_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids,
+                                r.completion_mask, chunk_size=5)
+    ids = torch.cat([r.prompt_ids, r.completion_ids], 1)
+    att = torch.cat([r.prompt_mask, r.completion_mask], 1)
+    logits = model(input_ids=ids, attention_mask=att, position_ids=position_ids_from_mask(att)).logits
+    P = r.prompt_ids.shape[1]
+    naive = naive_sampled_token_logprobs(logits[:, P - 1 : -1], r.completion_ids) * r.completion_mask
+    assert torch.allclose(lp, naive, atol=1e-5)
+    assert (lp[r.completion_mask == 0] == 0).all()
+
+
+def test_select_trims_padding_columns(tok, model):
+    r = generate_rollouts(model, tok, ["1ab>", "3bbbbbb>"], 2, max_new_tokens=8, seed=2)
+    s = r.select([0, 1])  # the short prompt's rows
+    assert s.prompt_mask[:, 0].any()  # no all-padding column left
+    assert s.texts == r.texts[:2]
+    full, _ = completion_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask)
+    part, _ = completion_logprobs(model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask)
+    assert torch.allclose(full[:2, : part.shape[1]], part, atol=1e-5)
