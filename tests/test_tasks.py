@@ -58,3 +58,14 @@ def test_every_task_loads_prompts_and_scores(name, monkeypatch):
             assert not bad.correct and bad.reward == 0.0
     if name.endswith("-micro"):
         assert max(len(task.prompt(ex)) for ex in examples) < 100  # short for a tiny model
+
+
+def test_offline_switches_skip_the_network(monkeypatch):
+    from course_lib.tasks import common
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "COURSE_OFFLINE"):
+        monkeypatch.setenv(var, "1")
+        assert common.hub_reachable() is False
+        monkeypatch.delenv(var)
+    # an unresolvable host is "not reachable", never an exception
+    assert common._probe("hub.invalid", 443, 0.5) is False
