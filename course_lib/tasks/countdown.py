@@ -262,16 +262,16 @@ def generate(
     return out
 
 
-def _load_hub(split: str) -> list[dict] | None:
+def _load_hub(split: str) -> list[dict] | str:
+    """The hub rows of ``split``, or a short reason why they are not available."""
     if not hub_reachable():
-        return None
+        return "Hugging Face Hub not reachable"
     try:
         import datasets
 
         ds = datasets.load_dataset(HUB_ID, split="train")
     except Exception as exc:  # any hub or cache failure means: use the offline path
-        print(f"countdown: could not load {HUB_ID} ({type(exc).__name__}); using generated problems")
-        return None
+        return f"could not load {HUB_ID} ({type(exc).__name__})"
     idx = range(HUB_TEST_SIZE) if split == "test" else range(HUB_TEST_SIZE, len(ds))
     rows = ds.select(idx)
     return [{"nums": [int(x) for x in r["nums"]], "target": int(r["target"])} for r in rows]
@@ -295,8 +295,8 @@ def load(split: str = "train", n: int | None = None, seed: int = 0) -> list[dict
     if split not in GENERATED_SIZES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     rows = _load_hub(split)
-    if rows is None:
-        print(f"countdown: Hugging Face Hub not reachable; generating {split} problems (seed {seed})")
+    if isinstance(rows, str):
+        print(f"countdown: {rows}; generating {split} problems (seed {seed})")
         size = GENERATED_SIZES[split] if n is None else n
         # distinct seed streams per split
         return generate(size, seed=seed * 2 + (split == "test"))

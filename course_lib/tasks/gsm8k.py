@@ -244,16 +244,16 @@ def score(completion: str, gold: str, *, mode: str = "marked") -> Score:
 # --------------------------------------------------------------------------- data
 
 
-def _load_hub(split: str) -> list[dict] | None:
+def _load_hub(split: str) -> list[dict] | str:
+    """The hub rows of ``split``, or a short reason why they are not available."""
     if not hub_reachable():
-        return None
+        return "Hugging Face Hub not reachable"
     try:
         import datasets
 
         ds = datasets.load_dataset(HUB_ID, "main", split=split)
     except Exception as exc:  # any hub or cache failure means: use the bundled copy
-        print(f"gsm8k: could not load {HUB_ID} ({type(exc).__name__}); using the bundled copy")
-        return None
+        return f"could not load {HUB_ID} ({type(exc).__name__})"
     return [{"question": r["question"], "answer": r["answer"]} for r in ds]
 
 
@@ -273,15 +273,16 @@ def load(split: str = "train", n: int | None = None, seed: int = 0) -> list[dict
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     rows = _load_hub(split)
-    if rows is None:
+    if isinstance(rows, str):
+        why = rows
         path = DATA_DIR / "gsm8k" / f"{split}.jsonl"
         if not path.exists():
             raise FileNotFoundError(
-                f"GSM8K {split} split not found: the Hugging Face Hub ({HUB_ID}) is not "
-                f"reachable and the bundled copy {path} is missing; connect to the internet "
-                "or restore data/gsm8k from the repository"
+                f"GSM8K {split} split not found: {why} (hub dataset {HUB_ID}) and the bundled "
+                f"copy {path} is missing; connect to the internet or restore data/gsm8k "
+                "from the repository"
             )
-        print(f"gsm8k: Hugging Face Hub not reachable; using the bundled copy in {path.parent}")
+        print(f"gsm8k: {why}; using the bundled copy in data/gsm8k ({split})")
         with path.open(encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.strip()]
         rows = [{"question": r["question"], "answer": r["answer"]} for r in rows]
