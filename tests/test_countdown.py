@@ -130,6 +130,11 @@ def test_format_bonus_only_for_well_formed_wrong_answers():
         countdown.score(ans("3*7+5"), N375, T26, format_bonus=1.0)
 
 
+def test_numpy_integers_are_accepted():
+    np = pytest.importorskip("numpy")
+    assert countdown.score(ans("3*7+5"), np.array(N375), np.int64(T26)).correct
+
+
 def test_bad_arguments_name_the_problem():
     with pytest.raises(TypeError, match="completion must be a str"):
         countdown.score(None, N375, T26)

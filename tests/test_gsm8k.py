@@ -129,6 +129,9 @@ def test_bad_gold_and_mode_name_the_problem():
         gsm8k.score("#### 18", G18, mode="lenient")
     with pytest.raises(TypeError, match="completion must be a str"):
         gsm8k.score(b"#### 18", G18)
+    with pytest.raises(TypeError, match="gold must be"):
+        gsm8k.score("#### 18", 18.0)
+    assert gsm8k.score("#### 18", 18).correct  # an int gold is fine
 
 
 # --------------------------------------------------------------------------- properties

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import numbers
 import random
 import re
 from collections import Counter
@@ -200,13 +201,14 @@ def solve(nums: Sequence[int], target: int) -> str | None:
 
 
 def _check_nums(nums: Sequence[int]) -> list[int]:
+    """``nums`` as a list of Python ints (numpy integers are accepted too)."""
     if isinstance(nums, (str, bytes)) or not all(
-        isinstance(x, int) and not isinstance(x, bool) for x in nums
+        isinstance(x, numbers.Integral) and not isinstance(x, bool) for x in nums
     ):
         raise TypeError(f"nums must be a sequence of ints, got {nums!r}")
-    if not nums:
+    if len(nums) == 0:
         raise ValueError("nums is empty; a Countdown problem needs at least one number")
-    return list(nums)
+    return [int(x) for x in nums]
 
 
 # --------------------------------------------------------------------------- data

@@ -223,6 +223,10 @@ def score(completion: str, gold: str, *, mode: str = "marked") -> Score:
         raise TypeError(f"completion must be a str, got {type(completion).__name__}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if isinstance(gold, int) and not isinstance(gold, bool):
+        gold = str(gold)
+    elif not isinstance(gold, str):
+        raise TypeError(f"gold must be the GSM8K answer text or a number, got {type(gold).__name__}")
     want = gold_answer(gold)
     found = extract_answer(completion, mode)
     if found is None:
