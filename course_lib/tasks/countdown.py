@@ -203,7 +203,8 @@ def solve(nums: Sequence[int], target: int) -> str | None:
 def _check_nums(nums: Sequence[int]) -> list[int]:
     """``nums`` as a list of Python ints (numpy integers are accepted too)."""
     if isinstance(nums, (str, bytes)) or not all(
-        isinstance(x, numbers.Integral) and not isinstance(x, bool) for x in nums
+        type(x) is int or (isinstance(x, numbers.Integral) and not isinstance(x, bool))
+        for x in nums
     ):
         raise TypeError(f"nums must be a sequence of ints, got {nums!r}")
     if len(nums) == 0:
@@ -337,8 +338,12 @@ class _Reject(Exception):
     pass
 
 
-def _evaluate(node: ast.AST, used: list[int]) -> Fraction | None:
-    """Exact value of an admitted expression tree; None after a division by zero."""
+def _evaluate(node: ast.AST, used: list[int]) -> int | Fraction | None:
+    """Exact value of an admitted expression tree; None after a division by zero.
+
+    Values stay Python ints while they are whole (fast) and become Fractions only after an
+    inexact division, so ``(5-1/5)*5`` is exactly 24.
+    """
     kind = type(node)
     if kind is ast.BinOp:
         op = type(node.op)
@@ -357,13 +362,16 @@ def _evaluate(node: ast.AST, used: list[int]) -> Fraction | None:
         elif b == 0:
             return None
         else:
-            v = a / b
-        if v.numerator.bit_length() > MAX_VALUE_BITS or v.denominator.bit_length() > MAX_VALUE_BITS:
+            v = _div(a, b)
+        if type(v) is int:
+            if v.bit_length() > MAX_VALUE_BITS:
+                raise _Reject("intermediate value too large")
+        elif v.numerator.bit_length() > MAX_VALUE_BITS or v.denominator.bit_length() > MAX_VALUE_BITS:
             raise _Reject("intermediate value too large")
         return v
     if kind is ast.Constant and type(node.value) is int:
         used.append(node.value)
-        return Fraction(node.value)
+        return node.value
     if kind is ast.UnaryOp:
         raise _Reject("unary +/- not allowed; use the given numbers as they are")
     raise _Reject(f"{kind.__name__} not allowed; only numbers, + - * / and parentheses")
