@@ -1,9 +1,9 @@
 """What every notebook runs first: print the environment and decide on fast mode.
 
 Fast mode (environment variable ``CI`` set, or ``COURSE_FAST=1``) tells a notebook to use
-reduced step counts so the whole course executes in CI on two CPU cores. Simplified: the
-profile is only *named* here (``COURSE_PROFILE``, default ``micro``); notebooks that train
-load it with ``course_lib.models.get_profile``.
+reduced step counts so the whole course executes in CI on two CPU cores. The profile line is
+``course_lib.models.get_profile()``'s choice (``COURSE_PROFILE``, else ``micro`` on a CPU and
+``qwen2.5-0.5b`` with a CUDA GPU); notebooks that train call ``get_profile`` themselves.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def fast_mode() -> bool:
 
 
 def setup(seed: int = 0) -> bool:
-    """Seed Python, NumPy and torch, print profile, device and versions; return fast mode.
+    """Seed Python, NumPy and torch, print versions, device and profile; return fast mode.
 
     Example (first cell of a notebook)::
 
@@ -45,12 +45,13 @@ def setup(seed: int = 0) -> bool:
     else:
         device = f"cpu ({os.cpu_count()} cores)"
     fast = fast_mode()
-    profile = os.environ.get("COURSE_PROFILE", "micro")
     print(f"course_lib    {course_lib.__version__}  (data: {course_lib.DATA_DIR.name}/)")
-    print(f"profile       {profile}")
     print(f"device        {device}")
     print(f"python        {platform.python_version()}")
     print(f"torch         {torch.__version__}")
     print(f"transformers  {transformers.__version__}")
     print(f"fast mode     {fast}" + ("  (CI or COURSE_FAST=1: reduced steps)" if fast else ""))
+    from course_lib.models import get_profile
+
+    get_profile()  # prints "profile NAME (why): ..." in one line
     return fast
