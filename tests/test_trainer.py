@@ -138,3 +138,26 @@ def test_objectives_differ_only_in_weights():
 def test_invalid_settings_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=f"TrainConfig.{field}=.*allowed"):
         TrainConfig(**kwargs)
+
+
+def test_command_line_train_then_evaluate(tmp_path, monkeypatch):
+    import course_lib.models
+    import course_lib.tasks
+    from course_lib.evaluate import main as evaluate_main
+    from course_lib.trainer import main as train_main
+
+    monkeypatch.setattr(course_lib.models, "load_policy", lambda *a, **k: (tiny_model(), char_tokenizer()))
+    monkeypatch.setattr(course_lib.tasks, "get_task", lambda name: fake_task())
+    args = ["--profile", "micro", "--task", "countdown-micro", "--objective", "sft+-", "--balance",
+            "--steps", "2", "--seed", "1", "--run-dir", str(tmp_path), "--checkpoint-every", "1",
+            "--prompts-per-step", "4", "--group-size", "4", "--micro-batch-size", "8",
+            "--max-new-tokens", "8", "--eval-examples", "4", "--eval-samples", "2", "--no-progress"]
+    assert train_main(args) == 0
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and {"step", "reward_mean", "accuracy", "len_correct", "len_incorrect", "loss"} <= set(rows[0])
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["balance"] is True and cfg["objective"] == "sft+-" and cfg["seed"] == 1
+    assert train_main(args[:-1] + ["--no-progress", "--resume", "--steps", "3"]) == 0
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 3
+    assert evaluate_main(["--run-dir", str(tmp_path), "--samples", "2", "--no-greedy"]) == 0
+    assert 0 <= json.loads((tmp_path / "evaluate.json").read_text())["accuracy"] <= 1
