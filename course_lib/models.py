@@ -445,7 +445,7 @@ def load_policy(
     if profile.lora is None:
         model = model.to(dtype=compute_dtype(profile, device))
         if gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            _enable_checkpointing(model)
         snapshot_reference(model)
     else:
         model = _attach_lora(model, profile, gradient_checkpointing)
@@ -508,6 +508,14 @@ def _keep_cpu_4bit_trainable(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
+def _enable_checkpointing(model) -> None:
+    # transformers 5 renamed gradient_checkpointing_enable; 4.x has only the old name
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def _attach_lora(model, profile: Profile, gradient_checkpointing: bool):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
@@ -519,7 +527,7 @@ def _attach_lora(model, profile: Profile, gradient_checkpointing: bool):
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
     elif gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        _enable_checkpointing(model)
         model.enable_input_require_grads()
     config = LoraConfig(
         r=profile.lora.r,
