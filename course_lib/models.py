@@ -450,6 +450,12 @@ def load_policy(
     else:
         model = _attach_lora(model, profile, gradient_checkpointing)
     _align_generation_ids(model, tokenizer)
+    n_train = sum(p.numel() for p in trainable_parameters(model))
+    method = "full fine-tune" if profile.lora is None else f"LoRA r{profile.lora.r}"
+    if profile.quantization:
+        method = f"{profile.quantization} 4-bit base + {method}"
+    print(f"loaded {model_id or profile.model_id or 'micro model'} on {device}: "
+          f"{method}, {n_train:,} trainable parameters")
     return model.eval(), tokenizer
 
 
@@ -576,6 +582,11 @@ def snapshot_reference(model) -> None:
     object.__setattr__(model, _SNAPSHOT_ATTR, weights)  # a plain attribute: not in state_dict
 
 
+def has_reference(model) -> bool:
+    """True when :func:`reference_policy` works for ``model`` (LoRA adapters or a snapshot)."""
+    return _is_peft(model) or hasattr(model, _SNAPSHOT_ATTR)
+
+
 def _is_peft(model) -> bool:
     try:
         from peft import PeftModel
@@ -678,6 +689,7 @@ __all__ = [
     "format_prompt",
     "get_profile",
     "has_cuda",
+    "has_reference",
     "load_offline_qwen_tokenizer",
     "load_policy",
     "load_tokenizer",

@@ -286,6 +286,7 @@ def test_qlora_loads_4bit_nf4_with_lora_on_every_projection(qlora):
     import bitsandbytes as bnb
 
     model, tok = qlora
+    assert models.has_reference(model)
     n_layers = 2
     quantised = [m for m in model.modules() if type(m) is bnb.nn.Linear4bit]
     assert len(quantised) == n_layers * len(ALL_PROJECTIONS)
@@ -380,9 +381,11 @@ def test_reference_policy_needs_adapters_or_a_snapshot():
     model = Qwen2ForCausalLM(Qwen2Config(vocab_size=32, hidden_size=16, intermediate_size=32,
                                          num_hidden_layers=1, num_attention_heads=2,
                                          num_key_value_heads=1))
+    assert not models.has_reference(model)
     with pytest.raises(ValueError, match="snapshot_reference"), reference_policy(model):
         pass
     snapshot_reference(model)
+    assert models.has_reference(model)
     ids = torch.tensor([[1, 2, 3]])
     with torch.no_grad():
         current = model(ids).logits
