@@ -393,19 +393,29 @@ def test_reference_policy_needs_adapters_or_a_snapshot():
         assert torch.equal(model(ids).logits, current)  # nothing trained yet
 
 
-def test_micro_profile_loads_the_bundled_model():
-    from course_lib import DATA_DIR
+@pytest.mark.parametrize("source", ["bundled", "fresh folder"])
+def test_micro_profile_loads_for_full_finetuning(tmp_path, source):
+    """micro goes through course_lib.pretrain.load_micro: the bundled checkpoint (data/micro), or
+    any folder written like it (here a random micro model, so the test runs before one exists)."""
+    from course_lib import DATA_DIR, pretrain
 
-    if not (DATA_DIR / "micro" / "model" / "config.json").exists():
-        pytest.skip("no micro checkpoint in data/micro yet (python -m course_lib pretrain-micro)")
-    model, tok = load_policy("micro", device="cpu")
+    if source == "bundled":
+        if not (DATA_DIR / "micro" / "model" / "config.json").exists():
+            pytest.skip("no micro checkpoint in data/micro yet (python -m course_lib pretrain-micro)")
+        model_id = None
+    else:
+        tok = pretrain.build_tokenizer()
+        pretrain.save(pretrain.build_model(tok), tok, tmp_path)
+        model_id = str(tmp_path)
+    model, tok = load_policy(PROFILES["micro"], device="cpu", model_id=model_id)
     assert tok.padding_side == "left" and tok.pad_token_id is not None
     assert model.generation_config.eos_token_id == tok.eos_token_id
-    assert all(p.requires_grad for p in model.parameters())  # full fine-tuning
+    assert not models._is_peft(model) and all(p.requires_grad for p in model.parameters())
+    assert next(model.parameters()).dtype == torch.float32
     batch = tok(["3 7 5>26:", "1 2>3:"], return_tensors="pt", padding=True)
+    current = logits_of(model, batch)
     with reference_policy(model):
-        ref = model(**batch).logits
-    assert torch.equal(ref, logits_of(model, batch))
+        assert torch.equal(model(**batch).logits, current)  # nothing trained yet
 
 
 # ----------------------------------------------------------------- the real Qwen tokenizer
