@@ -15,7 +15,7 @@ What is simplified, and why:
 - **Budgets.** The paper trains with 64 prompts x G = 5 samples per step, temperature 0.6,
   learning rate 1e-6 and 1,024 new tokens (see each field's comment). The Qwen profiles keep
   G and the temperature but shrink the step (8 prompts), the response cap (512 tokens) and the
-  number of steps so that one run fits a free Colab T4 (15 GB, a few hours); every deviation
+  number of steps so that a run is meant to fit a free Colab T4 (15 GB); every deviation
   is named where the value lives.
 - **LoRA instead of full fine-tuning** for the Qwen profiles (the authors' rebuttal runs used
   LoRA rank 16 / alpha 32 too). LoRA needs a larger learning rate than full fine-tuning,
@@ -77,7 +77,7 @@ class Profile:
     quantization: str | None = None  # "nf4" = bitsandbytes 4-bit NF4 with double quantisation (QLoRA); None = full precision
     lora: LoraSettings | None = None  # None = full fine-tuning of every weight (micro only)
     dtype: str = "auto"  # compute dtype: "auto" = bfloat16 on GPUs that have it, float16 on older ones (T4), float32 on CPU
-    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower steps
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, one extra forward pass per step
     chat_template: bool = False  # wrap prompts in the tokenizer's chat template (instruct models); base models see plain text
     eos_token: str | None = None  # generation stops here; None = keep the tokenizer's. Qwen2.5 base: "<|endoftext|>"
     pad_token: str | None = None  # left padding for batched generation; None = keep the tokenizer's
@@ -147,16 +147,16 @@ _QWEN_BASE = dict(
     tasks=("gsm8k", "countdown"),
     quantization="nf4",
     lora=LoraSettings(),
-    gradient_checkpointing=True,  # T4: activations of 40 x 600-token sequences do not fit otherwise
+    gradient_checkpointing=True,  # T4 memory: activations of long sequences dominate
     eos_token="<|endoftext|>",  # Qwen2.5 *base* ends documents with <|endoftext|> (config.json eos 151643); <|im_end|> is the chat turn end
     pad_token="<|endoftext|>",  # pad = eos: masks, not token ids, tell padding from the final eos
-    max_new_tokens=512,  # paper: 1,024; halved so a T4 step takes about a minute
+    max_new_tokens=512,  # paper: 1,024; halved for T4 memory and step time
     temperature=0.6,  # paper: 0.6
-    prompts_per_step=8,  # paper: 64; 8 x 5 = 40 completions per step fit a T4 in one generate call
+    prompts_per_step=8,  # paper: 64; 8 x 5 = 40 completions per step, sized for a T4 (the gpu test in tests/test_models.py checks peak memory)
     group_size=5,  # paper: 5
-    learning_rate=1e-5,  # paper: 1e-6 with full fine-tuning; LoRA needs ~10x
+    learning_rate=1e-5,  # paper: 1e-6 with full fine-tuning; LoRA needs ~10x (common rule of thumb, not tuned here)
     beta=0.001,  # paper (rebuttal): 0.001
-    eval_examples=200,  # paper: the full test sets (GSM8K 1,319); 200 keeps evaluation to minutes
+    eval_examples=200,  # paper: the full test sets (GSM8K 1,319); a subset keeps evaluation short
 )
 
 #: Every profile by name. ``get_profile`` picks one; change fields with ``get_profile(name, **overrides)``.
@@ -169,13 +169,13 @@ PROFILES: dict[str, Profile] = {
         quantization=None,  # tiny: nothing to save
         lora=None,  # full fine-tuning: LoRA on a 1M model only slows learning down
         dtype="float32",  # exact log-probabilities; the model is too small for half precision to pay
-        max_new_tokens=64,  # micro completions are ~10-60 characters; 96 doubled step cost in the prototype
+        max_new_tokens=64,  # prototype: mean length grew 27 -> ~48 tokens under RL; a 96 cap doubled step cost
         temperature=1.0,  # the micro base is tuned to be partially competent when sampled at T = 1
         prompts_per_step=16,
         group_size=8,  # larger G than the paper: fewer all-correct / all-wrong groups with no signal
-        micro_batch_size=128,  # the whole step in one pass
+        micro_batch_size=128,  # the whole step (16 x 8) in one pass
         learning_rate=1e-4,  # 3e-4 was noisy and 1e-3 collapsed in the prototype
-        steps=200,  # ~3 minutes on 2 CPU cores
+        steps=200,  # prototype: ~0.8 s per step on 2 CPU cores, 12% -> 27-29% success by step 200
         beta=0.001,  # as the paper's rebuttal runs; GRPO-wo-KL sets it to 0
         eval_examples=200,
         eval_samples=4,  # one sample per problem has a 2.5-3 point standard error; 4 is steadier
@@ -185,15 +185,15 @@ PROFILES: dict[str, Profile] = {
         model_id="Qwen/Qwen2.5-0.5B",
         description="Qwen2.5-0.5B base, QLoRA; a free Colab T4 (15 GB)",
         micro_batch_size=4,
-        steps=200,  # ~3 hours on a T4
+        steps=200,  # not timed here (no GPU); shorten it for a first run
         **_QWEN_BASE,
     ),
     "qwen2.5-1.5b": Profile(
         name="qwen2.5-1.5b",
         model_id="Qwen/Qwen2.5-1.5B",
         description="Qwen2.5-1.5B base, QLoRA; a T4 fits it, an L4/A100 is comfortable",
-        micro_batch_size=2,  # the 1.5B activations are ~1.7x larger
-        steps=100,  # ~3x slower per step than 0.5B
+        micro_batch_size=2,  # hidden 1536 vs 896: activations ~1.7x those of 0.5B
+        steps=100,  # not timed here (no GPU); each step costs more than with 0.5B
         **_QWEN_BASE,
     ),
     "llama3.2-1b-instruct": Profile(
@@ -322,7 +322,7 @@ def _offline_mode() -> bool:
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """A quick TCP check of the hub endpoint, so an offline machine fails in seconds, not after
-    a minute of download retries. With a proxy configured we cannot tell, and assume yes."""
+    after the download retries (48 s on a machine without a route to the hub). With a proxy configured we cannot tell, and assume yes."""
     if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
         return True
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
