@@ -29,6 +29,8 @@ def fast_mode() -> bool:
 def setup(seed: int = 0) -> bool:
     """Seed Python, NumPy and torch, print versions, device and profile; return fast mode.
 
+    Also turns off transformers' progress bars, which would otherwise land in stored outputs.
+
     Example (first cell of a notebook)::
 
         FAST = course_lib.notebook.setup()
@@ -37,6 +39,7 @@ def setup(seed: int = 0) -> bool:
     import torch
     import transformers
 
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars in outputs
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
