@@ -172,14 +172,24 @@ def _examples(task, s: dict, total_steps: int, seed: int) -> list[dict]:
     return [pool[i % len(pool)] for i in idx]
 
 
-def wait_for_turn() -> float:
-    """Tell the driver this process is idle, block until it says "go", return the time of the go.
+def _now() -> tuple[float, float]:
+    """(wall-clock seconds, CPU seconds of this process: all its threads)."""
+    return time.perf_counter(), time.process_time()
+
+
+def wait_for_turn() -> tuple[float, float]:
+    """Tell the driver this process is idle, block until it says "go", return :func:`_now` at the go.
     The driver lets the two systems take steps in turn, so both see the same machine load."""
     print("WAIT", flush=True)
     line = sys.stdin.readline()
     if line.strip() != "go":
         raise SystemExit(f"worker: expected 'go' from the driver, got {line!r}")
-    return time.perf_counter()
+    return _now()
+
+
+def _durations(starts, ends, warmup: int) -> dict:
+    return dict(step_s=[b[0] - a[0] for a, b in zip(starts, ends)][warmup:],
+                cpu_s=[b[1] - a[1] for a, b in zip(starts, ends)][warmup:])
 
 
 def run_course(args, s, model, tok, task, reward) -> dict:
@@ -210,7 +220,7 @@ def run_course(args, s, model, tok, task, reward) -> dict:
     def callback(metrics, history):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        ends.append(time.perf_counter())
+        ends.append(_now())
         rows.append(metrics)
         if len(ends) < total:
             starts.append(wait_for_turn())
@@ -218,9 +228,8 @@ def run_course(args, s, model, tok, task, reward) -> dict:
     rss0 = _rss_mb()
     starts.append(wait_for_turn())
     train(cfg, model=model, tokenizer=tok, task=task, callback=callback, progress=False)
-    times = [b - a for a, b in zip(starts, ends)]
     return dict(
-        step_s=times[args.warmup:],
+        **_durations(starts, ends, args.warmup),
         rollout_s=[m["seconds_gen"] + m["seconds_score"] for m in rows][args.warmup:],
         len_mean=[m["len_mean"] for m in rows][args.warmup:],
         backward_rows=[m["n_backward"] for m in rows][args.warmup:],
@@ -265,7 +274,7 @@ def run_trl(args, s, model, tok, task, reward, examples, out_dir: str, peft_conf
         def on_step_end(self, *a, **k):
             if cuda:
                 torch.cuda.synchronize()
-            ends.append(time.perf_counter())
+            ends.append(_now())
             if len(ends) < total:
                 starts.append(wait_for_turn())
 
@@ -288,10 +297,9 @@ def run_trl(args, s, model, tok, task, reward, examples, out_dir: str, peft_conf
     rss0 = _rss_mb()
     starts.append(wait_for_turn())
     trainer.train()
-    times = [b - a for a, b in zip(starts, ends)]
     w = args.warmup
-    return dict(step_s=times[w:], rollout_s=rollout[w:], len_mean=lengths[w:],
-                backward_rows=[B] * len(times[w:]), rss_before_mb=rss0)
+    return dict(**_durations(starts, ends, w), rollout_s=rollout[w:], len_mean=lengths[w:],
+                backward_rows=[B] * len(ends[w:]), rss_before_mb=rss0)
 
 
 def worker(args) -> dict:
@@ -487,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
             return [x for run in runs for x in run[key]]
 
         summary[system] = dict(
-            step=statistics.median(cat("step_s")), rollout=cat("rollout_s"), len=cat("len_mean"),
+            step=statistics.median(cat("step_s")), cpu=statistics.median(cat("cpu_s")),
+            rollout=cat("rollout_s"), len=cat("len_mean"),
             rows=cat("backward_rows"), peak_rss=max(run["peak_rss_mb"] for run in runs),
             step_rss=max(run["peak_rss_mb"] - run["rss_before_mb"] for run in runs),
             cuda=max(run.get("cuda_peak_mb", 0.0) for run in runs), reward=runs[0]["reward"],
@@ -497,19 +506,23 @@ def main(argv: list[str] | None = None) -> int:
     if not c["trained"] and args.model == "micro":
         print("note: data/micro has no trained model yet; a random micro model was used")
     print(f"reward: {c['reward']}")
-    print(f"{'':12s}{'s/step':>8s}{'rollout':>9s}{'update':>8s}{'len':>6s}{'bwd rows':>9s}"
+    print(f"{'':12s}{'s/step':>8s}{'cpu s':>7s}{'rollout':>9s}{'update':>8s}{'len':>6s}{'bwd rows':>9s}"
           + (f"{'GPU peak MB':>12s}" if args.device == "cuda" else f"{'peak RSS MB':>12s}{'step RSS MB':>12s}"))
     for name, m in summary.items():
         upd = m["step"] - statistics.median(m["rollout"]) if m["rollout"] else float("nan")
         mem = f"{m['cuda']:12.0f}" if args.device == "cuda" else f"{m['peak_rss']:12.0f}{m['step_rss']:12.0f}"
-        print(f"{name:12s}{m['step']:8.2f}{_fmt(m['rollout']):>9s}{upd:8.2f}{_fmt(m['len'], '{:.1f}'):>6s}"
+        print(f"{name:12s}{m['step']:8.2f}{m['cpu']:7.2f}{_fmt(m['rollout']):>9s}{upd:8.2f}{_fmt(m['len'], '{:.1f}'):>6s}"
               f"{_fmt(m['rows'], '{:.0f}'):>9s}{mem}")
     key = "cuda" if args.device == "cuda" else "peak_rss"
     ratio_t, ratio_m = c["step"] / t["step"], c[key] / t[key]
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": s, "args": vars(args), "runs": results}, indent=1))
-    print("(s/step and rollout: medians; update = s/step - rollout; len: mean completion tokens; "
+    print("(medians over the measured steps. s/step: wall clock; cpu s: CPU seconds of the process per "
+          "step, steadier on a shared machine; update = s/step - rollout; len: mean completion tokens; "
           "bwd rows: completions run through backward per step)")
+    print(f"CPU-time ratio {c['cpu'] / t['cpu']:.2f}; step-memory ratio (peak RSS minus RSS before the "
+          f"first step) {c['step_rss'] / t['step_rss']:.2f}" if args.device == "cpu" else
+          f"CPU-time ratio {c['cpu'] / t['cpu']:.2f}")
     print(f"ratio_step_time={ratio_t:.2f} ratio_peak_mem={ratio_m:.2f}")
     return 0
 
