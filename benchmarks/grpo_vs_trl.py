@@ -91,7 +91,7 @@ def settings(args) -> dict:
 
         prof = get_profile(args.model)
         s = dict(task="gsm8k", prompts=8, group=8, new_tokens=256, micro_batch=prof.micro_batch_size,
-                 lr=prof.learning_rate, lora=True, dtype="float16",
+                 lr=prof.learning_rate, lora=True, dtype="float16" if args.device == "cuda" else "float32",
                  checkpointing=prof.gradient_checkpointing)
     s.update(temperature=1.0, top_p=1.0, grad_clip=1.0, epsilon=0.2)
     if args.prompts:
@@ -111,10 +111,11 @@ def coin_reward(text: str) -> float:
 
 # ------------------------------------------------------------------------------ the models
 
-def random_qwen_folder(name: str, cache: Path) -> Path:
+def random_qwen_folder(name: str, cache: Path, smoke: bool = False) -> Path:
     """A randomly initialised Qwen2.5-architecture model (float16) and the Qwen tokenizer, saved
-    once to ``cache/name`` so both systems load the very same weights through from_pretrained."""
-    folder = cache / f"random-{name}"
+    once to ``cache/name`` so both systems load the very same weights through from_pretrained.
+    ``smoke``: a 2-layer model of the same vocabulary, to check the wiring on a CPU."""
+    folder = cache / f"random-{name}{'-smoke' if smoke else ''}"
     if (folder / "config.json").exists() and (folder / "tokenizer.json").exists():
         return folder
     import torch
@@ -123,7 +124,10 @@ def random_qwen_folder(name: str, cache: Path) -> Path:
     from course_lib.models import get_profile, load_offline_qwen_tokenizer
 
     print(f"building a random {name} in {folder} (once) ...", flush=True)
-    config = Qwen2Config(**QWEN25[name], **QWEN25_COMMON)
+    shape = dict(QWEN25[name])
+    if smoke:
+        shape.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
+    config = Qwen2Config(**shape, **QWEN25_COMMON)
     torch.manual_seed(0)
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
         model = Qwen2ForCausalLM(config).to(torch.float16)
@@ -204,7 +208,7 @@ def run_course(args, s, model, tok, task, reward) -> dict:
         max_new_tokens=s["new_tokens"], temperature=s["temperature"], top_p=s["top_p"],
         micro_batch_size=s["micro_batch"], learning_rate=s["lr"], grad_clip=s["grad_clip"],
         epsilon=s["epsilon"], aggregation="sequence", mu=1, eval_examples=0, eval_every=0,
-        precision="fp32" if s["dtype"] == "float32" else "fp16",
+        precision="fp16" if s["dtype"] == "float16" else "fp32",
     )
     if reward == "coin":
         from course_lib.tasks import Task
@@ -321,7 +325,7 @@ def worker(args) -> dict:
         if args.worker == "course_lib":
             from course_lib.models import get_profile, load_policy
 
-            model, tok = load_policy(get_profile(args.model), device="cuda", model_id=str(folder))
+            model, tok = load_policy(get_profile(args.model), device=args.device, model_id=str(folder))
         else:
             from peft import LoraConfig
             from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
@@ -331,11 +335,12 @@ def worker(args) -> dict:
             lora = get_profile(args.model).lora
             tok = AutoTokenizer.from_pretrained(folder)
             tok.padding_side = "left"
+            dtype = getattr(torch, s["dtype"])
             model = AutoModelForCausalLM.from_pretrained(
-                folder, dtype=torch.float16, device_map={"": 0},
+                folder, dtype=dtype, device_map={"": 0 if args.device == "cuda" else "cpu"},
                 quantization_config=BitsAndBytesConfig(
                     load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                    bnb_4bit_compute_dtype=torch.float16),
+                    bnb_4bit_compute_dtype=dtype),
             )
             peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                      target_modules=list(lora.target_modules), bias="none",
@@ -423,7 +428,7 @@ def check_environment(args) -> None:
     if args.device == "cuda" and args.model == "micro":
         raise SystemExit("error: --device cuda benchmarks the Qwen2.5 shapes: pass --model qwen2.5-0.5b "
                          "or --model qwen2.5-1.5b")
-    if args.device == "cpu" and args.model != "micro":
+    if args.device == "cpu" and args.model != "micro" and not args.smoke:
         raise SystemExit(f"error: --model {args.model} is the GPU benchmark (4-bit NF4, float16): "
                          "add --device cuda, or use --model micro on CPU")
 
@@ -448,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="also write the raw figures to this file")
     ap.add_argument("--worker", choices=SYSTEMS, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", default=None, help=argparse.SUPPRESS)
+    # a 2-layer Qwen-vocabulary model, allowed on CPU: checks the GPU path's wiring, measures nothing
+    ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.model = args.model or ("micro" if args.device == "cpu" else "qwen2.5-0.5b")
     if args.threads is None:
@@ -467,12 +474,13 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = None
     if args.model != "micro":
         cache = Path(args.cache_dir or Path(tempfile.gettempdir()) / "grpo_vs_trl")
-        model_dir = str(random_qwen_folder(args.model, cache))
+        model_dir = str(random_qwen_folder(args.model, cache, smoke=args.smoke))
     s = settings(args)
     dev = torch.cuda.get_device_name(0) if args.device == "cuda" else platform.processor() or platform.machine()
     print(f"{args.model} on {args.device} ({dev}, {args.threads} threads): {s['prompts']} prompts x "
           f"G={s['group']}, {s['new_tokens']} new tokens, T={s['temperature']}, beta=0, one update per "
-          f"rollout, {'4-bit NF4 + LoRA, float16' if s['lora'] else 'full fine-tune, float32'}")
+          f"rollout, {'4-bit NF4 + LoRA' if s['lora'] else 'full fine-tune'}, {s['dtype']}"
+          + (" (--smoke: a 2-layer model, wiring check only)" if args.smoke else ""))
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}; "
           f"one process per system, taking steps in turn: {args.warmup} warm-up + {args.steps} measured",
           flush=True)
