@@ -702,6 +702,8 @@ def _arg_parser() -> argparse.ArgumentParser:
     ap.add_argument("--run-dir", required=True, help="metrics.jsonl, eval.jsonl and checkpoint.pt go here")
     ap.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
     types = {"beta": float, "epsilon_high": float, "gen_batch_size": int}
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -719,6 +721,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m course_lib train --profile micro --task countdown-micro --objective grpo ...``"""
     args = vars(_arg_parser().parse_args(argv))
     run_dir, resume, quiet = args.pop("run_dir"), args.pop("resume"), args.pop("no_progress")
+    threads = args.pop("threads")
+    if threads:
+        torch.set_num_threads(threads)
     profile = args.pop("profile") or "micro"
     try:
         cfg = TrainConfig.from_profile(profile, **args)

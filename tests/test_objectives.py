@@ -149,12 +149,16 @@ def test_signed_sft_loss_with_weight_one_is_plain_nll():
 
 # --- the identity ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("aggregation", ["sequence", "token", "constant"])
-def test_grpo_gradient_equals_signed_sft_gradient_with_advantage_weights(aggregation):
-    """beta = 0, one update per rollout: grad GRPO == grad signed SFT(weights = advantages)."""
-    tok = char_tokenizer()
+@pytest.fixture(scope="module")
+def float64_rollout():
     model = tiny_model(seed=1, dtype=torch.float64)
-    roll = generate_rollouts(model, tok, ["1ab>", "3bbb>"], 4, max_new_tokens=10, seed=3)
+    return model, generate_rollouts(model, char_tokenizer(), ["1ab>", "3bbb>"], 4, max_new_tokens=10, seed=3)
+
+
+@pytest.mark.parametrize("aggregation", ["sequence", "token", "constant"])
+def test_grpo_gradient_equals_signed_sft_gradient_with_advantage_weights(aggregation, float64_rollout):
+    """beta = 0, one update per rollout: grad GRPO == grad signed SFT(weights = advantages)."""
+    model, roll = float64_rollout
     rewards = torch.tensor([1.0, 0, 0, 1, 0, 0, 0, 1], dtype=torch.float64)
     adv = group_advantages(rewards, 4)
     mask = roll.completion_mask
