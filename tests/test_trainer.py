@@ -161,3 +161,17 @@ def test_command_line_train_then_evaluate(tmp_path, monkeypatch):
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 3
     assert evaluate_main(["--run-dir", str(tmp_path), "--samples", "2", "--no-greedy"]) == 0
     assert 0 <= json.loads((tmp_path / "evaluate.json").read_text())["accuracy"] <= 1
+
+
+def test_lora_model_trains_only_adapters_and_uses_them_off_as_reference():
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(tiny_model(seed=0), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    lora = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    res = run("grpo", steps=2, beta=0.1, model=model, eval_examples=0)
+    assert all(r["kl"] is not None and r["kl"] >= 0 for r in res.history)
+    params = dict(model.named_parameters())
+    assert all(torch.equal(params[n], v) for n, v in frozen.items())
+    if any(r["n_backward"] for r in res.history):
+        assert any(not torch.equal(params[n], v) for n, v in lora.items())
