@@ -1,0 +1,471 @@
+"""Micro variants of Countdown and GSM8K, small enough for a 1M-parameter model on a CPU.
+
+Two tasks, each with a fixed held-out test set, a prompt function and a *trace* generator
+that writes the pretraining completions of the micro base model (``course_lib.pretrain``):
+
+- **countdown-micro**: three numbers from 1..9 and a target from 1..99 that an expression of
+  two integer steps reaches, e.g. prompt ``"3 7 5>26:"`` and completion
+  ``"3+7=10,10*5=50;3*7=21,21+5=26<answer>(3*7)+5</answer>"``.
+- **gsm8k-micro**: short templated word problems of two or three arithmetic steps whose
+  answer uses GSM8K's ``#### N`` line, e.g. completion ``"5*4=20,20-3=17\\n#### 17"``.
+
+Completions end in ``<answer>EXPR</answer>`` or ``#### N``, so the *same* verifiers as the full
+tasks (``countdown.score`` and ``gsm8k.score``) judge them.
+
+What is simplified, and why:
+
+- Countdown-micro uses exactly three numbers and only targets reachable with whole-number
+  intermediate values (no negatives, exact division), so every solution is two written steps.
+  The full task allows four numbers and fractional intermediates.
+- GSM8K-micro is eight templates, not natural language; it keeps the *shape* of GSM8K
+  (read quantities, chain two or three operations, answer after ``####``) at a size that a
+  character-level model learns in minutes.
+- The traces are not solutions. They are written so that the base model is *partially*
+  competent and fails in ways reinforcement learning can reweight: an honest search whose
+  attempts hit with probability ~0.4 and that gives up after 1-4 attempts, ~25% bare guesses
+  without working, and a few arithmetic slips. A trace never fakes a hit with made-up
+  arithmetic: a model pretrained on faked hits learns to fake them, and no RL objective
+  recovers from that.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "Trace",
+    "TEST_SIZE",
+    "countdown_examples",
+    "countdown_prompt",
+    "countdown_solutions",
+    "countdown_trace",
+    "gsm8k_examples",
+    "gsm8k_prompt",
+    "gsm8k_trace",
+]
+
+#: Size of each micro task's fixed held-out test set.
+TEST_SIZE = 200
+
+# Trace design (see the module docstring); the micro base model's competence follows from these.
+P_GUESS = 0.25  # share of traces that are a bare answer without working
+P_GUESS_RIGHT = 0.3  # a bare guess is right this often
+P_HIT = 0.4  # countdown: each search attempt is a solution this often
+MAX_ATTEMPTS = 4  # countdown: the search gives up after 1..MAX_ATTEMPTS attempts (uniform)
+P_TYPO = 0.05  # countdown: a missed attempt shows an arithmetic slip this often
+P_SLIP = 0.12  # gsm8k: each step's result is wrong this often (later steps stay honest)
+P_STOP = 0.1  # gsm8k: the working stops early and reports an intermediate value this often
+P_VERBOSE = 0.35  # gsm8k: the working names its steps ("left 20-3=17") this often
+MAX_COMPLETION_CHARS = 60  # traces stay under the 64-token completion cap of the micro profile
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One pretraining completion and what its final answer is meant to be.
+
+    Attributes:
+        text: the completion, without the end-of-text token.
+        correct: the final answer is right (the real verifier agrees; tests check it).
+        kind: ``"search"`` / ``"work"`` (working shown) or ``"guess"`` (bare answer).
+    """
+
+    text: str
+    correct: bool
+    kind: str
+
+
+# ----------------------------------------------------------------------------- countdown-micro
+
+
+def _apply(x: int, op: str, y: int) -> int | None:
+    """Whole-number result of ``x op y``, or None when it is negative or not exact."""
+    if op == "+":
+        return x + y
+    if op == "-":
+        return x - y if x >= y else None
+    if op == "*":
+        return x * y
+    if y != 0 and x % y == 0:
+        return x // y
+    return None
+
+
+@functools.cache
+def _expressions(nums: tuple[int, ...]) -> tuple[tuple[str, str, int], ...]:
+    """Every two-step expression over ``nums`` (3 numbers): (steps text, expression, value).
+
+    Example: for (3, 7, 5) one entry is ``("3*7=21,21+5=26", "(3*7)+5", 26)``.
+    """
+    out: dict[str, tuple[str, str, int]] = {}
+    for x, y, z in itertools.permutations(nums):
+        for op1, op2 in itertools.product("+-*/", repeat=2):
+            r = _apply(x, op1, y)
+            if r is None:
+                continue
+            s = _apply(r, op2, z)  # (x op1 y) op2 z
+            if s is not None:
+                out.setdefault(f"({x}{op1}{y}){op2}{z}", (f"{x}{op1}{y}={r},{r}{op2}{z}={s}", f"({x}{op1}{y}){op2}{z}", s))
+            s = _apply(z, op2, r)  # z op2 (x op1 y)
+            if s is not None:
+                out.setdefault(f"{z}{op2}({x}{op1}{y})", (f"{x}{op1}{y}={r},{z}{op2}{r}={s}", f"{z}{op2}({x}{op1}{y})", s))
+    return tuple(out.values())
+
+
+def countdown_solutions(nums: Sequence[int], target: int) -> list[str]:
+    """All two-step whole-number expressions over ``nums`` that equal ``target``.
+
+    Example:
+        >>> "(3*7)+5" in countdown_solutions([3, 7, 5], 26)
+        True
+    """
+    return [expr for _, expr, value in _expressions(tuple(nums)) if value == target]
+
+
+@functools.lru_cache(maxsize=1)
+def _countdown_space() -> tuple[tuple[tuple[int, int, int], int], ...]:
+    """Every (ordered numbers, target) pair of the micro task, in a fixed order."""
+    space = []
+    for nums in itertools.product(range(1, 10), repeat=3):
+        targets = sorted({v for _, _, v in _expressions(nums) if 1 <= v <= 99})
+        space.extend((nums, t) for t in targets)
+    return tuple(space)
+
+
+@functools.lru_cache(maxsize=1)
+def _countdown_split() -> tuple[list[dict], list[dict]]:
+    """(train, test): the test set is TEST_SIZE problems drawn with a fixed seed; train is every
+    problem whose numbers (as a multiset) and target differ from all test problems."""
+    space = _countdown_space()
+    rng = random.Random(20240611)
+    test, seen = [], set()
+    while len(test) < TEST_SIZE:
+        nums, target = space[rng.randrange(len(space))]
+        key = (tuple(sorted(nums)), target)
+        if key not in seen:
+            seen.add(key)
+            test.append({"nums": list(nums), "target": target})
+    train = [{"nums": list(n), "target": t} for n, t in space if (tuple(sorted(n)), t) not in seen]
+    return train, test
+
+
+def _select(examples: list[dict], split: str, n: int | None, seed: int) -> list[dict]:
+    if n is not None and n < 0:
+        raise ValueError(f"n must be None or >= 0, got {n}")
+    if split == "train":  # shuffled by seed
+        examples = list(examples)
+        random.Random(seed).shuffle(examples)
+    # the test set is fixed: same problems, same order, whatever the seed
+    return [dict(e) for e in (examples if n is None else examples[:n])]
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+
+
+def countdown_examples(split: str, n: int | None = None, seed: int = 0) -> list[dict]:
+    """Countdown-micro problems: ``[{"nums": [a, b, c], "target": t}, ...]``.
+
+    Args:
+        split: ``"test"`` (a fixed set of 200, same order for every seed) or ``"train"``
+            (every other problem, ~17k, shuffled by ``seed``; none shares its number multiset
+            and target with a test problem).
+        n: keep only the first ``n``; None keeps all.
+        seed: shuffles the train split.
+
+    Example:
+        >>> ex = countdown_examples("test", n=1)[0]
+        >>> sorted(ex), len(ex["nums"])
+        (['nums', 'target'], 3)
+    """
+    _check_split(split)
+    train, test = _countdown_split()
+    return _select(train if split == "train" else test, split, n, seed)
+
+
+def countdown_prompt(example: dict) -> str:
+    """The compact prompt: the numbers, ``>``, the target, ``:``.
+
+    Example:
+        >>> countdown_prompt({"nums": [3, 7, 5], "target": 26})
+        '3 7 5>26:'
+    """
+    return " ".join(str(x) for x in example["nums"]) + f">{example['target']}:"
+
+
+def countdown_trace(example: dict, rng: random.Random) -> Trace:
+    """A pretraining completion for a countdown-micro problem (see the module docstring).
+
+    Example:
+        >>> t = countdown_trace({"nums": [3, 7, 5], "target": 26}, random.Random(0))
+        >>> t.text.endswith("</answer>")
+        True
+    """
+    nums, target = tuple(example["nums"]), example["target"]
+    exprs = _expressions(nums)
+    hits = [e for e in exprs if e[2] == target]
+    misses = [e for e in exprs if e[2] != target]
+    if not hits:
+        raise ValueError(f"{list(nums)} cannot reach {target} in two whole-number steps")
+
+    def answer(expr: str) -> str:
+        return f"<answer>{expr}</answer>"
+
+    if rng.random() < P_GUESS:
+        pool = hits if (rng.random() < P_GUESS_RIGHT or not misses) else misses
+        _, expr, value = rng.choice(pool)
+        return Trace(answer(expr), value == target, "guess")
+
+    budget = rng.randint(1, MAX_ATTEMPTS)
+    attempts: list[str] = []
+    last = None
+    for _ in range(budget):
+        hit = rng.random() < P_HIT or not misses
+        steps, expr, value = rng.choice(hits if hit else misses)
+        if not hit and rng.random() < P_TYPO:
+            steps = _typo(steps, target, rng)
+        candidate = ";".join([*attempts, steps]) + answer(expr)
+        if attempts and len(candidate) > MAX_COMPLETION_CHARS + 16:  # ~16 chars = 2 tag tokens
+            break
+        attempts.append(steps)
+        last = (expr, value)
+        if hit:
+            break
+    expr, value = last
+    # a search that did not hit gives up and answers with its last (wrong) attempt
+    return Trace(";".join(attempts) + answer(expr), value == target, "search")
+
+
+def _typo(steps: str, target: int, rng: random.Random) -> str:
+    """Slip in the first step; the second step is then computed honestly from the slip.
+    The shown result never equals the target, so a slip never fakes a hit."""
+    first, second = steps.split(",")
+    lhs, r = first.split("=")
+    wrong = int(r) + rng.choice([-2, -1, 1, 2])
+    if wrong < 0:
+        return steps
+    s_lhs = second.split("=")[0]
+    for op in "+-*/":
+        if op in s_lhs:
+            a, b = s_lhs.split(op)
+            a, b = (wrong, int(b)) if a == r else (int(a), wrong)
+            s = _apply(a, op, b)
+            if s is None or s == target:
+                return steps
+            return f"{lhs}={wrong},{a}{op}{b}={s}"
+    return steps
+
+
+# -------------------------------------------------------------------------------- gsm8k-micro
+
+_NAMES = ("Tom", "Ann", "Sam", "Mia", "Ben", "Zoe", "Leo", "Eva")
+_ITEMS = ("apples", "pens", "cards", "eggs", "books", "shells", "cakes", "rocks")
+
+
+def _t_bags(rng):
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
+    c = rng.randint(1, min(9, a * b))
+    return ("{N} has {a} bags of {b} {I}, eats {c}. How many left?", dict(a=a, b=b, c=c),
+            [("all", a, "*", b), ("left", None, "-", c)])
+
+
+def _t_change(rng):
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
+    c = next(p for p in (20, 50, 100) if p >= a * b)
+    return ("{N} buys {a} {I} at ${b} each, pays ${c}. Change?", dict(a=a, b=b, c=c),
+            [("cost", a, "*", b), ("change", c, "-", None)])
+
+
+def _t_pages(rng):
+    a, b, c = rng.randint(2, 9), rng.randint(2, 9), rng.randint(1, 20)
+    return ("{N} reads {a} pages a day for {b} days, then {c}. Total?", dict(a=a, b=b, c=c),
+            [("days", a, "*", b), ("total", None, "+", c)])
+
+
+def _t_share(rng):
+    c, each = rng.randint(2, 6), rng.randint(2, 9)
+    a = rng.randint(1, c * each - 1)
+    b = c * each - a
+    return ("{N} has {a} {I}, gets {b}, shares with {c} kids. Each?", dict(a=a, b=b, c=c),
+            [("all", a, "+", b), ("each", None, "/", c)])
+
+
+def _t_boxes(rng):
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
+    c, d = rng.randint(1, min(9, a * b)), rng.randint(1, 9)
+    return ("{N} has {a} boxes of {b} {I}, gives {c} away, gets {d}. Now?", dict(a=a, b=b, c=c, d=d),
+            [("all", a, "*", b), ("left", None, "-", c), ("now", None, "+", d)])
+
+
+def _t_times(rng):
+    a, b = rng.randint(2, 9), rng.randint(2, 5)
+    c = rng.randint(1, min(9, a + a * b))
+    return ("{N} has {a} {I}, Kim {b} times as many. They lose {c}. Left?", dict(a=a, b=b, c=c),
+            [("kim", a, "*", b), ("both", a, "+", None), ("left", None, "-", c)])
+
+
+def _t_fill(rng):
+    a, b, c = rng.randint(2, 9), rng.randint(2, 9), rng.randint(1, 9)
+    return ("A box holds {a} {I}. {N} fills {b}, has {c} more. Total?", dict(a=a, b=b, c=c),
+            [("boxes", a, "*", b), ("all", None, "+", c)])
+
+
+def _t_save(rng):
+    a, b, c = rng.randint(2, 9), rng.randint(2, 9), rng.randint(1, 9)
+    d = rng.randint(1, a * b + c)
+    return ("{N} saves ${a} a week for {b} weeks, gets ${c}, spends ${d}. Left?",
+            dict(a=a, b=b, c=c, d=d),
+            [("saved", a, "*", b), ("has", None, "+", c), ("left", None, "-", d)])
+
+
+_TEMPLATES = (_t_bags, _t_change, _t_pages, _t_share, _t_boxes, _t_times, _t_fill, _t_save)
+
+
+def _run_steps(plan, slip=None) -> list[tuple[str, int, str, int, int]] | None:
+    """Carry out a plan of steps ``(label, x, op, y)``; a None operand is the previous result.
+
+    ``slip(result) -> shown result`` may corrupt each result; later steps use what was shown.
+    Returns ``(label, x, op, y, shown)`` per step, or None when a step is not a whole number.
+
+    Example:
+        >>> _run_steps([("all", 5, "*", 4), ("left", None, "-", 3)])
+        [('all', 5, '*', 4, 20), ('left', 20, '-', 3, 17)]
+    """
+    out, prev = [], None
+    for label, x, op, y in plan:
+        x = prev if x is None else x
+        y = prev if y is None else y
+        r = _apply(x, op, y)
+        if r is None:
+            return None
+        if slip is not None:
+            r = slip(r)
+        out.append((label, x, op, y, r))
+        prev = r
+    return out
+
+
+def _gsm8k_problem(rng: random.Random) -> dict:
+    template = rng.choice(_TEMPLATES)
+    text, values, plan = template(rng)
+    question = text.format(N=rng.choice(_NAMES), I=rng.choice(_ITEMS), **values)
+    solved = _run_steps(plan)
+    work = ",".join(f"{x}{op}{y}={r}" for _, x, op, y, r in solved)
+    return {"question": question, "answer": f"{work}\n#### {solved[-1][4]}", "steps": plan}
+
+
+@functools.lru_cache(maxsize=1)
+def _gsm8k_test() -> tuple[dict, ...]:
+    rng = random.Random(20240612)
+    test, seen = [], set()
+    while len(test) < TEST_SIZE:
+        p = _gsm8k_problem(rng)
+        if p["question"] not in seen:
+            seen.add(p["question"])
+            test.append(p)
+    return tuple(test)
+
+
+def gsm8k_examples(split: str, n: int | None = None, seed: int = 0) -> list[dict]:
+    """GSM8K-micro problems: ``[{"question": str, "answer": "5*4=20,20-3=17\\n#### 17"}, ...]``.
+
+    Each example also carries ``"steps"``, the solved steps ``(label, x, op, y, result)`` that
+    the trace generator uses.
+
+    Args:
+        split: ``"test"`` (a fixed set of 200, same order for every seed) or ``"train"``
+            (problems generated from ``seed``, none with a test question).
+        n: how many; None gives all 200 test problems or 10,000 train problems.
+        seed: generates the train split.
+
+    Example:
+        >>> ex = gsm8k_examples("test", n=1)[0]
+        >>> ex["answer"].split("#### ")[1].isdigit()
+        True
+    """
+    _check_split(split)
+    if n is not None and n < 0:
+        raise ValueError(f"n must be None or >= 0, got {n}")
+    if split == "test":
+        test = _gsm8k_test()
+        return [dict(p) for p in (test if n is None else test[:n])]
+    n = 10_000 if n is None else n
+    banned = {p["question"] for p in _gsm8k_test()}
+    rng = random.Random(f"gsm8k-micro-train-{seed}")
+    out = []
+    while len(out) < n:
+        p = _gsm8k_problem(rng)
+        if p["question"] not in banned:
+            out.append(p)
+    return out
+
+
+def gsm8k_prompt(example: dict) -> str:
+    """The question followed by a newline.
+
+    Example:
+        >>> gsm8k_prompt({"question": "Tom has 2 bags of 3 pens and eats 1. How many are left?"})
+        'Tom has 2 bags of 3 pens and eats 1. How many are left?\\n'
+    """
+    return example["question"] + "\n"
+
+
+def gsm8k_trace(example: dict, rng: random.Random) -> Trace:
+    """A pretraining completion for a gsm8k-micro problem: working then ``#### N``.
+
+    Step results are wrong with probability P_SLIP (later steps are computed honestly from the
+    wrong value), the working stops early with probability P_STOP, and P_GUESS of the traces
+    are a bare ``#### N``.
+
+    Example:
+        >>> ex = gsm8k_examples("test", n=1)[0]
+        >>> "#### " in gsm8k_trace(ex, random.Random(0)).text
+        True
+    """
+    plan = example.get("steps") or _parse_steps(example["answer"])
+    solved = _run_steps(plan)
+    gold = solved[-1][4]
+    if rng.random() < P_GUESS:
+        if rng.random() < P_GUESS_RIGHT:
+            guess = gold
+        else:
+            guess = rng.choice([r for *_, r in solved[:-1]] + [rng.randint(1, max(2 * gold, 10))])
+        return Trace(f"#### {guess}", guess == gold, "guess")
+    verbose = rng.random() < P_VERBOSE
+    n_steps = len(plan)
+    if n_steps > 1 and rng.random() < P_STOP:
+        n_steps = rng.randint(1, n_steps - 1)
+
+    def slip(r: int) -> int:
+        return max(0, r + rng.choice([-3, -2, -1, 1, 2, 3, 10])) if rng.random() < P_SLIP else r
+
+    shown = _run_steps(plan[:n_steps], slip)
+    while shown is None:  # a slip made a later division inexact: slip again
+        shown = _run_steps(plan[:n_steps], slip)
+    parts = [f"{label} {x}{op}{y}={r}" if verbose else f"{x}{op}{y}={r}" for label, x, op, y, r in shown]
+    final = shown[-1][4]
+    return Trace(",".join(parts) + f"\n#### {final}", final == gold, "work")
+
+
+def _parse_steps(answer: str) -> list[tuple[str, int | None, str, int | None]]:
+    """Recover a plan from an ``answer`` string, e.g. ``"5*4=20,20-3=17\\n#### 17"`` gives
+    ``[("", 5, "*", 4), ("", None, "-", 3)]`` (an operand equal to the previous result is
+    taken to be it)."""
+    work = answer.split("\n####")[0]
+    out, prev = [], None
+    for step in work.split(","):
+        lhs, r = step.split("=")
+        op = next(o for o in "+-*/" if o in lhs)
+        x, y = (int(v) for v in lhs.split(op))
+        if prev is not None and x == prev:
+            out.append(("", None, op, y))
+        elif prev is not None and y == prev:
+            out.append(("", x, op, None))
+        else:
+            out.append(("", x, op, y))
+        prev = int(r)
+    return out

@@ -1,0 +1,251 @@
+"""The micro tasks, their pretraining traces, the character tokenizer and the micro base model."""
+
+from __future__ import annotations
+
+import json
+import random
+import shlex
+
+import pytest
+import torch
+
+from course_lib import DATA_DIR
+from course_lib import pretrain as P
+from course_lib.tasks import countdown, gsm8k, micro
+
+N_TRACES = 1500  # traces per task checked against the real verifiers
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return P.build_tokenizer()
+
+
+def _all_texts():
+    """Every prompt and gold answer of both test sets, train samples, and traces."""
+    rng = random.Random(0)
+    texts = []
+    for ex in micro.countdown_examples("test") + micro.countdown_examples("train", n=N_TRACES):
+        texts += [micro.countdown_prompt(ex), micro.countdown_trace(ex, rng).text]
+    for ex in micro.gsm8k_examples("test") + micro.gsm8k_examples("train", n=N_TRACES):
+        texts += [micro.gsm8k_prompt(ex), ex["answer"], micro.gsm8k_trace(ex, rng).text]
+    return texts
+
+
+# ----------------------------------------------------------------------------------- tokenizer
+
+
+def test_tokenizer_round_trips_every_micro_text(tok):
+    texts = _all_texts()
+    encoded = tok(texts).input_ids
+    for text, ids in zip(texts, encoded):
+        assert tok.unk_token_id not in ids, f"unknown character in {text!r}"
+        assert tok.decode(ids) == text
+
+
+@pytest.mark.parametrize("word", ["<answer>", "</answer>", "####"])
+def test_answer_markers_are_single_tokens(tok, word):
+    ids = tok(f"1{word}2").input_ids
+    assert len(ids) == 3 and tok.convert_ids_to_tokens(ids[1]) == word
+
+
+def test_tokenizer_pads_left_and_skips_special_tokens(tok):
+    batch = tok(["3 7 5>26:", "1>1:"], padding=True)
+    assert batch.input_ids[1][:5] == [tok.pad_token_id] * 5
+    assert batch.attention_mask[1] == [0] * 5 + [1] * 4
+    text = "9 9 9>81:" + tok.eos_token + tok.pad_token
+    assert tok.decode(tok(text).input_ids, skip_special_tokens=True) == "9 9 9>81:"
+
+
+def test_saved_tokenizer_keeps_spaces_and_has_no_config_json():
+    _, tok = P.load_micro()
+    assert not (DATA_DIR / "micro" / "tokenizer" / "config.json").exists()
+    assert type(tok).__name__ == "PreTrainedTokenizerFast"
+    assert tok.decode(tok("a  b \n c").input_ids) == "a  b \n c"
+
+
+# ---------------------------------------------------------------------------------- generators
+
+
+@pytest.mark.parametrize(
+    "example, prompt",
+    [
+        ({"nums": [3, 7, 5], "target": 26}, "3 7 5>26:"),
+        ({"nums": [1, 1, 1], "target": 3}, "1 1 1>3:"),
+        ({"nums": [9, 9, 9], "target": 90}, "9 9 9>90:"),
+    ],
+)
+def test_countdown_prompt(example, prompt):
+    assert micro.countdown_prompt(example) == prompt
+
+
+@pytest.mark.parametrize(
+    "nums, target, expected",
+    [
+        ((3, 7, 5), 26, "(3*7)+5"),
+        ((8, 4, 2), 1, "(8/4)/2"),
+        ((9, 1, 5), 40, "5*(9-1)"),
+        ((2, 2, 2), 8, "(2*2)*2"),
+    ],
+)
+def test_countdown_solutions_include(nums, target, expected):
+    sols = micro.countdown_solutions(nums, target)
+    assert expected in sols
+    assert all(countdown.score(f"<answer>{s}</answer>", nums, target).correct for s in sols)
+
+
+def test_countdown_solutions_empty_when_unreachable():
+    assert micro.countdown_solutions((1, 1, 1), 99) == []
+
+
+@pytest.mark.parametrize("load", [micro.countdown_examples, micro.gsm8k_examples])
+def test_generators_are_deterministic(load):
+    assert load("train", n=50, seed=1) == load("train", n=50, seed=1)
+    assert load("train", n=50, seed=1) != load("train", n=50, seed=2)
+    assert load("test", seed=0) == load("test", seed=5)  # the test set is fixed
+    assert len(load("test")) == micro.TEST_SIZE
+    assert load("test", n=7) == load("test")[:7]
+
+
+def test_countdown_splits_disjoint_and_solvable():
+    key = lambda ex: (tuple(sorted(ex["nums"])), ex["target"])  # noqa: E731
+    test = micro.countdown_examples("test")
+    train = micro.countdown_examples("train")
+    assert len({key(ex) for ex in test}) == len(test)
+    assert not {key(ex) for ex in train} & {key(ex) for ex in test}
+    for ex in test + train[:500]:
+        assert all(1 <= x <= 9 for x in ex["nums"]) and 1 <= ex["target"] <= 99
+        assert countdown.solve(ex["nums"], ex["target"]) is not None
+
+
+def test_gsm8k_splits_disjoint_short_and_self_verifying():
+    test = micro.gsm8k_examples("test")
+    train = micro.gsm8k_examples("train", n=3000)
+    assert not {ex["question"] for ex in train} & {ex["question"] for ex in test}
+    for ex in test + train:
+        assert len(micro.gsm8k_prompt(ex)) < 80
+        assert ex["answer"].rsplit("\n", 1)[1].startswith("#### ")
+        assert gsm8k.score(ex["answer"], ex["answer"]).correct
+
+
+@pytest.mark.parametrize("split", ["validation", "", "TEST"])
+def test_bad_split_names_the_allowed_ones(split):
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        micro.countdown_examples(split)
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        micro.gsm8k_examples(split)
+
+
+# -------------------------------------------------------------------------------------- traces
+
+
+def _traces(task):
+    rng = random.Random(1)
+    if task == "countdown-micro":
+        exs = micro.countdown_examples("train", n=N_TRACES, seed=3)
+        return [(ex, micro.countdown_trace(ex, rng)) for ex in exs]
+    exs = micro.gsm8k_examples("train", n=N_TRACES, seed=3)
+    return [(ex, micro.gsm8k_trace(ex, rng)) for ex in exs]
+
+
+@pytest.mark.parametrize("task", P.TASKS)
+def test_every_trace_scores_as_intended(task, tok):
+    traces = _traces(task)
+    for ex, trace in traces:
+        assert P._score(task, trace.text, ex).correct == trace.correct, (ex, trace)
+        assert len(tok(trace.text).input_ids) + 1 <= P.MAX_NEW_TOKENS  # + eos
+    share = sum(t.correct for _, t in traces) / len(traces)
+    guesses = sum(t.kind == "guess" for _, t in traces) / len(traces)
+    assert 0.4 < share < 0.75, share  # partially right by design
+    assert 0.15 < guesses < 0.35, guesses
+
+
+def test_countdown_search_never_fakes_a_hit():
+    """Every written step is true arithmetic, except typos, which never show the target."""
+    for ex, trace in _traces("countdown-micro"):
+        work = trace.text.split("<answer>")[0]
+        for attempt in filter(None, work.split(";")):
+            shown = int(attempt.rsplit("=", 1)[1])
+            if shown == ex["target"]:
+                # a shown hit is real: the next thing written is this attempt's answer
+                assert trace.correct and trace.text.endswith("</answer>")
+                assert work.endswith(attempt)
+
+
+def test_traces_vary_in_length():
+    lengths = [len(t.text) for _, t in _traces("countdown-micro")]
+    assert min(lengths) < 25 and max(lengths) > 55
+
+
+# ------------------------------------------------------------------------------------- the model
+
+
+def test_build_model_size_and_generation_ids(tok):
+    model = P.build_model(tok)
+    assert 0.8e6 < sum(p.numel() for p in model.parameters()) < 1.3e6
+    assert model.generation_config.pad_token_id == tok.pad_token_id
+    assert model.generation_config.eos_token_id == tok.eos_token_id
+
+
+def test_short_pretraining_lowers_loss_and_saves_a_loadable_checkpoint(tmp_path, tok):
+    model = P.build_model(tok, hidden=64, layers=2, heads=2)
+    model, tok, history = P.pretrain(steps=40, batch_size=16, lr=3e-3, warmup=5, log_every=0, model=model, tokenizer=tok)
+    first = sum(h["loss"] for h in history[:5]) / 5
+    last = sum(h["loss"] for h in history[-5:]) / 5
+    assert last < first - 0.5, (first, last)
+    P.save(model, tok, tmp_path)
+    loaded, tok2 = P.load_micro(tmp_path)
+    ids = tok2(["3 7 5>26:"], return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.allclose(loaded(ids).logits, model(ids).logits, atol=1e-6)
+    assert tok2.padding_side == "left"
+
+
+def test_load_micro_names_the_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="pretrain-micro"):
+        P.load_micro(tmp_path)
+
+
+# -------------------------------------------------------------------------- the shipped checkpoint
+
+
+MANIFEST_KEYS = {"command", "seed", "steps", "wall_time_s", "train_wall_time_s", "torch", "transformers", "eval"}
+EVAL_KEYS = {"success_sampled", "success_greedy", "mean_len", "mean_len_correct", "mean_len_incorrect", "truncated"}
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return json.loads((DATA_DIR / "micro" / "manifest.json").read_text())
+
+
+def test_shipped_manifest_documents_the_base_model(manifest):
+    assert set(manifest) >= MANIFEST_KEYS
+    assert manifest["command"].startswith("python -m course_lib pretrain-micro")
+    for task in P.TASKS:
+        stats = manifest["eval"][task]
+        assert set(stats) >= EVAL_KEYS
+        assert 0.15 <= stats["success_sampled"] <= 0.40, (task, stats)  # room for RL
+
+
+def test_shipped_checkpoint_generates_batched_left_padded():
+    """Greedy completions of a left-padded batch equal those of each prompt alone."""
+    model, tok = P.load_micro()
+    prompts = [micro.countdown_prompt(ex) for ex in micro.countdown_examples("test", n=3)]
+    prompts += [micro.gsm8k_prompt(ex) for ex in micro.gsm8k_examples("test", n=3)]
+    batched, _ = P.generate(model, tok, prompts, greedy=True)
+    alone = [P.generate(model, tok, [p], greedy=True)[0][0] for p in prompts]
+    assert batched == alone
+    assert any("<answer>" in t for t in batched[:3]) and any("#### " in t for t in batched[3:])
+
+
+@pytest.mark.slow
+def test_rebuild_matches_manifest(tmp_path, manifest):
+    argv = shlex.split(manifest["command"])[3:]
+    if "--out" in argv:
+        i = argv.index("--out")
+        del argv[i : i + 2]
+    assert P.main([*argv, "--out", str(tmp_path)]) == 0
+    rebuilt = json.loads((tmp_path / "manifest.json").read_text())
+    for task in P.TASKS:
+        for key in ("success_sampled", "success_greedy"):
+            assert rebuilt["eval"][task][key] == pytest.approx(manifest["eval"][task][key], abs=0.08)
