@@ -83,13 +83,14 @@ QWEN25_COMMON = dict(vocab_size=151936, max_position_embeddings=32768, rope_thet
 
 def settings(args) -> dict:
     """The work of one step, identical for both systems."""
-    if args.model == "micro":
-        s = dict(task="countdown-micro", prompts=16, group=8, new_tokens=64, micro_batch=128,
-                 lr=1e-4, lora=False, dtype="float32", checkpointing=False)
-    else:
-        from course_lib.models import get_profile
+    from course_lib.models import get_profile
 
-        prof = get_profile(args.model)
+    prof = get_profile(args.model)  # the profile's micro-batch, learning rate and checkpointing
+    if args.model == "micro":
+        s = dict(task="countdown-micro", prompts=16, group=8, new_tokens=64,
+                 micro_batch=prof.micro_batch_size, lr=prof.learning_rate, lora=False, dtype="float32",
+                 checkpointing=prof.gradient_checkpointing)
+    else:
         s = dict(task="gsm8k", prompts=8, group=8, new_tokens=256, micro_batch=prof.micro_batch_size,
                  lr=prof.learning_rate, lora=True, dtype="float16" if args.device == "cuda" else "float32",
                  checkpointing=prof.gradient_checkpointing)
@@ -137,12 +138,13 @@ def random_qwen_folder(name: str, cache: Path, smoke: bool = False) -> Path:
     return folder
 
 
-def micro_model():
-    """(model, tokenizer, trained?) the shipped micro base model, or a random one when it is missing."""
+def micro_model(path: str | None = None):
+    """(model, tokenizer, trained?) the shipped micro base model (or the one in ``path``), or a
+    random one when there is none."""
     from course_lib import pretrain
 
     try:
-        model, tok = pretrain.load_micro()
+        model, tok = pretrain.load_micro(path)
         return model, tok, True
     except FileNotFoundError:
         model = pretrain.build_model(tok := pretrain.build_tokenizer())
@@ -317,7 +319,7 @@ def worker(args) -> dict:
     total = args.warmup + args.steps
     peft_config = None
     if args.model == "micro":
-        model, tok, trained = micro_model()
+        model, tok, trained = micro_model(args.micro_dir)
         model = model.to(torch.float32)
     else:
         folder = Path(args.model_dir)
@@ -371,7 +373,7 @@ class Worker:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", system, "--device", args.device,
                "--model", args.model, "--steps", str(args.steps), "--warmup", str(args.warmup),
                "--threads", str(args.threads), "--seed", str(args.seed), "--reward", args.reward]
-        for flag in ("prompts", "new_tokens"):
+        for flag in ("prompts", "new_tokens", "micro_dir"):
             if getattr(args, flag):
                 cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
         if model_dir:
@@ -444,11 +446,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="default: micro on cpu, qwen2.5-0.5b on cuda")
     ap.add_argument("--steps", type=int, default=5, help="measured steps per system (default 5)")
     ap.add_argument("--warmup", type=int, default=1, help="excluded steps at the start (default 1)")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads per system (default 1: on a machine shared with other jobs, "
+                    "several threads per process make every small operation wait for a descheduled thread)")
     ap.add_argument("--reward", choices=("auto", "verifier", "coin"), default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--prompts", type=int, default=None, help="override prompts per step")
     ap.add_argument("--new-tokens", type=int, default=None, help="override max new tokens")
+    ap.add_argument("--micro-dir", default=None,
+                    help="a micro model folder written by pretrain-micro (default: data/micro)")
     ap.add_argument("--cache-dir", default=None, help="where the random Qwen models are saved (GPU)")
     ap.add_argument("--json", default=None, help="also write the raw figures to this file")
     ap.add_argument("--worker", choices=SYSTEMS, default=None, help=argparse.SUPPRESS)
@@ -457,8 +463,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.model = args.model or ("micro" if args.device == "cpu" else "qwen2.5-0.5b")
-    if args.threads is None:
-        args.threads = os.cpu_count() or 1
     if args.warmup < 1 or args.steps < 1:
         ap.error("--warmup and --steps must be >= 1 (the first step of a process pays for set-up)")
 
