@@ -1,0 +1,157 @@
+"""The reproduction runner: outputs with the documented keys, skip/resume per run, t-intervals.
+
+The runs use the tiny random Qwen2 and the fake task of tests/loop_fixtures.py (a few steps
+each), so the numbers mean nothing; what is tested is the bookkeeping a learner relies on.
+"""
+
+import json
+import math
+
+import pytest
+import torch
+from loop_fixtures import char_tokenizer, fake_task, tiny_model
+
+from course_lib import reproduce as R
+
+TINY = dict(prompts_per_step=4, group_size=4, max_new_tokens=8, micro_batch_size=8, learning_rate=1e-3)
+BUDGET = R.Budget(steps=2, eval_every=1, eval_examples=4, eval_samples=2)
+RUN_KEYS = {"task", "objective", "seed", "aggregation", "base_accuracy", "final_accuracy", "len_correct",
+            "len_incorrect", "steps", "wall_s", "gain"}
+CI_KEYS = {"mean", "ci_low", "ci_high", "half_width", "std", "n"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matrices: a second thread only adds synchronisation (10x slower on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def reproduce(out, specs):
+    return R.run_reproduction(out, profile="micro", specs=specs, budget=BUDGET, extra=TINY,
+                              model=tiny_model(), tokenizer=char_tokenizer(),
+                              get_task=lambda name: fake_task(), progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_reproduction(tmp_path_factory):
+    """Two objectives, one task, two seeds, and GRPO with token aggregation (ablation)."""
+    out = tmp_path_factory.mktemp("repro")
+    specs = R.plan_runs(["fake"], ["grpo", "sft+-"], [0, 1], ablation_aggregations=("sequence", "token"))
+    res = reproduce(out, specs)
+    return out, specs, res
+
+
+def test_tiny_reproduction_writes_every_output_with_the_documented_keys(tiny_reproduction):
+    out, specs, res = tiny_reproduction
+    assert res["status"] == ["ran"] * len(specs)
+    for name in ("results.json", "results.md", "accuracy_over_steps.png", "lengths_over_steps.png",
+                 "aggregation_ablation.png"):
+        assert (out / name).stat().st_size > 0, name
+    data = json.loads((out / "results.json").read_text())
+    assert len(data["runs"]) == len(specs) == 6
+    for run in data["runs"]:
+        assert set(run) >= RUN_KEYS
+        assert run["steps"] == BUDGET.steps
+        assert 0 <= run["final_accuracy"] <= 1 and 0 <= run["base_accuracy"] <= 1
+    assert {(r["objective"], r["aggregation"]) for r in data["runs"]} == {
+        ("grpo", "sequence"), ("sft+-", "sequence"), ("grpo", "token")}
+    assert {(s["objective"], s["n"]) for s in data["summary"]} == {("grpo", 2), ("sft+-", 2)}
+    for s in data["summary"]:
+        assert set(s["final_accuracy"]) == CI_KEYS
+        assert s["final_accuracy"]["ci_low"] <= s["final_accuracy"]["mean"] <= s["final_accuracy"]["ci_high"]
+    assert {s["aggregation"] for s in data["ablation"]} == {"sequence", "token"}
+    md = (out / "results.md").read_text()
+    assert "| fake | sft+- | 2 |" in md and "Aggregation ablation" in md
+    assert "Paper (reported), for other models" in md  # micro: the paper's numbers stand apart
+
+
+def test_every_objective_starts_from_the_same_base_and_is_evaluated_the_same_way(tiny_reproduction):
+    _, _, res = tiny_reproduction
+    base = {}
+    for run in res["runs"]:
+        base.setdefault(run["seed"], set()).add(run["base_accuracy"])
+    assert all(len(v) == 1 for v in base.values())  # paired: one base evaluation per seed
+
+
+def test_rerun_skips_finished_runs_and_reruns_only_a_removed_one(tiny_reproduction):
+    out, specs, _ = tiny_reproduction
+    removed = specs[1]
+    kept = out / "runs" / specs[0].dirname / "metrics.jsonl"
+    mtime = kept.stat().st_mtime_ns
+    import shutil
+
+    shutil.rmtree(out / "runs" / removed.dirname)
+    res = reproduce(out, specs)
+    assert res["status"] == ["skipped" if s != removed else "ran" for s in specs]
+    assert kept.stat().st_mtime_ns == mtime  # untouched
+    assert (out / "runs" / removed.dirname / "result.json").exists()
+    assert len(json.loads((out / "results.json").read_text())["runs"]) == len(specs)
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    spec = R.RunSpec("fake", "grpo", 0)
+    short = R.Budget(steps=1, eval_every=1, eval_examples=4, eval_samples=2)
+    R.run_reproduction(tmp_path, profile="micro", specs=[spec], budget=short, extra=TINY, model=tiny_model(),
+                       tokenizer=char_tokenizer(), get_task=lambda name: fake_task(), progress=False)
+    (tmp_path / "runs" / spec.dirname / R.RESULT).unlink()  # as if killed after its checkpoint
+    res = reproduce(tmp_path, [spec])  # same settings, 2 steps: continues from step 1
+    assert res["status"] == ["resumed"]
+    assert res["runs"][0]["steps"] == 2
+
+
+# two-sided 95% t quantiles (standard tables) and intervals computed by hand
+@pytest.mark.parametrize("df, t", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (30, 2.0423),
+                                   (40, 2.0211), (60, 2.0003), (120, 1.9799), (10**6, 1.9600)])
+def test_t_quantile_matches_the_table(df, t):
+    assert R.t_quantile(df) == pytest.approx(t, abs=2e-4)
+
+
+@pytest.mark.parametrize("values, mean, half", [
+    ([1, 2, 3], 2.0, 4.3027 / math.sqrt(3)),            # std 1, df 2
+    ([0.10, 0.30], 0.20, 12.7062 * math.sqrt(0.02) / math.sqrt(2)),  # std 0.1414, df 1
+    ([5, 5, 5, 5], 5.0, 0.0),                           # no spread, no width
+    ([0.2, None, 0.4, 0.3], 0.3, 4.3027 * 0.1 / math.sqrt(3)),  # None (no such answers) left out
+])
+def test_mean_ci_is_a_t_interval(values, mean, half):
+    ci = R.mean_ci(values)
+    assert ci["mean"] == pytest.approx(mean)
+    assert ci["half_width"] == pytest.approx(half, rel=1e-4)
+    assert ci["ci_low"] == pytest.approx(mean - half, rel=1e-4, abs=1e-12)
+
+
+@pytest.mark.parametrize("values, n", [([0.7], 1), ([], 0), ([None], 0)])
+def test_mean_ci_without_an_interval(values, n):
+    ci = R.mean_ci(values)
+    assert ci["n"] == n and ci["half_width"] is None and ci["ci_low"] is None
+
+
+def test_t_quantile_refuses_zero_degrees_of_freedom():
+    with pytest.raises(ValueError, match="df >= 1"):
+        R.t_quantile(0)
+
+
+def test_plan_runs_adds_each_ablation_run_once():
+    specs = R.plan_runs(["a", "b"], ["grpo", "sft+"], [0, 1, 2], ablation_tasks=["a"])
+    assert len(specs) == 2 * 2 * 3 + 2 * 3  # token and constant on task a; sequence is a main run
+    assert len(set(specs)) == len(specs)
+    assert {s.aggregation for s in specs if s.ablation} == {"token", "constant"}
+    assert len({s.dirname for s in specs}) == len(specs)
+
+
+def test_summary_pairs_the_difference_to_grpo_by_seed():
+    runs = [dict(task="t", objective=o, aggregation="sequence", seed=s, final_accuracy=acc)
+            for o, accs in (("grpo", (0.2, 0.4, 0.3)), ("sft+", (0.25, 0.45, 0.35))) for s, acc in enumerate(accs)]
+    sft = next(e for e in R.summarize(runs) if e["objective"] == "sft+")
+    assert sft["diff_vs_grpo"]["mean"] == pytest.approx(0.05)
+    assert sft["diff_vs_grpo"]["half_width"] == pytest.approx(0.0, abs=1e-12)  # paired: no spread
+    assert sft["final_accuracy"]["half_width"] > 0.2  # unpaired: wide
+
+
+def test_command_line_refuses_bad_options(capsys):
+    assert R.main(["--profile", "micro", "--out", "x", "--seeds", "0"]) == 2
+    assert "--seeds" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        R.main(["--profile", "micro", "--out", "x", "--objectives", "ppo"])
