@@ -562,7 +562,7 @@ def train(
             torch.manual_seed(_step_seed(cfg.seed, step))
             idx = _example_indices(len(train_examples), cfg.seed, position, P)
             examples = [train_examples[i] for i in idx]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             roll = generate_rollouts(model, tokenizer, [task.prompt(e) for e in examples], G,
                                      max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                                      top_p=cfg.top_p, micro_batch_size=cfg.gen_batch_size)
@@ -573,7 +573,7 @@ def train(
             t2 = time.perf_counter()
             weights = completion_weights(cfg, rewards, correct)
             st = _update(cfg, model, optimizer, scaler, autocast, reference, roll, weights, params)
-            t3 = time.perf_counter()
+            t3, c3 = time.perf_counter(), time.process_time()
             lengths = roll.lengths.tolist()
             groups = rewards.reshape(-1, G)
             lr = scheduler.get_last_lr()[0]
@@ -595,6 +595,7 @@ def train(
                 "kl": st["kl"], "entropy": st["entropy"], "n_backward": st["n_backward"], "lr": lr,
                 "skipped": not st["finite"],
                 "seconds_gen": t1 - t0, "seconds_score": t2 - t1, "seconds_train": t3 - t2,
+                "cpu_seconds": c3 - c0,  # process CPU time of the step (all threads): honest on a busy machine
             }
             step += 1
             position += P

@@ -59,7 +59,7 @@ def test_resume_is_exact(tmp_path):
     resumed = run(steps=4, run_dir=tmp_path / "split", resume=True, **kw)
     for a, b in zip(full.model.parameters(), resumed.model.parameters()):
         assert torch.allclose(a, b, atol=1e-6, rtol=0)
-    drop = ("seconds_gen", "seconds_score", "seconds_train")
+    drop = ("seconds_gen", "seconds_score", "seconds_train", "cpu_seconds")
     strip = [{k: v for k, v in r.items() if k not in drop} for r in full.history]
     assert strip == [{k: v for k, v in r.items() if k not in drop} for r in resumed.history]
     assert [e["accuracy"] for e in full.evals] == [e["accuracy"] for e in resumed.evals]
