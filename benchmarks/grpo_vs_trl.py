@@ -495,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         for k in range(args.warmup + args.steps):
             took = {system: workers[system].step() for system in (SYSTEMS if k % 2 == 0 else SYSTEMS[::-1])}
             label = "warm-up" if k < args.warmup else f"step {k - args.warmup + 1}"
-            print(f"  {label:8s} " + "  ".join(f"{n} {took[n]:.2f} s" for n in SYSTEMS), flush=True)
+            print(f"  {label:8s} " + "  ".join(f"{n} {took[n]:.2f} s" for n in SYSTEMS)
+                  + (" (round trips; the last includes the process exit)" if k == 0 else ""), flush=True)
     finally:
         for w in workers.values():
             w.close()
@@ -517,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     c, t = summary["course_lib"], summary["trl"]
     if not c["trained"] and args.model == "micro":
         print("note: data/micro has no trained model yet; a random micro model was used")
-    print(f"reward: {c['reward']}")
+    print(f"reward: {c['reward']}; measured steps (s, each process's own clock): "
+          + "; ".join(f"{n} " + " ".join(f"{x:.2f}" for r in results[n] for x in r["step_s"]) for n in SYSTEMS))
     print(f"{'':12s}{'s/step':>8s}{'cpu s':>7s}{'rollout':>9s}{'update':>8s}{'len':>6s}{'bwd rows':>9s}"
           + (f"{'GPU peak MB':>12s}" if args.device == "cuda" else f"{'peak RSS MB':>12s}{'step RSS MB':>12s}"))
     for name, m in summary.items():
