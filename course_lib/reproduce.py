@@ -116,13 +116,15 @@ class Budget:
 
 #: --quick: a smoke run of the whole pipeline (every objective, both tasks, a small ablation)
 #: that fits in a few minutes on 2 CPU cores. Too short for the curves to mean much.
-QUICK = {"steps": 12, "eval_every": 6, "eval_examples": 50, "eval_samples": 2, "seeds": 1}
+QUICK = {"steps": 12, "eval_every": 0, "eval_examples": 50, "eval_samples": 2, "seeds": 1}
 
 
 def plan_runs(tasks, objectives, seeds, *, ablation_objectives=("grpo",),
               ablation_aggregations=ABLATION_AGGREGATIONS, ablation_tasks=None,
               main_aggregation: str = "sequence") -> list[RunSpec]:
-    """Every run of a reproduction, main comparison first, without duplicates.
+    """Every run of a reproduction without duplicates, seed by seed: all of seed 0 (main
+    comparison, then ablation), then seed 1, ... so a reproduction stopped early leaves
+    complete seeds behind.
 
     The main runs use ``main_aggregation``; each ablation objective is also run with the other
     ``ablation_aggregations`` on ``ablation_tasks`` (default: all tasks), same seeds.
@@ -130,12 +132,14 @@ def plan_runs(tasks, objectives, seeds, *, ablation_objectives=("grpo",),
     Example: ``plan_runs(["t"], ["grpo", "sft+"], [0], ablation_aggregations=("sequence", "token"))``
     -> t/grpo/sequence, t/sft+/sequence, t/grpo/token (ablation).
     """
-    specs = [RunSpec(t, o, s, main_aggregation) for t in tasks for o in objectives for s in seeds]
-    seen = set(specs)
-    for t in (ablation_tasks if ablation_tasks is not None else tasks):
-        for o in ablation_objectives:
-            for a in ablation_aggregations:
-                for s in seeds:
+    specs: list[RunSpec] = []
+    for s in seeds:
+        main = [RunSpec(t, o, s, main_aggregation) for t in tasks for o in objectives]
+        seen = set(main)
+        specs += main
+        for t in (ablation_tasks if ablation_tasks is not None else tasks):
+            for o in ablation_objectives:
+                for a in ablation_aggregations:
                     spec = RunSpec(t, o, s, a, ablation=True)
                     if dataclasses.replace(spec, ablation=False) in seen or spec in seen:
                         continue
@@ -215,7 +219,11 @@ def summarize(runs: list[dict], *, reference: str = "grpo") -> list[dict]:
                      for r in rs if (task, reference, agg, r["seed"]) in by_key]
             entry[f"diff_vs_{reference}"] = mean_ci(diffs) if diffs else None
         out.append(entry)
-    return out
+    tasks = list(dict.fromkeys(r["task"] for r in runs))
+    objs = list(dict.fromkeys(["grpo", "grpo-no-kl", "sft+", "sft-", "sft+-"] + [r["objective"] for r in runs]))
+    aggs = list(dict.fromkeys(list(ABLATION_AGGREGATIONS) + [r["aggregation"] for r in runs]))
+    return sorted(out, key=lambda e: (tasks.index(e["task"]), objs.index(e["objective"]),
+                                      aggs.index(e["aggregation"])))
 
 
 # ---------------------------------------------------------------------------------- one run
@@ -354,6 +362,7 @@ def run_reproduction(
     get_task=None,
     progress: bool = True,
     command: str | None = None,
+    train: bool = True,
 ) -> dict:
     """Run (or skip, or resume) every run of ``specs`` under ``out/runs`` and write the outputs.
 
@@ -366,6 +375,7 @@ def run_reproduction(
         workers: parallel processes (each loads the base model; torch threads split evenly).
         model, tokenizer: the base policy (default ``load_policy(profile)``); tests pass a tiny one.
         get_task: ``name -> Task`` (default ``course_lib.tasks.get_task``).
+        train: False = run nothing, only rebuild the outputs from the finished runs.
 
     Returns:
         The results dict written to ``out/results.json``, plus ``"status"``: one of
@@ -386,10 +396,11 @@ def run_reproduction(
         if prev is not None and prev.get("config") == asdict(cfg):
             records[spec] = {**prev["record"], "status": "skipped"}
             bar.update(1)
-        else:
+        elif train:
             todo.append((spec, cfg))
     interrupted = False
     try:
+        workers = min(workers, len(todo))
         if todo and workers > 1:
             if model is not None or get_task is not None:
                 raise ValueError("workers > 1 loads the profile's model in each process; "
@@ -400,12 +411,20 @@ def run_reproduction(
             import torch
 
             threads = max(1, torch.get_num_threads() // workers)
-            with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                        initializer=_worker_init, initargs=(profile, threads)) as pool:
+            pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                          initializer=_worker_init, initargs=(profile, threads))
+            with pool:
                 futs = {pool.submit(_worker_run, s, c, str(out / "runs" / s.dirname)): s for s, c in todo}
                 for fut in cf.as_completed(futs):
                     spec = futs[fut]
-                    records[spec] = fut.result()
+                    try:
+                        records[spec] = fut.result()
+                    except cf.process.BrokenProcessPool:
+                        print(f"a worker process died during {spec.label} (killed from outside, or out "
+                              "of memory); finished runs are kept: run the same command again to "
+                              "continue", file=sys.stderr)
+                        interrupted = True
+                        break
                     bar.update(1)
                     bar.set_postfix_str(spec.label)
                     write_outputs(out, profile, specs, budget, records, command=command,
@@ -554,8 +573,9 @@ def results_markdown(results: dict, profile: str) -> str:
         f"Command: `{results['command']}`\n" if results.get("command") else "",
         f"{results['finished_runs']} of {results['planned_runs']} runs finished; "
         f"{b['steps']} steps per run; held-out evaluation on {b['eval_examples']} problems x "
-        f"{b['eval_samples']} samples (sampled accuracy) before training, every {b['eval_every']} steps "
-        f"and at the end. Wall time: {results['runs_wall_s']:.0f} s summed over the runs "
+        f"{b['eval_samples']} samples (sampled accuracy) before training, "
+        + (f"every {b['eval_every']} steps " if b["eval_every"] else "")
+        + f"and at the end. Wall time: {results['runs_wall_s']:.0f} s summed over the runs "
         f"({results['wall_s']:.0f} s in the last invocation).\n",
         "Values are mean ± half-width of a 95% Student-t interval over seeds "
         "(no interval with one seed). Accuracies in percent; `gain` = final - base, paired by seed; "
@@ -734,6 +754,16 @@ def make_figures(out: Path, specs: list[RunSpec]) -> list[str]:
 # ------------------------------------------------------------------------------ command line
 
 
+def default_workers(profile: str, cores: int) -> int:
+    """Parallel runs when nothing is said: 2 for micro on a CPU-only machine with >= 2 cores
+    (each run single-threaded; two-threaded matrix products of this size gain little, so two
+    runs side by side should finish in about half the time on an idle machine), else 1 (a GPU
+    holds one Qwen run at a time)."""
+    import torch
+
+    return 2 if profile == "micro" and cores >= 2 and not torch.cuda.is_available() else 1
+
+
 def _arg_parser() -> argparse.ArgumentParser:
     from course_lib.objectives import AGGREGATIONS
     from course_lib.trainer import OBJECTIVES
@@ -762,10 +792,15 @@ def _arg_parser() -> argparse.ArgumentParser:
                     help="tasks of the ablation (default: all; --quick: the first)")
     ap.add_argument("--aggregation", default="sequence", choices=AGGREGATIONS,
                     help="aggregation of the main comparison (default: sequence, as GRPO)")
-    ap.add_argument("--workers", type=int, default=1, help="parallel run processes (threads split)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="parallel run processes, CPU threads split between them (default: 2 for "
+                    "micro on a CPU with >= 2 cores, else 1)")
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads in all (default: torch's choice; split between workers)")
+                    help="torch CPU threads in all (default: the usable cores; split between workers)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing: rebuild results.json, results.md and figures from the runs "
+                    "that finished")
     return ap
 
 
@@ -800,20 +835,23 @@ def main(argv: list[str] | None = None) -> int:
     abl_tasks = args.ablation_tasks if args.ablation_tasks is not None else (tasks[:1] if args.quick else tasks)
     specs = plan_runs(tasks, objectives, range(n_seeds), ablation_objectives=abl_obj,
                       ablation_tasks=abl_tasks, main_aggregation=args.aggregation)
-    if args.workers < 1 or (args.threads is not None and args.threads < 1):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = args.workers or default_workers(prof.name, cores)
+    if workers < 1 or (args.threads is not None and args.threads < 1):
         print("error: --workers and --threads must be >= 1")
         return 2
-    if args.threads is not None:
-        import torch
+    import torch
 
-        torch.set_num_threads(args.threads)
+    # one thread per worker by default: the micro model's matrices are too small for a second
+    # thread to pay, and on a busy machine extra threads spin against each other
+    torch.set_num_threads(args.threads or max(1, min(cores, torch.get_num_threads())))
     out = Path(args.out)
     command = "python -m course_lib reproduce " + " ".join(argv)
     print(f"reproduce: profile {prof.name}, {len(specs)} runs ({len(tasks)} tasks x {len(objectives)} "
           f"objectives x {n_seeds} seeds + {sum(s.ablation for s in specs)} ablation runs), "
-          f"{budget.steps} steps each -> {out}")
-    res = run_reproduction(out, profile=prof.name, specs=specs, budget=budget, workers=args.workers,
-                           progress=not args.no_progress, command=command)
+          f"{budget.steps} steps each, {workers} worker process(es) -> {out}")
+    res = run_reproduction(out, profile=prof.name, specs=specs, budget=budget, workers=workers,
+                           progress=not args.no_progress, command=command, train=not args.report_only)
     counts = {k: res["status"].count(k) for k in ("ran", "resumed", "skipped", "pending", "interrupted")}
     print()
     print(summary_table(res, prof.name))

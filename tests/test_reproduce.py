@@ -136,6 +136,7 @@ def test_t_quantile_refuses_zero_degrees_of_freedom():
 def test_plan_runs_adds_each_ablation_run_once():
     specs = R.plan_runs(["a", "b"], ["grpo", "sft+"], [0, 1, 2], ablation_tasks=["a"])
     assert len(specs) == 2 * 2 * 3 + 2 * 3  # token and constant on task a; sequence is a main run
+    assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # seed by seed
     assert len(set(specs)) == len(specs)
     assert {s.aggregation for s in specs if s.ablation} == {"token", "constant"}
     assert len({s.dirname for s in specs}) == len(specs)
@@ -155,3 +156,13 @@ def test_command_line_refuses_bad_options(capsys):
     assert "--seeds" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         R.main(["--profile", "micro", "--out", "x", "--objectives", "ppo"])
+
+
+def test_report_only_rebuilds_the_outputs_without_training(tiny_reproduction):
+    out, specs, _ = tiny_reproduction
+    (out / "results.md").unlink()
+    extra = [R.RunSpec("fake", "sft+", 0)]  # not run yet: stays pending
+    res = R.run_reproduction(out, profile="micro", specs=specs + extra, budget=BUDGET, extra=TINY,
+                             progress=False, train=False)
+    assert res["status"] == ["skipped"] * len(specs) + ["pending"]
+    assert (out / "results.md").exists() and res["finished_runs"] == len(specs)
