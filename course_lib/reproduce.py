@@ -661,7 +661,7 @@ def make_figures(out: Path, specs: list[RunSpec]) -> list[str]:
     objectives = list(dict.fromkeys(s.objective for s in main))
     colors = {o: f"C{i}" for i, o in enumerate(list(dict.fromkeys(s.objective for s in specs)))}
     steps = max(len(h) for h, _ in data.values())
-    k = max(1, steps // 20)
+    k = max(1, min(10, steps // 6))  # moving-average window of the per-step curves
     written = []
 
     def group(task, obj, agg):
@@ -684,13 +684,14 @@ def make_figures(out: Path, specs: list[RunSpec]) -> list[str]:
             tr = [_smooth([h["accuracy"] for h in hist], k) for hist, _ in runs]
             m, _, _ = _mean_curve(tr)
             axes[r, 1].plot(np.arange(1, len(m) + 1), 100 * m, color=colors[obj], label=obj)
-        axes[r, 0].set_title(f"{task}: held-out sampled accuracy (mean over seeds, band = min-max)",
-                             fontsize=9)
-        axes[r, 1].set_title(f"{task}: training rollouts' accuracy (moving average {k})", fontsize=9)
+        axes[r, 0].set_title(f"{task}: held-out sampled accuracy", fontsize=9)
+        axes[r, 1].set_title(f"{task}: accuracy of the training rollouts", fontsize=9)
         for a in axes[r]:
             a.set_xlabel("step")
             a.set_ylabel("accuracy %")
         axes[r, 0].legend(fontsize=7)
+    fig.suptitle(f"mean over seeds (band: min-max over seeds); training curves: moving average of {k} steps",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "accuracy_over_steps.png", dpi=110)
     written.append("accuracy_over_steps.png")
@@ -710,11 +711,11 @@ def make_figures(out: Path, specs: list[RunSpec]) -> list[str]:
                 length_panel(axes[r, 0], runs, "len_correct", colors[obj], obj)
                 length_panel(axes[r, 1], runs, "len_incorrect", colors[obj], obj)
         for c, what in enumerate(("correct", "incorrect")):
-            axes[r, c].set_title(f"{task}: length of {what} answers (training rollouts, "
-                                 f"moving average {k}, mean over seeds)", fontsize=9)
+            axes[r, c].set_title(f"{task}: length of {what} answers", fontsize=9)
             axes[r, c].set_xlabel("step")
             axes[r, c].set_ylabel("tokens")
         axes[r, 0].legend(fontsize=7)
+    fig.suptitle(f"training rollouts, mean over seeds, moving average of {k} steps", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "lengths_over_steps.png", dpi=110)
     written.append("lengths_over_steps.png")
@@ -745,6 +746,8 @@ def make_figures(out: Path, specs: list[RunSpec]) -> list[str]:
                 a.set_xlabel("step")
             axes[r, 0].set_ylabel("tokens")
             axes[r, 0].legend(fontsize=7, title="aggregation", title_fontsize=7)
+        fig.suptitle(f"aggregation ablation: lengths of the training rollouts (moving average of {k} "
+                     "steps) and held-out accuracy, mean over seeds", fontsize=9)
         fig.tight_layout()
         fig.savefig(out / "aggregation_ablation.png", dpi=110)
         written.append("aggregation_ablation.png")
