@@ -2,14 +2,14 @@
 
 Run from the repository root (TRL comes with the bench extra: ``pip install -e '.[bench]'``):
 
-    python benchmarks/grpo_vs_trl.py                       # CPU, micro model, about 3 minutes
+    python benchmarks/grpo_vs_trl.py                       # CPU, micro model, about 2 minutes
     python benchmarks/grpo_vs_trl.py --reward coin         # every completion gets a gradient
     python benchmarks/grpo_vs_trl.py --device cuda --model qwen2.5-0.5b   # GPU (T4 settings)
     python benchmarks/grpo_vs_trl.py --device cuda --model qwen2.5-1.5b
 
 The same work on both sides: the same initial weights, the same prompts in the same order, G
-completions per prompt sampled with Hugging Face ``generate`` (KV cache, no vLLM) at the same
-temperature and length cap, the same reward, beta = 0 (no reference model), one optimizer step
+completions per prompt sampled with a KV cache (TRL: Hugging Face ``generate``, no vLLM;
+course_lib: ``course_lib.rollout.generate_rollouts``) at the same temperature and length cap, the same reward, beta = 0 (no reference model), one optimizer step
 per rollout (``num_iterations=1``), the per-completion length normalisation of the original
 GRPO (course_lib ``aggregation="sequence"`` = TRL ``loss_type="grpo"``), AdamW with the same
 learning rate and gradient clipping, the same dtype and the same number of threads.
@@ -29,11 +29,14 @@ hash of its text: groups almost always have both, so both systems back-propagate
 completion (the worst case for course_lib). ``auto`` = ``verifier`` for the trained micro
 model, ``coin`` for random weights.
 
-How it measures: each system runs in its own fresh process (``--worker``), in alternating
-order (course_lib, TRL, TRL, course_lib, ...), so that a machine shared with other jobs slows
-both alike. In each process the first ``--warmup`` steps are excluded. A step's time is the wall
-time between the ends of consecutive optimizer steps (sampling, scoring, log-probs, backward,
-optimizer and the loop's own overhead). The figure is the median over all measured steps.
+How it measures: each system runs in its own process (``--worker``); the two processes take
+steps in turn (course_lib, TRL, TRL, course_lib, ...), the idle one blocked on a pipe, so that a
+machine shared with other jobs slows both alike. The first ``--warmup`` steps are excluded. A
+step's time runs from the go-ahead to the end of the optimizer step (sampling, scoring,
+log-probs, backward, optimizer and the loop's own overhead), in wall-clock seconds and in CPU
+seconds of the process; the figures are medians over the measured steps. One torch thread per
+process by default (``--threads``): on a machine shared with other jobs, several threads per
+process make every small operation wait for a descheduled thread, and times become erratic.
 Peak memory on CPU is the process's peak resident set size (``getrusage`` ``ru_maxrss``: the
 whole process, Python, libraries and model included; the increase over the resident size just
 before the first step is printed too); on GPU it is ``torch.cuda.max_memory_allocated``
