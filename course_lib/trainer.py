@@ -286,11 +286,11 @@ class _Reference:
     (LoRA adapters off, or the micro model's snapshot of its initial weights swapped in)."""
 
     def __init__(self, model):
-        from course_lib import models
+        from course_lib.models import has_reference, snapshot_reference
 
         self.model = model
-        if not models._is_peft(model) and not hasattr(model, models._SNAPSHOT_ATTR):
-            models.snapshot_reference(model)  # a model not loaded by load_policy: freeze it now
+        if not has_reference(model):
+            snapshot_reference(model)  # a model not loaded by load_policy: freeze it now
 
     def __call__(self):
         from course_lib.models import reference_policy
