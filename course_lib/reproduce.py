@@ -342,8 +342,13 @@ def _worker_init(profile: str, threads: int) -> None:
 
 
 def _worker_run(spec: RunSpec, cfg, run_dir: str) -> dict:
-    return run_one(spec, cfg, Path(run_dir), model=_WORKER["model"], tokenizer=_WORKER["tokenizer"],
-                   init_state=_WORKER["init"], progress=False)
+    if _WORKER.get("stop"):  # after a Ctrl-C, runs already queued to this process start no more
+        return {"status": "cancelled"}
+    rec = run_one(spec, cfg, Path(run_dir), model=_WORKER["model"], tokenizer=_WORKER["tokenizer"],
+                  init_state=_WORKER["init"], progress=False)
+    if rec["status"] == "interrupted":
+        _WORKER["stop"] = True
+    return rec
 
 
 # ----------------------------------------------------------------------------- the reproduction
@@ -413,8 +418,8 @@ def run_reproduction(
             threads = max(1, torch.get_num_threads() // workers)
             pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                                           initializer=_worker_init, initargs=(profile, threads))
-            with pool:
-                futs = {pool.submit(_worker_run, s, c, str(out / "runs" / s.dirname)): s for s, c in todo}
+            futs = {pool.submit(_worker_run, s, c, str(out / "runs" / s.dirname)): s for s, c in todo}
+            try:
                 for fut in cf.as_completed(futs):
                     spec = futs[fut]
                     try:
@@ -425,10 +430,18 @@ def run_reproduction(
                               "continue", file=sys.stderr)
                         interrupted = True
                         break
+                    if records[spec]["status"] == "interrupted":  # Ctrl-C reached the workers
+                        interrupted = True
+                        break
                     bar.update(1)
                     bar.set_postfix_str(spec.label)
                     write_outputs(out, profile, specs, budget, records, command=command,
                                   wall_s=time.perf_counter() - started)
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                # start nothing new; a running run got the Ctrl-C too and writes its checkpoint
+                pool.shutdown(wait=True, cancel_futures=True)
         elif todo:
             if model is None:
                 from course_lib.models import load_policy
