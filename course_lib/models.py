@@ -173,7 +173,7 @@ PROFILES: dict[str, Profile] = {
         temperature=1.0,  # the micro base is tuned to be partially competent when sampled at T = 1
         prompts_per_step=16,
         group_size=8,  # larger G than the paper: fewer all-correct / all-wrong groups with no signal
-        micro_batch_size=128,  # the whole step (16 x 8) in one pass
+        micro_batch_size=16,  # with length-sorted micro-batches as fast as 128 in one pass, ~1/5 the activation memory
         learning_rate=1e-4,  # 3e-4 was noisy and 1e-3 collapsed in the prototype
         steps=200,  # prototype: ~0.8 s per step on 2 CPU cores, 12% -> 27-29% success by step 200
         beta=0.001,  # as the paper's rebuttal runs; GRPO-wo-KL sets it to 0

@@ -153,6 +153,7 @@ def generate_rollouts(
     micro_batch_size: int | None = None,
     seed: int | None = None,
     eos_token_id: int | list[int] | None = None,
+    compact: bool = True,
 ) -> Rollout:
     """Sample ``group_size`` completions for every prompt.
 
@@ -166,6 +167,9 @@ def generate_rollouts(
         top_p: nucleus sampling threshold (1.0 = off). Top-k is always off.
         micro_batch_size: rows per ``generate`` call (None = all B = P*G at once).
         seed: if given, ``torch.manual_seed(seed)`` first, so the same call gives the same rollout.
+        compact: drop each completion from the batch as soon as it has ended (:func:`_sample`);
+            False = one ``model.generate`` call, which keeps finished rows until the longest ends.
+            Both sample from the same distribution; the random draws differ.
 
     Returns:
         A :class:`Rollout` with B = P * G rows.
@@ -214,8 +218,13 @@ def generate_rollouts(
         for start in range(0, len(rows), mb):
             ids = prompt_ids[start : start + mb].to(device)
             att = prompt_mask[start : start + mb].to(device)
-            out = model.generate(input_ids=ids, attention_mask=att, generation_config=gen_cfg)
-            pieces.append(out[:, ids.shape[1] :].cpu())
+            if compact:
+                out = _sample(model, ids, att, max_new_tokens=max_new_tokens, temperature=temperature,
+                              top_p=top_p, eos_ids=eos_ids, pad_id=tokenizer.pad_token_id)
+            else:
+                out = model.generate(input_ids=ids, attention_mask=att, generation_config=gen_cfg)
+                out = out[:, ids.shape[1] :]
+            pieces.append(out.cpu())
     finally:
         model.train(was_training)
     width = max(p.shape[1] for p in pieces)
@@ -232,6 +241,76 @@ def generate_rollouts(
         n = int(m.sum()) - (0 if trunc else 1)  # drop the eos token itself
         texts.append(tokenizer.decode(ids_row[:n].tolist(), skip_special_tokens=False))
     return Rollout(prompt_ids, prompt_mask, completion_ids, mask, truncated, texts, rows, group_size)
+
+
+def _cache_kwarg(model) -> str:
+    """transformers 5 calls the KV-cache argument ``cache``; 4.x calls it ``past_key_values``."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _pick(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """(n, V) next-token logits -> (n,) token ids: greedy at temperature 0, else nucleus sampling
+    (the same rule as ``generate``'s top-p: keep the most likely tokens up to mass top_p)."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1)
+        drop = sorted_logits.softmax(dim=-1).cumsum(dim=-1) <= 1 - top_p
+        drop[:, -1] = False
+        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+    return torch.multinomial(logits.softmax(dim=-1), 1)[:, 0]
+
+
+@torch.no_grad()
+def _sample(model, ids, att, *, max_new_tokens, temperature, top_p, eos_ids, pad_id) -> torch.Tensor:
+    """KV-cached sampling that removes each row from the batch as soon as it has produced an eos.
+
+    ``generate`` keeps finished rows in the batch until the longest one ends; with completions of
+    10 to 64 tokens under a 64-token cap, much of that work is padding. Here the batch (and its
+    KV cache) shrinks as rows finish.
+
+    Args:
+        ids, att: (b, P_len) left-padded prompt ids and mask.
+
+    Returns:
+        (b, T) completion ids, T <= max_new_tokens, ``pad_id`` after each row's eos.
+    """
+    from transformers import DynamicCache
+
+    b = ids.shape[0]
+    out = torch.full((b, max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
+    if max_new_tokens == 0:
+        return out
+    cache, kw = DynamicCache(), _cache_kwarg(model)
+    pos = position_ids_from_mask(att)
+    eos = torch.tensor(list(eos_ids), device=ids.device)
+    alive = torch.arange(b, device=ids.device)
+    logits = model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True, logits_to_keep=1,
+                   **{kw: cache}).logits[:, -1]
+    pos = pos[:, -1:] + 1
+    width = max_new_tokens
+    for t in range(max_new_tokens):
+        tok = _pick(logits, temperature, top_p)
+        out[alive, t] = tok
+        if t == max_new_tokens - 1:
+            break
+        done = torch.isin(tok, eos)
+        if done.any():
+            keep = (~done).nonzero().flatten()
+            if keep.numel() == 0:
+                width = t + 1
+                break
+            alive, tok, att, pos = alive[keep], tok[keep], att[keep], pos[keep]
+            cache.batch_select_indices(keep)
+        att = torch.cat([att, att.new_ones(att.shape[0], 1)], dim=1)
+        logits = model(input_ids=tok[:, None], attention_mask=att, position_ids=pos, use_cache=True,
+                       logits_to_keep=1, **{kw: cache}).logits[:, -1]
+        pos = pos + 1
+    return out[:, :width]
 
 
 def _chunk_logprobs(h: torch.Tensor, targets: torch.Tensor, weight, bias, want_entropy: bool):

@@ -358,6 +358,9 @@ def _update(cfg, model, optimizer, scaler, autocast, reference, roll: Rollout, w
     has_tokens = mask.sum(dim=1) > 0
     active = has_tokens if beta > 0 else has_tokens & (weights != 0)
     rows = active.nonzero().flatten()
+    # shortest completions first: each micro-batch then holds similar lengths and runs a short,
+    # little-padded forward/backward (Rollout.select trims the padding columns)
+    rows = rows[torch.argsort(roll.lengths[rows], stable=True)]
     norm = {"num_sequences": B, "num_tokens": int(mask.sum()), "max_length": cfg.max_new_tokens}
     mb = cfg.micro_batch_size
     batches = [rows[i : i + mb] for i in range(0, len(rows), mb)]

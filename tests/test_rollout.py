@@ -134,3 +134,20 @@ def test_select_trims_padding_columns(tok, model):
     full, _ = completion_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask)
     part, _ = completion_logprobs(model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask)
     assert torch.allclose(full[:2, : part.shape[1]], part, atol=1e-5)
+
+
+def test_compact_sampler_equals_generate_when_greedy_including_early_eos(tok, model):
+    """The row-dropping sampler and ``model.generate`` pick the same tokens (greedy), also when
+    rows end at different steps and leave the batch early."""
+    prompts = ["1ab>", "22>", "3bbbbbb>"]
+    plain = generate_rollouts(model, tok, prompts, 1, max_new_tokens=12, temperature=0, compact=False)
+    # declare a token that greedy decoding emits mid-way as end-of-sequence, so rows stop early
+    eos = int(plain.completion_ids[0, 3])
+    a = generate_rollouts(model, tok, prompts, 2, max_new_tokens=12, temperature=0, compact=True,
+                          eos_token_id=eos)
+    b = generate_rollouts(model, tok, prompts, 2, max_new_tokens=12, temperature=0, compact=False,
+                          eos_token_id=eos)
+    assert a.texts == b.texts
+    assert torch.equal(a.completion_mask.sum(1), b.completion_mask.sum(1))
+    assert torch.equal(a.truncated, b.truncated)
+    assert not bool(a.truncated[0])  # the first row did stop at the declared eos
