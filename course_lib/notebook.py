@@ -8,6 +8,7 @@ reduced step counts so the whole course executes in CI on two CPU cores. The pro
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import random
@@ -40,6 +41,8 @@ def setup(seed: int = 0) -> bool:
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars in outputs
+    # bitsandbytes announces on CPU that an optional kernels package is missing; nothing is wrong
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -60,6 +60,8 @@ __all__ = [
     "t_quantile",
     "mean_ci",
     "summarize",
+    "make_config",
+    "run_record",
     "run_reproduction",
     "write_outputs",
     "main",
