@@ -3,8 +3,11 @@
 This is the "sample" step of the one on-policy loop (see ``trainer.py``). Two functions matter:
 
 - :func:`generate_rollouts` turns a list of prompts into a :class:`Rollout`: every prompt is
-  repeated G times and the whole batch is sampled with one left-padded ``generate`` call per
-  micro-batch (KV cache on), so nothing downstream re-tokenises text.
+  repeated G times and the whole left-padded batch is sampled at once per micro-batch (KV
+  cache on), so nothing downstream re-tokenises text. By default a small sampling loop
+  (:func:`_sample`) drops each completion from the batch as soon as it ends; ``compact=False``
+  uses one Hugging Face ``generate`` call instead, which keeps finished rows until the longest
+  one ends (same distribution; slower when completion lengths vary).
 - :func:`completion_logprobs` runs the *training* forward pass and returns
   ``log pi(o_t | q, o_<t)`` for each sampled token, shape ``(B, T)``.
 
@@ -199,17 +202,19 @@ def generate_rollouts(
     finally:
         tokenizer.padding_side = old_side
     prompt_ids, prompt_mask = enc["input_ids"], enc["attention_mask"]
-    do_sample = temperature > 0
-    gen_cfg = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=do_sample,
-        temperature=temperature if do_sample else None,
-        top_p=top_p if do_sample else None,
-        top_k=0 if do_sample else None,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=eos_ids,
-        use_cache=True,
-    )
+    gen_cfg = None
+    if not compact:  # the plain generate path; the compact sampler needs no config
+        do_sample = temperature > 0
+        gen_cfg = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature if do_sample else None,
+            top_p=top_p if do_sample else None,
+            top_k=0 if do_sample else None,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos_ids,
+            use_cache=True,
+        )
     was_training = model.training
     model.eval()
     mb = micro_batch_size or len(rows)
