@@ -29,9 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -216,14 +218,14 @@ def make_batch(tokenizer, task: str, pool: list[dict], batch_size: int, rng: ran
 
 def pretrain(
     *,
-    steps: int = 2000,
+    steps: int = 2600,
     seconds: float | None = None,
     seed: int = 0,
     batch_size: int = 64,
-    lr: float = 2e-3,
+    lr: float = 3e-3,
     warmup: int = 50,
     log_every: int = 100,
-    countdown_share: float = 0.5,
+    countdown_share: float = 0.85,
     model=None,
     tokenizer=None,
 ):
@@ -231,7 +233,8 @@ def pretrain(
 
     Each step is one batch of one task; ``countdown_share`` of the steps are countdown-micro,
     spread evenly (0.5 alternates, starting with countdown). Countdown needs more steps: it
-    asks the model to search, not just to follow a template.
+    asks the model to search, not just to follow a template. The defaults are the recipe of
+    the shipped checkpoint (``data/micro/manifest.json``).
 
     AdamW (betas 0.9/0.95, weight decay 0.01), linear warm-up then cosine decay to 10% of
     ``lr``, gradient clipping at 1.0. Deterministic given ``seed`` on CPU when ``seconds`` is
@@ -347,9 +350,30 @@ def evaluate_micro(model, tokenizer, *, samples: int = 4, seed: int = 0, n: int 
 
 
 def save(model, tokenizer, out: Path) -> None:
+    """Write ``model/`` and ``tokenizer/`` under ``out``, replacing each file atomically.
+
+    Everything is first written to a scratch folder next to ``out`` and then moved into place
+    file by file with ``os.replace``. A process that has the old ``model.safetensors``
+    memory-mapped keeps reading the old file (a new inode), instead of crashing with a bus
+    error as it would if the file were truncated and rewritten in place. Files of an older
+    save that the new one does not write are left alone.
+    """
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "tokenizer")
+    with tempfile.TemporaryDirectory(dir=out, prefix=".save-") as scratch:
+        scratch = Path(scratch)
+        model.save_pretrained(scratch / "model")
+        tokenizer.save_pretrained(scratch / "tokenizer")
+        for sub in ("model", "tokenizer"):
+            (out / sub).mkdir(exist_ok=True)
+            for f in (scratch / sub).iterdir():
+                os.replace(f, out / sub / f.name)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _command(argv: list[str]) -> str:
@@ -372,13 +396,14 @@ def main(argv: list[str] | None = None) -> int:
         description="Pretrain the micro base model on traces of the micro tasks, measure its "
         "held-out success, and write tokenizer/, model/ and manifest.json.",
     )
-    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
+    # the defaults rebuild the shipped checkpoint (see data/micro/manifest.json)
+    parser.add_argument("--steps", type=int, default=2600, help="optimizer steps (default 2600)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="also stop after this many seconds (makes the run machine-dependent)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--countdown-share", type=float, default=0.5,
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--countdown-share", type=float, default=0.85,
                         help="share of steps spent on countdown-micro (the rest on gsm8k-micro)")
     parser.add_argument("--eval-samples", type=int, default=4,
                         help="sampled completions per test problem (0 skips evaluation)")
@@ -415,13 +440,14 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
         "max_new_tokens": MAX_NEW_TOKENS,
-        "trace_settings": {k: getattr(micro, k) for k in ("P_GUESS", "P_GUESS_RIGHT", "P_HIT", "MAX_ATTEMPTS",
+        "trace_settings": {k: getattr(micro, k) for k in ("P_GUESS", "P_GUESS_COUNTDOWN", "P_GUESS_RIGHT", "P_HIT",
+                                                          "MIN_ATTEMPTS", "MAX_ATTEMPTS",
                                                           "P_TYPO", "P_SLIP", "P_STOP", "P_VERBOSE")},
     }
     if args.eval_samples > 0:
         manifest["eval"] = evaluate_micro(model, tokenizer, samples=args.eval_samples, seed=args.seed)
     manifest["wall_time_s"] = round(time.time() - start, 1)
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    _write_text_atomic(args.out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     print(json.dumps(manifest, indent=2))
     return 0
 

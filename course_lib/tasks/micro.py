@@ -22,10 +22,14 @@ What is simplified, and why:
   character-level model learns in minutes.
 - The traces are not solutions. They are written so that the base model is *partially*
   competent and fails in ways reinforcement learning can reweight: an honest search whose
-  attempts hit with probability ~0.4 and that gives up after 1-4 attempts, ~25% bare guesses
-  without working, and a few arithmetic slips. A trace never fakes a hit with made-up
-  arithmetic: a model pretrained on faked hits learns to fake them, and no RL objective
-  recovers from that.
+  attempts hit with probability ~0.4 and that gives up after 2-4 attempts, bare guesses
+  without working (15% of countdown traces, 25% of gsm8k ones), and a few arithmetic slips.
+  A trace never fakes a hit with made-up arithmetic: a model pretrained on faked hits learns
+  to fake them, and no RL objective recovers from that.
+- The 1M-parameter model learns the arithmetic of an attempt but hardly learns to *aim*: its
+  attempts hit about as often as a random expression would (6-8%, against 40% in the traces).
+  Its countdown success therefore rests on how many attempts it makes before giving up, which
+  it copies from the traces; that is why the search tries at least twice.
 """
 
 from __future__ import annotations
@@ -52,10 +56,12 @@ __all__ = [
 TEST_SIZE = 200
 
 # Trace design (see the module docstring); the micro base model's competence follows from these.
-P_GUESS = 0.25  # share of traces that are a bare answer without working
+P_GUESS = 0.25  # gsm8k: share of traces that are a bare answer without working
+P_GUESS_COUNTDOWN = 0.15  # countdown: share of bare guesses (a small model rarely guesses right)
 P_GUESS_RIGHT = 0.3  # a bare guess is right this often
 P_HIT = 0.4  # countdown: each search attempt is a solution this often
-MAX_ATTEMPTS = 4  # countdown: the search gives up after 1..MAX_ATTEMPTS attempts (uniform)
+MIN_ATTEMPTS = 2  # countdown: the search gives up after MIN_ATTEMPTS..MAX_ATTEMPTS
+MAX_ATTEMPTS = 4  #   attempts (uniform), or earlier when the next one would pass the length cap
 P_TYPO = 0.05  # countdown: a missed attempt shows an arithmetic slip this often
 P_SLIP = 0.12  # gsm8k: each step's result is wrong this often (later steps stay honest)
 P_STOP = 0.1  # gsm8k: the working stops early and reports an intermediate value this often
@@ -215,12 +221,12 @@ def countdown_trace(example: dict, rng: random.Random) -> Trace:
     def answer(expr: str) -> str:
         return f"<answer>{expr}</answer>"
 
-    if rng.random() < P_GUESS:
+    if rng.random() < P_GUESS_COUNTDOWN:
         pool = hits if (rng.random() < P_GUESS_RIGHT or not misses) else misses
         _, expr, value = rng.choice(pool)
         return Trace(answer(expr), value == target, "guess")
 
-    budget = rng.randint(1, MAX_ATTEMPTS)
+    budget = rng.randint(MIN_ATTEMPTS, MAX_ATTEMPTS)
     attempts: list[str] = []
     last = None
     for _ in range(budget):
