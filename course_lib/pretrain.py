@@ -27,6 +27,7 @@ What is simplified, and why:
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -286,6 +287,11 @@ def pretrain(
     return model, tokenizer, history
 
 
+#: pretrain()'s defaults: the recipe of the shipped checkpoint (data/micro/manifest.json), and
+#: the defaults of ``pretrain-micro``.
+RECIPE = {name: p.default for name, p in inspect.signature(pretrain).parameters.items() if p.default is not None}
+
+
 # ---------------------------------------------------------------------------------- evaluation
 
 
@@ -396,14 +402,13 @@ def main(argv: list[str] | None = None) -> int:
         description="Pretrain the micro base model on traces of the micro tasks, measure its "
         "held-out success, and write tokenizer/, model/ and manifest.json.",
     )
-    # the defaults rebuild the shipped checkpoint (see data/micro/manifest.json)
-    parser.add_argument("--steps", type=int, default=2600, help="optimizer steps (default 2600)")
+    parser.add_argument("--steps", type=int, default=RECIPE["steps"], help="optimizer steps (default %(default)s)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="also stop after this many seconds (makes the run machine-dependent)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--countdown-share", type=float, default=0.85,
+    parser.add_argument("--seed", type=int, default=RECIPE["seed"])
+    parser.add_argument("--batch-size", type=int, default=RECIPE["batch_size"])
+    parser.add_argument("--lr", type=float, default=RECIPE["lr"])
+    parser.add_argument("--countdown-share", type=float, default=RECIPE["countdown_share"],
                         help="share of steps spent on countdown-micro (the rest on gsm8k-micro)")
     parser.add_argument("--eval-samples", type=int, default=4,
                         help="sampled completions per test problem (0 skips evaluation)")

@@ -78,7 +78,7 @@ PAPER_RESULTS = "paper_results.json"
 # profile name -> the model name used in data/paper_results.json, task name -> paper task
 _PAPER_MODEL = {"qwen2.5-0.5b": "Qwen2.5-0.5B", "qwen2.5-1.5b": "Qwen2.5-1.5B",
                 "llama3.2-1b-instruct": "Llama-3.2-1B-Instruct"}
-_PAPER_TASK = {"gsm8k": "gsm8k", "countdown": "countdown"}
+_PAPER_TASKS = ("gsm8k", "countdown")
 
 
 # ------------------------------------------------------------------------------------ planning
@@ -222,7 +222,9 @@ def summarize(runs: list[dict], *, reference: str = "grpo") -> list[dict]:
             entry[f"diff_vs_{reference}"] = mean_ci(diffs) if diffs else None
         out.append(entry)
     tasks = list(dict.fromkeys(r["task"] for r in runs))
-    objs = list(dict.fromkeys(["grpo", "grpo-no-kl", "sft+", "sft-", "sft+-"] + [r["objective"] for r in runs]))
+    from course_lib.trainer import OBJECTIVES
+
+    objs = list(dict.fromkeys(list(OBJECTIVES) + [r["objective"] for r in runs]))
     aggs = list(dict.fromkeys(list(ABLATION_AGGREGATIONS) + [r["aggregation"] for r in runs]))
     return sorted(out, key=lambda e: (tasks.index(e["task"]), objs.index(e["objective"]),
                                       aggs.index(e["aggregation"])))
@@ -449,10 +451,6 @@ def run_reproduction(
                 from course_lib.models import load_policy
 
                 model, tokenizer = load_policy(profile)
-            from course_lib.models import has_reference, snapshot_reference
-
-            if not has_reference(model):
-                snapshot_reference(model)  # pi_ref of GRPO's KL = the base weights
             init = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
             if get_task is None:
                 from course_lib.tasks import get_task
@@ -509,12 +507,10 @@ def write_outputs(out: Path, profile: str, specs: list[RunSpec], budget: Budget,
         "summary": [s for s in summary if not s["ablation"]],
         "ablation": [s for s in summary if _in_ablation(s, specs)],
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(results_markdown(results, profile))
     if figures and runs:
         results["figures"] = make_figures(out, specs)
-        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        (out / "results.md").write_text(results_markdown(results, profile))
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(results_markdown(results, profile))
     return results
 
 
@@ -539,17 +535,18 @@ def _num(ci: dict | None) -> str:
 
 
 def _paper_lookup(paper: dict | None, profile: str, task: str) -> dict | None:
-    if not paper or profile not in _PAPER_MODEL or task not in _PAPER_TASK:
+    if not paper or profile not in _PAPER_MODEL or task not in _PAPER_TASKS:
         return None
     for row in paper["results"]:
-        if row["model"] == _PAPER_MODEL[profile] and row["task"] == _PAPER_TASK[task]:
+        if row["model"] == _PAPER_MODEL[profile] and row["task"] == task:
             return row
     return None
 
 
-def summary_table(results: dict, profile: str) -> str:
-    """The main table as markdown: one row per (task, objective)."""
-    paper = load_paper_results()
+def summary_table(results: dict, profile: str, paper: dict | None = None) -> str:
+    """The main table as markdown: one row per (task, objective); ``paper`` defaults to
+    :func:`load_paper_results`."""
+    paper = load_paper_results() if paper is None else paper
     tasks = list(dict.fromkeys(s["task"] for s in results["summary"]))
     with_paper = any(_paper_lookup(paper, profile, t) for t in tasks)
     head = ["task", "objective", "seeds", "base acc %", "final acc %", "gain (pts)",
@@ -583,6 +580,7 @@ def ablation_table(results: dict) -> str:
 
 def results_markdown(results: dict, profile: str) -> str:
     b = results["settings"]
+    paper = load_paper_results()
     parts = [
         f"# Reproduction: profile `{profile}`\n",
         f"Command: `{results['command']}`\n" if results.get("command") else "",
@@ -597,7 +595,7 @@ def results_markdown(results: dict, profile: str) -> str:
         "`vs grpo` = final accuracy minus GRPO's, paired by seed. Lengths in tokens, from the final "
         "held-out evaluation (`len incorrect` includes answers cut at the token cap).\n",
         "## Main comparison\n",
-        summary_table(results, profile),
+        summary_table(results, profile, paper),
     ]
     if results["ablation"]:
         parts += ["\n## Aggregation ablation (the length claim)\n",
@@ -605,7 +603,6 @@ def results_markdown(results: dict, profile: str) -> str:
                   "`constant` = Dr. GRPO's sum / (B x max length). Train lengths: mean of the last 10 "
                   "training steps' rollouts.\n",
                   ablation_table(results)]
-    paper = load_paper_results()
     if paper and not any(_paper_lookup(paper, profile, s["task"]) for s in results["summary"]):
         parts += ["\n## Paper (reported), for other models\n",
                   f"These are the paper's numbers for its models on the full GSM8K / Countdown tasks, "
