@@ -83,8 +83,36 @@ EDGE_CASES = [
     ("\\boxed{" + "9" * 1_000_000 + "}", G18, False, False, "too long"),
     ("x" * 1_000_000, G18, False, False, "no answer marked"),
     ("9" * 1_000_000, G18, False, False, "no answer marked"),
-    ("\\boxed{" * 100_000, G18, False, False, "no answer marked"),
+    ("\\boxed{" * 100_000, G18, False, False, "boxed answer too long"),  # open after 256 chars
     ("{" * 100_000 + "#### 18", G18, True, True, "correct"),
+    # LaTeX and typographic spellings of one number: thousands separators, a spaced currency sign
+    ("#### 1\\,000", "1000", True, True, "correct"),
+    ("#### 1\\ 000", "1000", True, True, "correct"),
+    ("#### 1\u2009000", "1000", True, True, "correct"),  # thin space
+    ("#### 1\u202f000", "1000", True, True, "correct"),  # narrow no-break space
+    ("\\boxed{1{,}000}", "1000", True, True, "correct"),
+    ("\\boxed{12{,}345{,}678.5}", "12345678.5", True, True, "correct"),
+    ("#### $ 18", G18, True, True, "correct"),
+    ("\\boxed{\\$ 18}", G18, True, True, "correct"),
+    ("#### -$ 7", "-7", True, True, "correct"),
+    ("#### 1 000", "1000", False, False, "not a number"),  # a plain space may separate two numbers
+    ("#### 1\\,00", "100", False, False, "not a number"),
+    ("#### 1{,}0\\,000", "10000", False, False, "not a number"),
+    # malformed grouping: the first group has no leading zero, later groups exactly three digits
+    ("#### 01,000", "1000", False, False, "not a number"),
+    ("#### 012,345", "12345", False, False, "not a number"),
+    ("#### 0,100", "100", False, False, "not a number"),  # a list, or a decimal comma
+    ("#### 1,0000", "10000", False, False, "not a number"),
+    ("#### 1,000.000,5", "1000.0005", False, False, "not a number"),
+    # the last complete answer wins, however many unfinished or long blocks follow
+    ("\\boxed{18} " + "\\boxed{ " * 6, G18, True, True, "correct"),
+    ("\\boxed{17} \\boxed{18}" + " \\boxed{" * 30, G18, True, True, "correct"),
+    ("\\boxed{18} <answer>" + "1" * 300 + "</answer>", G18, False, False, "answer too long"),
+    ("<answer>18</answer> <answer>" + "x" * 300 + "</answer>", G18, False, False, "too long"),
+    ("<answer>17</answer> <answer>" + " " * 300 + "18</answer>", G18, True, True, "correct"),
+    ("\\boxed{18} \\boxed{" + "x" * 300, G18, False, False, "boxed answer too long"),
+    # the longest gold the verifier accepts
+    ("#### " + "9" * 64, "9" * 64, True, True, "correct"),
 ]
 
 
@@ -106,31 +134,59 @@ def test_edge_table_is_large():
     assert len(EDGE_CASES) >= 40
 
 
+# mode="last_number": (completion, gold, correct); a number is a whole word
+LAST_NUMBER_CASES = [
+    ("9 * 2 = 18, so she makes 18 dollars.", G18, True),
+    ("She makes $1,000.", G18, False),
+    ("She makes $1,000.", "1000", True),
+    ("I made 17 then fixed it: 18.", G18, True),
+    ("no number at all", G18, False),
+    ("#### 17 although 18", G18, False),  # a marked answer still wins
+    ("a total of -5", "-5", True),
+    ("5-3 = 2", "2", True),
+    ("it costs 18, so", G18, True),  # a trailing comma is punctuation
+    ("she has 18 songs, each an mp3", G18, True),  # digits inside words are not numbers
+    ("she has 18 apples, x2", G18, True),
+    ("it is 18 (file v1.2)", G18, True),
+    ("user abc123", "123", False),
+    ("on the 3rd day", "3", False),
+    ("version 1.2.3", "1.2", False),
+]
+
+
 @pytest.mark.parametrize(
-    "completion, correct",
-    [
-        ("9 * 2 = 18, so she makes 18 dollars.", True),
-        ("She makes $1,000.", False),
-        ("I made 17 then fixed it: 18.", True),
-        ("no number at all", False),
-        ("#### 17 although 18", False),  # a marked answer still wins
-    ],
+    "completion, gold, correct", LAST_NUMBER_CASES, ids=[row[0][:30] for row in LAST_NUMBER_CASES]
 )
-def test_last_number_mode_is_opt_in(completion, correct):
-    assert gsm8k.score(completion, G18, mode="last_number").correct == correct
+def test_last_number_mode_is_opt_in(completion, gold, correct):
+    assert gsm8k.score(completion, gold, mode="last_number").correct == correct
     if "####" not in completion:
-        assert not gsm8k.score(completion, G18).correct
+        assert not gsm8k.score(completion, gold).correct
 
 
-def test_bad_gold_and_mode_name_the_problem():
-    with pytest.raises(ValueError, match="is not a number"):
-        gsm8k.score("#### 18", "#### eighteen")
+# (gold, exception, words in the message)
+BAD_GOLDS = [
+    ("#### eighteen", ValueError, "is not a number"),
+    ("#### 01,000", ValueError, "is not a number"),
+    ("1" * 65, ValueError, "65 characters"),
+    ("She had 9.\n#### " + "1" * 70, ValueError, "70 characters"),
+    (10**64, ValueError, "65 characters"),
+    (18.0, TypeError, "gold must be"),
+]
+
+
+@pytest.mark.parametrize(
+    "gold, error, words", BAD_GOLDS, ids=[f"{i}-{row[2]}" for i, row in enumerate(BAD_GOLDS)]
+)
+def test_bad_gold_names_the_problem(gold, error, words):
+    with pytest.raises(error, match=words):
+        gsm8k.score("#### 18", gold)
+
+
+def test_bad_arguments_name_the_problem():
     with pytest.raises(ValueError, match="mode must be"):
         gsm8k.score("#### 18", G18, mode="lenient")
     with pytest.raises(TypeError, match="completion must be a str"):
         gsm8k.score(b"#### 18", G18)
-    with pytest.raises(TypeError, match="gold must be"):
-        gsm8k.score("#### 18", 18.0)
     assert gsm8k.score("#### 18", 18).correct  # an int gold is fine
 
 
@@ -146,9 +202,13 @@ def test_random_text_never_raises(text):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(-(10**30), 10**30), st.sampled_from(["{}", "{:,}", "${:,}", "{}.00", "{}."]))
-def test_any_spelling_of_the_gold_number_is_correct(n, spelling):
-    text = spelling.format(n)
+@given(
+    st.integers(-(10**30), 10**30),
+    st.sampled_from(["{}", "{:,}", "${:,}", "$ {:,}", "{}.00", "{}."]),
+    st.sampled_from([",", "{,}", "\\,", "\\ ", "\u2009", "\u202f"]),
+)
+def test_any_spelling_of_the_gold_number_is_correct(n, spelling, separator):
+    text = spelling.format(n).replace(",", separator)
     if text.startswith("$-"):  # "$-5" and "-$5" both mean -5; check the usual one too
         text = "-$" + text[2:]
     assert gsm8k.score(f"#### {text}", f"#### {n}").correct

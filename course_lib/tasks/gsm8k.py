@@ -9,21 +9,31 @@ What is here:
 - ``prompt``: the R1-style think/answer template, and the paper's rebuttal style
   (question + "Let's think step by step and output the final answer within \boxed{}.").
 - ``score``: the verifier. The completion's answer is the *last* complete one marked by
-  ``#### N`` (rest of that line), ``\boxed{N}`` or ``<answer>N</answer>``. Text without a
-  marker is not an answer (``mode="last_number"`` opts into taking the last number instead).
+  ``#### N`` (rest of that line), ``\boxed{N}`` or ``<answer>N</answer>``; an over-long one
+  still counts (and is wrong). A ``\boxed{`` still open at the end of the text is unfinished
+  and skipped, however many there are; one still open after ``4 * MAX_ANSWER_CHARS``
+  characters counts as over-long, so that no call scans the whole text (Math-Verify does).
+  Text without a marker is not an answer; ``mode="last_number"`` opts into the last number
+  that is a whole word (not the digits of ``mp3``, ``x2``, ``3rd``; TinyZero's fallback takes
+  any digits, Math-Verify wants a space or ``=`` before a number).
 
-Normalisation of an answer before comparing: surrounding spaces, thousands commas
-(``1,000``), a leading ``$`` or ``\$`` (also after a sign), a trailing period (``5.``), a
-leading ``+`` and decimal zeros (``72.0 == 72``, ``.5 == 0.5``, ``-0 == 0``). The comparison is
+Normalisation before comparing: surrounding spaces, a leading ``$`` or ``\$`` (also after a
+sign or before spaces: ``-$ 7``), a trailing period (``5.``), a leading ``+``, decimal zeros
+(``72.0 == 72``, ``.5 == 0.5``, ``-0 == 0``) and thousands separators: ``,`` or its LaTeX and
+typographic spellings ``{,}``, ``\,``, ``\ ``, U+2009, U+202F. Grouping must be well formed:
+1-3 digits without a leading zero, then groups of exactly 3, none in the fraction. ``0,100`` is
+a list or a decimal comma, not 100 (TinyZero deletes every comma; Math-Verify reads ``1,05``
+as 1.05 and ``1 000`` as 1000; here a plain space may separate two numbers). The comparison is
 on normalised digit strings (sign, integer digits without leading zeros, fraction digits
 without trailing zeros): exact, and no unbounded digit string is ever turned into an int.
 
 Simplified on purpose:
 
-- No units, percentages, fractions like ``3/4`` or LaTeX beyond ``\$``: GSM8K's gold answers
-  are plain numbers, and a lenient parser is one more thing a policy can exploit.
+- No units, percentages, fractions like ``3/4`` or LaTeX beyond ``\$`` and separators: GSM8K's
+  gold answers are plain numbers, and a lenient parser is one more thing a policy can exploit.
 - The reward is binary (1.0 / 0.0), as in the paper; there is no format bonus here.
-- Answers longer than ``MAX_ANSWER_CHARS`` are wrong without being parsed.
+- Answers longer than ``MAX_ANSWER_CHARS`` are wrong without being parsed, so a longer gold
+  answer is an error (no completion could match it).
 """
 
 from __future__ import annotations
@@ -51,7 +61,7 @@ __all__ = [
 HUB_ID = "openai/gsm8k"
 MAX_ANSWER_CHARS = 64  # the longest GSM8K gold answer has 9 characters
 LAST_NUMBER_WINDOW = 2000  # mode="last_number" looks only at the completion's tail
-_BOXED_TRIES = 4  # unclosed \boxed{ blocks skipped before giving up
+_BOXED_WINDOW = 4 * MAX_ANSWER_CHARS  # a \boxed{ still open after this many chars is over-long
 
 BOXED_SUFFIX = "Let's think step by step and output the final answer within \\boxed{}."
 R1_TEMPLATE = (
@@ -67,8 +77,14 @@ STYLES = ("boxed", "r1")
 MODES = ("marked", "last_number")
 
 _NUMBER = re.compile(r"([0-9]+)(?:\.([0-9]*))?|\.([0-9]+)")
-_THOUSANDS = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+")
-_ANY_NUMBER = re.compile(r"[+-]?\$?[0-9][0-9,]*(?:\.[0-9]+)?|[+-]?\.[0-9]+")
+_THOUSANDS = re.compile(r"[1-9][0-9]{0,2}(?:,[0-9]{3})+")
+_SEPARATOR = re.compile(r"\{,\}|\\[, ]|[\u2009\u202f]")  # {,} \, \  thin spaces
+# mode="last_number": a number is a whole word, so not the digits of "mp3", "x2", "3rd", "v1.2"
+_ANY_NUMBER = re.compile(
+    r"(?<![\w.,])[+-]?\$?"  # nothing glued on the left
+    r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)?(?:\.[0-9]+)?(?<=[0-9])"  # 1,000  18  1.5  .5
+    r"(?!\w|[.,][0-9])"  # nor on the right
+)
 
 
 # --------------------------------------------------------------------------- answers
@@ -92,16 +108,18 @@ def normalize(text: str) -> tuple[str, str, str] | None:
     if s[0] in "+-":
         sign, s = s[0], s[1:].lstrip()
     if s.startswith("\\$"):
-        s = s[2:]
+        s = s[2:].lstrip()
     elif s.startswith("$"):
-        s = s[1:]
+        s = s[1:].lstrip()
     if not sign and s[:1] in ("+", "-"):  # "$-5"
         sign, s = s[0], s[1:]
     if s.endswith(".") and s[:-1].count(".") == 0:
         s = s[:-1]  # "5." at the end of a sentence
+    s = _SEPARATOR.sub(",", s)
     if "," in s:
-        if not _THOUSANDS.fullmatch(s.split(".", 1)[0]):
-            return None  # "1,2" is not a number; "1,000" is
+        whole, _, frac = s.partition(".")
+        if "," in frac or not _THOUSANDS.fullmatch(whole):
+            return None  # "1,2", "0,100" and "1.000,5" are not numbers; "1,000" is
         s = s.replace(",", "")
     m = _NUMBER.fullmatch(s)
     if m is None:
@@ -123,7 +141,8 @@ def gold_answer(gold: str) -> tuple[str, str, str]:
     """Normalised gold number from a GSM8K answer text (``... #### 18``) or a bare number.
 
     Raises:
-        ValueError: the gold is not a number (a data problem, not a model error).
+        ValueError: the gold is not a number, or is longer than ``MAX_ANSWER_CHARS`` (a data
+            problem, not a model error).
 
     Example:
         >>> gold_answer("She makes 9 * 2 = $18.\\n#### 18")
@@ -132,6 +151,11 @@ def gold_answer(gold: str) -> tuple[str, str, str]:
     text = gold
     if "####" in gold:
         text = gold[gold.rfind("####") + 4 :].split("\n", 1)[0]
+    if len(text.strip()) > MAX_ANSWER_CHARS:  # normalize() would call it "not a number"
+        raise ValueError(
+            f"gold answer has {len(text.strip())} characters; answers over {MAX_ANSWER_CHARS} "
+            "are always wrong, so no completion could match it"
+        )
     key = normalize(text)
     if key is None:
         raise ValueError(
@@ -142,17 +166,18 @@ def gold_answer(gold: str) -> tuple[str, str, str]:
 
 
 def _boxed(completion: str) -> tuple[int, str] | None:
-    """Position and content of the last complete ``\\boxed{...}`` (nested braces allowed)."""
+    """Position and content of the last complete ``\\boxed{...}`` (nested braces allowed).
+
+    A ``\\boxed{`` open at the end of the text is skipped; one open after ``_BOXED_WINDOW``
+    characters is returned as an over-long answer. Bounded work: a skipped one starts in the
+    last ``_BOXED_WINDOW`` characters, and an earlier one can only close before it.
+    """
     end = len(completion)
-    for _ in range(_BOXED_TRIES):
-        start = completion.rfind("\\boxed{", 0, end)
-        if start < 0:
-            return None
+    start = completion.rfind("\\boxed{")
+    while start >= 0:
         body = start + len("\\boxed{")
         depth = 1
-        # an answer longer than MAX_ANSWER_CHARS is wrong anyway: scan a bounded window
-        stop = min(len(completion), body + 4 * MAX_ANSWER_CHARS)
-        for i in range(body, stop):
+        for i in range(body, min(end, body + _BOXED_WINDOW)):
             ch = completion[i]
             if ch == "{":
                 depth += 1
@@ -160,9 +185,10 @@ def _boxed(completion: str) -> tuple[int, str] | None:
                 depth -= 1
                 if depth == 0:
                     return start, completion[body:i]
-        if stop < len(completion) and depth:
-            return start, completion[body:stop]  # too long; normalize() rejects it
+        if body + _BOXED_WINDOW < len(completion):
+            return start, completion[body : body + _BOXED_WINDOW]  # too long: wrong
         end = start
+        start = completion.rfind("\\boxed{", 0, start)
     return None
 
 
@@ -188,7 +214,7 @@ def extract_answer(completion: str, mode: str = "marked") -> tuple[str, str] | N
         candidates.append((boxed[0], "boxed", boxed[1]))
     close = completion.rfind("</answer>")
     if close >= 0:
-        open_ = completion.rfind("<answer>", max(0, close - 4 * MAX_ANSWER_CHARS - 8), close)
+        open_ = completion.rfind("<answer>", 0, close)  # a long block is an answer, and wrong
         if open_ >= 0:
             candidates.append((open_, "answer", completion[open_ + 8 : close]))
     if candidates:
