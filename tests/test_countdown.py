@@ -66,8 +66,13 @@ EDGE_CASES = [
     (ans("9**9**9**9"), [9, 9, 9, 9], 1, False, False, "operator ** not allowed"),
     (ans("(7//3)+5"), N375, T26, False, False, "operator // not allowed"),
     (ans("7%3+5"), N375, T26, False, False, "'%' not allowed"),
+    # unary minus: "-" is subtraction only (the module docstring says why)
     (ans("-3+7*5"), N375, 32, False, False, "unary"),
     (ans("3*7++5"), N375, T26, False, False, "unary"),
+    (ans("3*7-(-5)"), N375, T26, False, False, "unary"),
+    (ans("(-3)*(-7)+5"), N375, T26, False, False, "unary"),
+    (ans("5*7-3*3"), [3, 3, 5, 7], T26, True, True, "correct"),
+    (ans("(1 + 2) * 3"), [1, 2, 3], 9, True, True, "correct"),  # the prompt's own example
     (ans("3*7+5 = 26"), N375, T26, False, False, "'=' not allowed"),
     (ans("3*7+5==26"), N375, T26, False, False, "'=' not allowed"),
     (ans("()"), N375, T26, False, False, "Tuple not allowed"),
@@ -135,11 +140,36 @@ def test_numpy_integers_are_accepted():
     assert countdown.score(ans("3*7+5"), np.array(N375), np.int64(T26)).correct
 
 
-def test_bad_arguments_name_the_problem():
-    with pytest.raises(TypeError, match="completion must be a str"):
-        countdown.score(None, N375, T26)
-    with pytest.raises(TypeError, match="nums must be a sequence of ints"):
-        countdown.score(ans("3*7+5"), "375", T26)
+# (completion, nums, target, words in the TypeError): a problem's data is ints, never coerced
+BAD_ARGUMENTS = [
+    (None, N375, T26, "completion must be a str"),
+    (ans("3*7+5"), "375", T26, "nums must be a sequence of ints"),
+    ("no answer", "375", T26, "nums must be a sequence of ints"),
+    (ans("3*7+5"), N375, "26", "target must be an int, got str '26'"),
+    ("no answer", N375, "26", "target must be an int"),
+    (ans("3*7+5"), N375, 26.0, "target must be an int, got float"),
+    (ans("3/2"), [3, 2], 1.5, "target must be an int, got float"),
+    (ans("1"), [1], True, "target must be an int, got bool"),
+    (ans("3*7+5"), N375, None, "target must be an int, got NoneType"),
+]
+
+
+@pytest.mark.parametrize(
+    "completion, nums, target, words",
+    BAD_ARGUMENTS,
+    ids=[f"{i}-{row[3][:30]}" for i, row in enumerate(BAD_ARGUMENTS)],
+)
+def test_bad_arguments_name_the_problem(completion, nums, target, words):
+    with pytest.raises(TypeError, match=re.escape(words)):
+        countdown.score(completion, nums, target)
+
+
+def test_docstring_says_what_the_prompt_says_about_unary_minus():
+    prompt = countdown.prompt({"nums": N375, "target": T26})
+    doc = " ".join(countdown.__doc__.split())
+    assert "Use + - * / and parentheses" in prompt and "unary" not in prompt
+    assert "the prompt does not mention unary minus" in doc
+    assert "unary" in countdown.score(ans("-3+7*5"), N375, 32).reason
 
 
 # --------------------------------------------------------------------------- properties

@@ -17,13 +17,21 @@ What is here:
   (ASCII digits, ``+ - * / ( )`` and spaces), a cap on literal length and parenthesis
   depth, ``ast.parse`` in mode ``"eval"``, a walk that admits only integer literals and the
   four binary operators, a multiset check of the numbers used, and exact evaluation with a
-  cap on the size of every intermediate value. Every step is bounded, so no input raises or
+  cap on the size of every intermediate value. Every step is bounded, so no completion raises or
   takes more than a fraction of a millisecond.
 
 Simplified on purpose:
 
-- Strict answer format: the answer block holds only the expression. ``3*7+5 = 26`` is
-  rejected (``=`` is not allowed), as are unary minus and ``//``; the prompt says so.
+- Strict answer format: the answer block holds only the expression, with the four binary
+  operators. ``3*7+5 = 26`` is rejected (``=`` is not allowed), as are ``//`` and unary minus
+  (``-3+7*5``: -3 is not a given number). The prompt names ``+ - * /`` and parentheses; the
+  prompt does not mention unary minus, and need not: the solver uses binary operators only, so
+  every generated target is reachable without it. (TinyZero accepts it: its number check
+  collects runs of digits, so it never sees a sign.)
+- ``target`` must be an int, like ``nums`` (a ``TypeError`` otherwise): a string ``"26"``
+  never equals a value, and a float is not a Countdown target and compares inexactly
+  (``1/10 != 0.1``); coercing either would hide a data bug. TinyZero's ``abs(result - target)``
+  turns a string target into a caught exception, i.e. a silent format score.
 - The reward is binary (1.0 correct, 0.0 otherwise), as in the paper. ``format_bonus``
   (off by default) adds a small reward for a well-formed but wrong answer; it is off
   because a policy learns to collect the bonus with any parsable expression (reward
@@ -200,12 +208,13 @@ def solve(nums: Sequence[int], target: int) -> str | None:
     return None if expr is None else _strip_outer(expr)
 
 
+def _is_int(x: object) -> bool:
+    return type(x) is int or (isinstance(x, numbers.Integral) and not isinstance(x, bool))
+
+
 def _check_nums(nums: Sequence[int]) -> list[int]:
     """``nums`` as a list of Python ints (numpy integers are accepted too)."""
-    if isinstance(nums, (str, bytes)) or not all(
-        type(x) is int or (isinstance(x, numbers.Integral) and not isinstance(x, bool))
-        for x in nums
-    ):
+    if isinstance(nums, (str, bytes)) or not all(_is_int(x) for x in nums):
         raise TypeError(f"nums must be a sequence of ints, got {nums!r}")
     if len(nums) == 0:
         raise ValueError("nums is empty; a Countdown problem needs at least one number")
@@ -393,6 +402,19 @@ def extract_answer(completion: str) -> str | None:
     return completion[start + len(_OPEN) : end]
 
 
+def _check_arguments(
+    completion: str, nums: Sequence[int], target: int, format_bonus: float
+) -> Counter:
+    """The multiset of ``nums``, once every argument has the right type (else a caller's bug)."""
+    if not isinstance(completion, str):
+        raise TypeError(f"completion must be a str, got {type(completion).__name__}")
+    if not 0.0 <= format_bonus < 1.0:
+        raise ValueError(f"format_bonus must be in [0, 1), got {format_bonus}")
+    if not _is_int(target):
+        raise TypeError(f"target must be an int, got {type(target).__name__} {target!r:.20}")
+    return Counter(_check_nums(nums))
+
+
 def score(
     completion: str, nums: Sequence[int], target: int, *, format_bonus: float = 0.0
 ) -> Score:
@@ -401,12 +423,15 @@ def score(
     Args:
         completion: the model's text; the last complete ``<answer>...</answer>`` counts.
         nums: the given numbers; each must be used exactly once.
-        target: the value to reach.
+        target: the value to reach, an int.
         format_bonus: reward for a well-formed but wrong answer (default 0.0; see the
             module docstring for why it is off).
 
     Returns:
         ``Score(reward, correct, well_formed, reason)``; reward 1.0 if correct.
+
+    Raises:
+        TypeError: ``completion`` is not a str, or ``nums`` or ``target`` not ints.
 
     Example:
         >>> score("<think>..</think><answer>3*7+5</answer>", [3, 7, 5], 26).reward
@@ -414,10 +439,7 @@ def score(
         >>> score("<answer>3**7</answer>", [3, 7], 26).reason
         'operator ** not allowed'
     """
-    if not isinstance(completion, str):
-        raise TypeError(f"completion must be a str, got {type(completion).__name__}")
-    if not 0.0 <= format_bonus < 1.0:
-        raise ValueError(f"format_bonus must be in [0, 1), got {format_bonus}")
+    given = _check_arguments(completion, nums, target, format_bonus)
 
     def fail(reason: str, well_formed: bool = False) -> Score:
         return Score(format_bonus if well_formed else 0.0, False, well_formed, reason)
@@ -461,7 +483,6 @@ def score(
     except RecursionError:  # cannot happen within the caps; kept as a last guard
         return fail("expression too deep")
 
-    given = Counter(_check_nums(nums))
     if Counter(used) != given:
         missing = sorted((given - Counter(used)).elements())
         extra = sorted((Counter(used) - given).elements())
