@@ -89,13 +89,14 @@ def settings(args) -> dict:
     from course_lib.models import get_profile
 
     prof = get_profile(args.model)  # the profile's micro-batch, learning rate and checkpointing
+    budget = prof.budgets["default"]
     if args.model == "micro":
         s = dict(task="countdown-micro", prompts=16, group=8, new_tokens=64,
-                 micro_batch=prof.micro_batch_size, lr=prof.learning_rate, lora=False, dtype="float32",
-                 checkpointing=prof.gradient_checkpointing)
+                 micro_batch=budget["micro_batch_size"], lr=budget["learning_rate"], lora=False,
+                 dtype="float32", checkpointing=prof.gradient_checkpointing)
     else:
-        s = dict(task="gsm8k", prompts=8, group=8, new_tokens=256, micro_batch=prof.micro_batch_size,
-                 lr=prof.learning_rate, lora=True, dtype="float16" if args.device == "cuda" else "float32",
+        s = dict(task="gsm8k", prompts=8, group=8, new_tokens=256, micro_batch=budget["micro_batch_size"],
+                 lr=budget["learning_rate"], lora=True, dtype="float16" if args.device == "cuda" else "float32",
                  checkpointing=prof.gradient_checkpointing)
     s.update(temperature=1.0, top_p=1.0, grad_clip=1.0, epsilon=0.2)
     if args.prompts:
@@ -125,7 +126,10 @@ def random_qwen_folder(name: str, cache: Path, smoke: bool = False) -> Path:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from course_lib.models import get_profile, load_offline_qwen_tokenizer
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from offline_qwen import load_offline_qwen_tokenizer
+
+    from course_lib.models import get_profile
 
     print(f"building a random {name} in {folder} (once) ...", flush=True)
     shape = dict(QWEN25[name])
@@ -144,13 +148,13 @@ def random_qwen_folder(name: str, cache: Path, smoke: bool = False) -> Path:
 def micro_model(path: str | None = None):
     """(model, tokenizer, trained?) the shipped micro base model (or the one in ``path``), or a
     random one when there is none."""
-    from course_lib import pretrain
+    from course_lib import models
 
     try:
-        model, tok = pretrain.load_micro(path)
+        model, tok = models.load_micro(path)
         return model, tok, True
     except FileNotFoundError:
-        model = pretrain.build_model(tok := pretrain.build_tokenizer())
+        model = models.build_micro_model(tok := models.build_micro_tokenizer())
         return model, tok, False
 
 

@@ -5,7 +5,7 @@
 Both ways compute log pi(token) for N positions from (N, H) hidden states through a
 (V = 151,936, H) output layer, then run backward (as training does):
 
-- naive:   logits = head(h) -> log_softmax over V in float32 -> gather   (course_lib.rollout.naive_sampled_token_logprobs)
+- naive:   logits = head(h) -> log_softmax over V in float32 -> gather   (the textbook way)
 - chunked: course_lib.rollout.sampled_token_logprobs, 256 positions at a time, recomputed in backward
 
 What is measured, honestly:
@@ -35,7 +35,7 @@ V = 151_936  # Qwen2.5 vocabulary
 def measure(method: str, n: int, hidden: int, chunk: int, device: str) -> dict:
     import torch
 
-    from course_lib.rollout import naive_sampled_token_logprobs, sampled_token_logprobs
+    from course_lib.rollout import sampled_token_logprobs
 
     torch.manual_seed(0)
     head = torch.nn.Linear(hidden, V, bias=False).to(device)
@@ -48,7 +48,7 @@ def measure(method: str, n: int, hidden: int, chunk: int, device: str) -> dict:
     else:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if method == "naive":
-        lp = naive_sampled_token_logprobs(head(h)[None], t[None])[0]
+        lp = torch.log_softmax(head(h).float(), dim=-1).gather(-1, t[:, None]).squeeze(-1)
     else:
         lp, _ = sampled_token_logprobs(h, t, head, chunk_size=chunk)
     lp.sum().backward()

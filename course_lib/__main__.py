@@ -1,42 +1,307 @@
-"""Command line: ``python -m course_lib COMMAND [options]``.
+"""Machinery a learner may skip: every command line of ``python -m course_lib COMMAND``.
 
-Each command lives in its own module, which parses its own options
-(``python -m course_lib COMMAND --help``).
+All option parsing lives here; the library modules expose plain functions. A user error (bad
+option, unusable run directory, missing model) prints one line naming the problem and the fix
+and exits with code 2; nothing is written before the inputs have been checked.
 """
 
 from __future__ import annotations
 
-import importlib
+import argparse
+import dataclasses
+import json
 import sys
+import time
+from pathlib import Path
 
-# command -> (module whose ``main(argv) -> int`` runs it, one-line help)
+USER_ERRORS = (ValueError, OSError)  # RunDirError and ModelUnavailableError are among them
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's usage block, then one line: keep the one line
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _threads(args, profile=None) -> None:
+    import torch
+
+    from course_lib import models
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    elif profile is not None:
+        models.use_profile_threads(profile)
+
+
+# ---------------------------------------------------------------------------------- train
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    from course_lib.trainer import TrainConfig
+
+    ap = _Parser(prog="python -m course_lib train",
+                 description="One on-policy run (GRPO or signed SFT). Unset options come from the profile's budget.")
+    ap.add_argument("--run-dir", required=True, help="config.json, metrics.jsonl, eval.jsonl and checkpoints go here")
+    ap.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR (same settings)")
+    ap.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
+    ap.add_argument("--budget", default="default", help="the profile's budget (e.g. colab for the Qwen profiles)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's choice)")
+    for f in dataclasses.fields(TrainConfig):
+        typ = int if f.type == "int" else float if f.type == "float" else str
+        ap.add_argument("--" + f.name.replace("_", "-"), type=typ, default=None)
+    return ap
+
+
+def train_main(argv) -> int:
+    from course_lib.models import get_profile
+    from course_lib.trainer import TrainConfig, train
+
+    args = vars(_train_parser().parse_args(argv))
+    opts = {k: args.pop(k) for k in ("run_dir", "resume", "overwrite", "budget", "no_progress")}
+    threads = argparse.Namespace(threads=args.pop("threads"))
+    cfg = TrainConfig.from_profile(args.pop("profile") or "micro", opts["budget"], **args)
+    _threads(threads, get_profile(cfg.profile))
+    res = train(cfg, run_dir=opts["run_dir"], resume=opts["resume"], overwrite=opts["overwrite"],
+                progress=not opts["no_progress"])
+    final = {k: v for k, v in (res.evals[-1] if res.evals else {}).items() if k != "correct_per_problem"}
+    print(json.dumps({"steps": len(res.history), "stopped": res.stopped, "interrupted": res.interrupted,
+                      "final_eval": final}, indent=2))
+    return 130 if res.interrupted else 0
+
+
+# ------------------------------------------------------------------------------- evaluate
+
+
+def evaluate_main(argv) -> int:
+    from course_lib.evaluate import evaluate
+    from course_lib.models import get_profile
+    from course_lib.trainer import load_run
+
+    ap = _Parser(prog="python -m course_lib evaluate", description="Evaluate a run's latest checkpoint.")
+    ap.add_argument("--run-dir", required=True, help="a directory written by `train`")
+    ap.add_argument("--examples", type=int, default=None, help="held-out problems (default: the run's)")
+    ap.add_argument("--samples", type=int, default=None, help="samples per problem (default: the run's)")
+    ap.add_argument("--no-greedy", action="store_true", help="skip greedy decoding")
+    ap.add_argument("--base", action="store_true", help="evaluate the base model, not the checkpoint")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's)")
+    args = ap.parse_args(argv)
+    for name in ("examples", "samples"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    cfg, model, tok, task = load_run(args.run_dir, base=args.base)
+    _threads(args, get_profile(cfg.profile))
+    res = evaluate(model, tok, task, task.load("test", n=args.examples or cfg.eval_examples),
+                   samples=args.samples or cfg.eval_samples, greedy=not args.no_greedy,
+                   max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=args.seed)
+    res["checkpoint"] = "base" if args.base else "latest"
+    (Path(args.run_dir) / ("evaluate_base.json" if args.base else "evaluate.json")).write_text(json.dumps(res, indent=2))
+    print(json.dumps({k: v for k, v in res.items() if k != "correct_per_problem"}, indent=2))
+    return 0
+
+
+# ------------------------------------------------------------------------------ reproduce
+
+
+def _reproduce_parser() -> argparse.ArgumentParser:
+    from course_lib.objectives import AGGREGATIONS, OBJECTIVES
+
+    ap = _Parser(prog="python -m course_lib reproduce",
+                 description="Train every objective on every task of a profile for several seeds from the same "
+                 "base model; write results.json, results.md and figures. Rerunning skips finished runs and "
+                 "resumes interrupted ones.")
+    ap.add_argument("--profile", default=None, help="micro, qwen2.5-0.5b, ... (default: micro without a GPU)")
+    ap.add_argument("--budget", default="default", help="the profile's budget the runs start from")
+    ap.add_argument("--out", required=True, help="output folder (runs/, results.json, results.md, *.png)")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3; --quick: 1)")
+    ap.add_argument("--quick", action="store_true", help="a few-minute smoke run of the whole pipeline")
+    ap.add_argument("--tasks", nargs="+", default=None, help="default: the profile's tasks")
+    ap.add_argument("--objectives", nargs="+", default=None, choices=list(OBJECTIVES),
+                    help="default: grpo grpo-no-kl sft+ sft- sft+- sft+-balanced")
+    ap.add_argument("--steps", type=int, default=None, help="training steps per run (default: the budget's)")
+    ap.add_argument("--eval-every", type=int, default=None)
+    ap.add_argument("--eval-examples", type=int, default=None, help="held-out problems")
+    ap.add_argument("--eval-samples", type=int, default=None, help="samples per held-out problem")
+    ap.add_argument("--pass-k", type=int, default=0, help="samples per problem for pass@k after training (0: none)")
+    ap.add_argument("--pass-k-examples", type=int, default=50, help="held-out problems for pass@k")
+    ap.add_argument("--pass-k-seeds", type=int, default=3, help="pass@k for the first N seeds only")
+    ap.add_argument("--margin", type=float, default=5.0, help="TOST equivalence margin in points (default 5)")
+    ap.add_argument("--ablation-objectives", nargs="*", default=None, choices=list(OBJECTIVES),
+                    help="objectives rerun with every aggregation (default: grpo; none: no ablation)")
+    ap.add_argument("--ablation-tasks", nargs="*", default=None, help="default: all; --quick: the first")
+    ap.add_argument("--aggregation", default="sequence", choices=AGGREGATIONS)
+    ap.add_argument("--workers", type=int, default=None, help="parallel run processes (default: 2 for micro on CPU)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads in all (split between workers)")
+    ap.add_argument("--overwrite", action="store_true", help="start over the runs whose saved settings differ")
+    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--report-only", action="store_true", help="train nothing: rebuild the outputs")
+    return ap
+
+
+#: the objectives of the main comparison; sft+-sized is GRPO's own weighting (a check, not a rival)
+MAIN_OBJECTIVES = ("grpo", "grpo-no-kl", "sft+", "sft-", "sft+-", "sft+-balanced")
+#: --quick: every objective, both tasks, a small ablation, in a few minutes on 2 CPU cores
+QUICK = {"steps": 12, "eval_every": 0, "eval_examples": 50, "eval_samples": 2, "seeds": 1}
+
+
+def reproduce_main(argv) -> int:
+    import torch
+
+    from course_lib import reproduce as R
+    from course_lib.models import get_profile
+
+    args = _reproduce_parser().parse_args(argv)
+    prof = get_profile(args.profile)
+    b = prof.budgets.get(args.budget)
+    if b is None:
+        raise ValueError(f"profile {prof.name!r} has no budget {args.budget!r}; it has: {', '.join(prof.budgets)}")
+    q = args.quick
+    seeds = args.seeds if args.seeds is not None else (QUICK["seeds"] if q else 3)
+    steps = args.steps or (QUICK["steps"] if q else b["steps"])
+    settings = R.Settings(
+        steps=steps, eval_every=args.eval_every if args.eval_every is not None else (0 if q else max(1, steps // 8)),
+        eval_examples=args.eval_examples or (QUICK["eval_examples"] if q else b["eval_examples"]),
+        eval_samples=args.eval_samples or (QUICK["eval_samples"] if q else b["eval_samples"]),
+        pass_k=args.pass_k, pass_k_examples=args.pass_k_examples, pass_k_seeds=args.pass_k_seeds,
+        margin=args.margin / 100, budget=args.budget)
+    for name in ("seeds", "pass_k_examples", "pass_k_seeds", "workers", "threads"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    tasks, objectives = args.tasks or list(prof.tasks), args.objectives or list(MAIN_OBJECTIVES)
+    abl = [o for o in ["grpo"] if o in objectives] if args.ablation_objectives is None else args.ablation_objectives
+    specs = R.plan_runs(tasks, objectives, range(seeds), ablation_objectives=abl, main_aggregation=args.aggregation,
+                        ablation_tasks=args.ablation_tasks if args.ablation_tasks is not None else (tasks[:1] if q else tasks))
+    out = Path(args.out)
+    configs = [R.make_config(prof.name, s, settings) for s in specs]  # validates every setting first
+    conflicts = R.check_run_dirs(out, specs, configs, args.overwrite)
+    if conflicts and not args.overwrite:
+        from course_lib.trainer import RunDirError
+
+        raise RunDirError(f"{len(conflicts)} run(s) in {out / 'runs'} were made with other settings (e.g. "
+                               f"{conflicts[0]}): use the same options, another --out, or --overwrite to start them over")
+    workers = args.workers or R.default_workers(prof.name)
+    torch.set_num_threads(args.threads or workers)  # one thread per worker: small matrices, busy machines
+    command = "python -m course_lib reproduce " + " ".join(argv)
+    print(f"reproduce: profile {prof.name}, {len(specs)} runs, {steps} steps each, {workers} worker(s) -> {out}")
+    res = R.run_reproduction(out, profile=prof.name, specs=specs, settings=settings, workers=workers,
+                             progress=not args.no_progress, command=command, train=not args.report_only)
+    print("\n" + R.summary_table(res))
+    if res["equivalence"]:
+        print(R.equivalence_table(res))
+    counts = {k: res["status"].count(k) for k in ("ran", "resumed", "skipped")}
+    print(f"runs: {counts['ran']} ran, {counts['resumed']} resumed, {counts['skipped']} skipped; "
+          f"table: {out / 'results.md'}, data: {out / 'results.json'}")
+    if res["interrupted"]:
+        print("interrupted: run the same command again to resume")
+        return 130
+    return 0
+
+
+# --------------------------------------------------------------------------- pretrain-micro
+
+
+def _command(argv: list[str]) -> str:
+    """The command that rebuilds the micro model, without ``--out`` (where it went is no part of
+    the recipe)."""
+    argv = list(argv)
+    for i, arg in enumerate(argv):
+        if arg == "--out":
+            del argv[i : i + 2]
+            break
+        if arg.startswith("--out="):
+            del argv[i]
+            break
+    return " ".join(["python -m course_lib pretrain-micro", *argv])
+
+
+def pretrain_main(argv) -> int:
+
+    from course_lib import DATA_DIR
+    from course_lib import pretrain as P
+
+    ap = _Parser(prog="python -m course_lib pretrain-micro",
+                 description="Pretrain the micro base model on traces of the micro tasks, measure it, and write "
+                 "tokenizer/, model/ and manifest.json.")
+    R = P.RECIPE
+    ap.add_argument("--steps", type=int, default=R["steps"], help="optimizer steps (default %(default)s)")
+    ap.add_argument("--seconds", type=float, default=None, help="also stop after this many seconds")
+    ap.add_argument("--seed", type=int, default=R["seed"])
+    ap.add_argument("--batch-size", type=int, default=R["batch_size"])
+    ap.add_argument("--lr", type=float, default=R["lr"])
+    ap.add_argument("--countdown-share", type=float, default=R["countdown_share"],
+                    help="share of steps spent on countdown-micro (the rest on gsm8k-micro)")
+    ap.add_argument("--eval-samples", type=int, default=4, help="sampled completions per test problem (0: none)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--out", type=Path, default=DATA_DIR / "micro", help="output folder")
+    args = ap.parse_args(argv)
+    if args.steps < 1 or args.batch_size < 1 or not 0.0 <= args.countdown_share <= 1.0:
+        raise ValueError("--steps and --batch-size must be >= 1 and --countdown-share in [0, 1]")
+    _threads(args)
+    start = time.time()
+    recipe = {"steps": args.steps, "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
+              "countdown_share": args.countdown_share}
+    model, tok, history = P.pretrain(seconds=args.seconds, **recipe)
+    train_s = time.time() - start
+    P.save(model, tok, args.out)
+    ev = P.evaluate_micro(model, tok, samples=args.eval_samples, seed=args.seed) if args.eval_samples > 0 else None
+    m = P.write_manifest(args.out, _command(argv), recipe, model, history, train_s, ev, time.time() - start)
+    print(json.dumps(m, indent=2))
+    return 0
+
+
+# ------------------------------------------------------------------------------------- demo
+
+
+def demo_main(argv) -> int:
+    from course_lib import demo
+
+    ap = _Parser(prog="python -m course_lib demo", description=demo.__doc__)
+    ap.add_argument("--tasks-only", action="store_true", help="only show tasks and verifiers")
+    ap.add_argument("--out", default="results/demo", help="reproduction output folder")
+    args = ap.parse_args(argv)
+    demo.showcase()
+    if args.tasks_only:
+        return 0
+    code = reproduce_main(["--profile", "micro", "--quick", "--out", args.out, "--overwrite"])
+    demo.show_shipped()
+    return code
+
+
+# command -> (function, one-line help)
 COMMANDS = {
-    "demo": ("course_lib.demo", "the main job of `make demo`"),
-    "pretrain-micro": ("course_lib.pretrain", "train the micro base model from scratch"),
-    "train": ("course_lib.trainer", "one on-policy run: GRPO or signed SFT"),
-    "evaluate": ("course_lib.evaluate", "held-out accuracy and lengths of a run"),
-    "reproduce": ("course_lib.reproduce", "the paper's comparison, every objective and seed"),
+    "demo": (demo_main, "the main job of `make demo`"),
+    "train": (train_main, "one on-policy run: GRPO or signed SFT"),
+    "evaluate": (evaluate_main, "held-out accuracy, pass@k and lengths of a run"),
+    "reproduce": (reproduce_main, "the paper's comparison, every objective and seed"),
+    "pretrain-micro": (pretrain_main, "train the micro base model from scratch"),
 }
-
-
-def _usage() -> str:
-    width = max(map(len, COMMANDS))
-    lines = ["usage: python -m course_lib COMMAND [options]", "", "commands:"]
-    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(_usage())
+        width = max(map(len, COMMANDS))
+        print("usage: python -m course_lib COMMAND [options]\n\ncommands:\n"
+              + "\n".join(f"  {n:<{width}}  {h}" for n, (_, h) in COMMANDS.items()))
         return 0
-    name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+    if argv[0] not in COMMANDS:
+        print(f"error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        return int(COMMANDS[argv[0]][0](argv[1:]) or 0)
+    except SystemExit as exit_:  # argparse: --help (0) or a bad option, already reported in one line (2)
+        return int(exit_.code or 0)
+    except FloatingPointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except USER_ERRORS as err:
+        print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

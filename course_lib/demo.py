@@ -1,16 +1,18 @@
 """``python -m course_lib demo``: the main job behind ``make demo``.
 
-It first shows what the trainers see — problems, prompts and the verifiers' verdicts on a
-few completions, honest and adversarial — and then runs the quick micro reproduction
-(``python -m course_lib reproduce --profile micro --quick``) when ``--tasks-only`` is not
-given.
+It shows what the trainers see (problems, prompts and the verifiers' verdicts on a few
+completions, honest and adversarial), runs the quick micro reproduction (one seed, 12 steps:
+a smoke test of the pipeline, too short to compare objectives), then prints the shipped,
+precomputed results of the full reproduction beside it.
 """
 
 from __future__ import annotations
 
-import argparse
-
+from course_lib import DATA_DIR
 from course_lib.tasks import get_task
+
+#: the shipped reproduction on the micro profile (made by the command inside it)
+SHIPPED = DATA_DIR / "results" / "micro_results.json"
 
 _EXAMPLES = {
     "countdown": {"nums": [3, 7, 5], "target": 26},
@@ -59,17 +61,18 @@ def showcase() -> None:
         print()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib demo", description=__doc__)
-    parser.add_argument("--tasks-only", action="store_true", help="only show tasks and verifiers")
-    parser.add_argument("--out", default="results/demo", help="reproduction output folder")
-    args = parser.parse_args(argv)
-    showcase()
-    if args.tasks_only:
-        return 0
-    try:
-        from course_lib import reproduce
-    except ImportError:
-        print("(the micro reproduction is not available in this version)")
-        return 0
-    return reproduce.main(["--profile", "micro", "--quick", "--out", args.out])
+def show_shipped() -> None:
+    """Print the shipped micro results (``data/results/micro_results.json``), labelled as precomputed."""
+    from course_lib import reproduce
+
+    if not SHIPPED.exists():
+        print(f"(no shipped results at {SHIPPED})")
+        return
+    res = reproduce.load_results(SHIPPED)
+    print(f"\n=== precomputed: the shipped micro reproduction ({SHIPPED.relative_to(DATA_DIR.parent)}) ===")
+    print(f"made by: {res['command']}")
+    print(f"{res['finished_runs']} runs, {res['settings']['steps']} steps each\n")
+    print(reproduce.summary_table(res))
+    if res.get("equivalence"):
+        print(reproduce.equivalence_table(res))
+    print("The quick run above is one seed of 12 steps: it checks the pipeline, it cannot rank the objectives.")

@@ -1,7 +1,8 @@
 """Held-out evaluation: accuracy (greedy and sampled), unbiased pass@k, answer lengths.
 
 ``evaluate(model, tokenizer, task, examples)`` is what the trainer calls every N steps and what
-``python -m course_lib evaluate --run-dir DIR`` runs on a finished (or interrupted) run.
+``python -m course_lib evaluate --run-dir DIR`` runs on a finished (or interrupted) run. It
+imports only ``course_lib.rollout``.
 
 Simplified: one temperature and one top-p per evaluation (those of training unless told
 otherwise); lengths are counted in tokens, end-of-sequence token included. The sampled
@@ -11,17 +12,14 @@ standard error of about 3 points, four draws make the curve much steadier.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
 from course_lib.rollout import generate_rollouts
 
-__all__ = ["pass_at_k", "evaluate", "main"]
+__all__ = ["pass_at_k", "pass_at_k_curve", "evaluate"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -35,6 +33,15 @@ def pass_at_k(n: int, c: int, k: int) -> float:
         return 1.0
     # product form, stable for large n
     return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
+def pass_at_k_curve(correct_per_problem: Sequence[int], n: int, ks: Sequence[int]) -> dict[int, float]:
+    """Mean unbiased pass@k over problems, for each k <= n.
+
+    Example: counts ``[0, 2]`` of n = 2 -> ``{1: 0.5, 2: 0.5}``.
+    """
+    return {k: sum(pass_at_k(n, c, k) for c in correct_per_problem) / len(correct_per_problem)
+            for k in ks if 1 <= k <= n}
 
 
 def _mean(xs: Sequence[float]) -> float | None:
@@ -51,6 +58,8 @@ def _score_rollout(task, roll, examples, group):
         "reward": [float(s.reward) for s in scores],
         "len_correct": [n for n, ok in zip(lengths, correct) if ok],
         "len_incorrect": [n for n, ok in zip(lengths, correct) if not ok],
+        "len_incorrect_complete": [n for n, ok, t in zip(lengths, correct, roll.truncated.tolist())
+                                   if not ok and not t],
         "truncated": roll.truncated.tolist(),
         "lengths": lengths,
     }
@@ -86,8 +95,10 @@ def evaluate(
 
     Returns:
         dict with ``accuracy`` (sampled), ``accuracy_greedy``, ``pass@k``, ``reward_mean``,
-        ``len_mean``, ``len_correct``, ``len_incorrect``, ``truncated``, ``n_examples``,
-        ``samples``. Lengths are None when there is no completion of that kind.
+        ``len_mean``, ``len_correct``, ``len_incorrect``, ``len_incorrect_complete`` (wrong
+        answers that ended before the cap), ``truncated``, ``n_examples``, ``samples`` and
+        ``correct_per_problem`` (right answers among each problem's samples). Lengths are None
+        when there is no completion of that kind.
 
     Example::
 
@@ -111,11 +122,12 @@ def evaluate(
             out["len_mean"] = _mean(s["lengths"])
             out["len_correct"] = _mean(s["len_correct"])
             out["len_incorrect"] = _mean(s["len_incorrect"])
+            out["len_incorrect_complete"] = _mean(s["len_incorrect_complete"])  # not cut at the cap
             out["truncated"] = _mean([float(t) for t in s["truncated"]])
             per_problem = [sum(s["correct"][i * samples : (i + 1) * samples]) for i in range(len(examples))]
-            for k in sorted(set(k_values or (1, samples))):
-                if 1 <= k <= samples:
-                    out[f"pass@{k}"] = _mean([pass_at_k(samples, c, k) for c in per_problem])
+            out["correct_per_problem"] = per_problem
+            for k, v in pass_at_k_curve(per_problem, samples, sorted(set(k_values or (1, samples)))).items():
+                out[f"pass@{k}"] = v
         if greedy:
             roll = generate_rollouts(
                 model, tokenizer, prompts, 1, max_new_tokens=max_new_tokens,
@@ -125,37 +137,3 @@ def evaluate(
             out["accuracy_greedy"] = _mean([float(c) for c in g["correct"]])
             out["len_greedy"] = _mean(g["lengths"])
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m course_lib evaluate --run-dir DIR``: evaluate a run's latest checkpoint."""
-    from course_lib.trainer import load_run
-
-    ap = argparse.ArgumentParser(prog="python -m course_lib evaluate", description=main.__doc__)
-    ap.add_argument("--run-dir", required=True, help="a directory written by `train`")
-    ap.add_argument("--examples", type=int, default=None, help="held-out problems (default: the run's)")
-    ap.add_argument("--samples", type=int, default=None, help="samples per problem (default: the run's)")
-    ap.add_argument("--no-greedy", action="store_true", help="skip greedy decoding")
-    ap.add_argument("--base", action="store_true", help="evaluate the base model, not the checkpoint")
-    ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is faster on a busy machine)")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        cfg, model, tok, task = load_run(args.run_dir, base=args.base)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}")
-        return 2
-    n = args.examples or cfg.eval_examples
-    examples = task.load("test", n=n)
-    res = evaluate(
-        model, tok, task, examples, samples=args.samples or cfg.eval_samples,
-        greedy=not args.no_greedy, max_new_tokens=cfg.max_new_tokens,
-        temperature=cfg.temperature, top_p=cfg.top_p, seed=args.seed,
-    )
-    res["checkpoint"] = "base" if args.base else "latest"
-    print(json.dumps(res, indent=2))
-    with open(Path(args.run_dir) / "evaluate.json", "w") as f:
-        json.dump(res, f, indent=2)
-    return 0

@@ -57,7 +57,10 @@ def setup(seed: int = 0) -> bool:
     print(f"torch         {torch.__version__}")
     print(f"transformers  {transformers.__version__}")
     print(f"fast mode     {fast}" + ("  (CI or COURSE_FAST=1: reduced steps)" if fast else ""))
-    from course_lib.models import get_profile
+    from course_lib.models import choose_profile, use_profile_threads
 
-    get_profile()  # prints "profile NAME (why): ..." in one line
+    profile, why = choose_profile()
+    threads = use_profile_threads(profile)  # micro: one thread, steady on a busy machine
+    print(f"threads       {threads}")
+    print(f"profile       {profile.name} ({why}): {profile.describe()}")
     return fast

@@ -1,39 +1,53 @@
-"""The two objectives of the paper, as pure functions on tensors.
+"""Every objective of the course: one table, two functions, and the pieces they are made of.
 
 Shapes: B = completions in the batch (P prompts x G samples, grouped consecutively),
 T = completion length (right-padded; ``mask`` is 1 on real tokens).
 
-The whole point of the course fits on one screen::
+The whole point of the course fits on one screen. Each objective weighs each sampled
+completion by one number w_i and puts the same loss on it::
 
     GRPO                                          signed SFT (Filtered-ISFT)
     ----                                          --------------------------
-    w_i   = (r_i - mean_g r) / (std_g r + eps)    w_i = +1 if correct, -lambda if not (or 0)
+    w_i   = (r_i - mean_g r) / (std_g r + eps)    w_i = +1 if correct, -1 if not (or 0)
     rho   = exp(logp - old_logp)                  (no ratio: the samples are on-policy)
     term  = min(rho*w_i, clip(rho)*w_i)           term = w_i * logp
             - beta * KL_k3(pi || pi_ref)
     loss  = -aggregate(term, mask)                loss = -aggregate(term, mask)
 
-With beta = 0 and one update per rollout, ``rho == 1`` in value, the clip is inactive and
-``grad(rho * w) == w * grad(logp)``: the two gradients are identical when signed SFT is given
-the group advantages as weights. ``tests/test_objectives.py`` checks this in float64.
+With one update per rollout (mu = 1), ``rho == 1`` in value, the clip is inactive and
+``grad(rho * w) == w * grad(logp)``: GRPO's gradient *is* signed SFT's gradient with the group
+advantages as weights. ``tests/test_objectives.py`` checks this in float64. The KL term is
+itself a per-token weight on the model's own samples: its gradient is
+``-beta * (1 - pi_ref / pi_theta) * grad(logp)`` at each token (notebook 02).
 
-What is simplified: no value function, no per-token credit (every token of a completion gets
-the same weight, as the paper's assumption 2 says); the group std is the *population* std
-(divide by G, as ``torch.std(unbiased=False)``). TRL and the DeepSeekMath paper use the sample
-std (divide by G - 1); that only rescales the advantages by sqrt(G/(G-1)) and does not change
-which group has zero variance.
+:data:`OBJECTIVES` is the table: one :class:`Objective` per name, saying how the weights are
+made and whether the ratio/clip and the KL apply. :func:`weights` and :func:`loss` read a row;
+the training loop never branches on an objective's name.
+
+What is simplified: no value function and no per-token credit (every token of a completion
+gets the same weight, the paper's assumption 2); the group std is the *population* std
+(divide by G, as ``torch.std(unbiased=False)``). TRL and DeepSeekMath use the sample std
+(divide by G - 1), which only rescales the advantages by sqrt(G/(G-1)).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 __all__ = [
     "AGGREGATIONS",
     "ADVANTAGE_SCALES",
+    "OBJECTIVES",
+    "Objective",
+    "get_objective",
+    "weights",
+    "loss",
     "aggregate",
     "group_advantages",
     "signed_weights",
+    "mixed_groups",
     "grpo_loss",
     "signed_sft_loss",
     "clip_fraction",
@@ -44,6 +58,82 @@ __all__ = [
 AGGREGATIONS = ("sequence", "token", "constant")
 #: how group advantages are scaled; see :func:`group_advantages`
 ADVANTAGE_SCALES = ("group", "batch", "none")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One row of the objective table.
+
+    Attributes:
+        name: the name used everywhere (CLI, ``reproduce``, notebooks, README).
+        weights: ``"advantage"`` = GRPO's group advantages; ``"signed"`` = +positive for a
+            correct sample, -negative for an incorrect one.
+        positive, negative: the two signed weights (F-ISFT+: 1, 0; F-ISFT-: 0, 1; +-: 1, 1).
+        balance: signed only; each group's negatives are scaled by min(1, k / (G - k)).
+        sized: signed only; GRPO's advantage magnitudes instead of 1 (exactly GRPO's weights).
+        ratio: PPO's clipped ratio on every token (it matters only with mu > 1 updates).
+        kl: subtract beta * KL(pi || pi_ref) per token.
+        source: where it comes from; "course's own" marks variants the paper does not have.
+    """
+
+    name: str
+    weights: str
+    positive: float = 1.0
+    negative: float = 1.0
+    balance: bool = False
+    sized: bool = False
+    ratio: bool = False
+    kl: bool = False
+    source: str = ""
+
+
+#: The objective table. The balanced variant equals GRPO's weights divided by A+ whenever a
+#: group has k <= G/2 correct samples (notebook 05); compare it with GRPO knowing that.
+OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
+    Objective("grpo", "advantage", ratio=True, kl=True, source="paper: GRPO"),
+    Objective("grpo-no-kl", "advantage", ratio=True, source="paper: GRPO-wo-KL"),
+    Objective("sft+", "signed", negative=0.0, source="paper: Filtered-ISFT+ (RAFT)"),
+    Objective("sft-", "signed", positive=0.0, source="paper: Filtered-ISFT-"),
+    Objective("sft+-", "signed", source="paper: Filtered-ISFT+-, weights +1 / -1"),
+    Objective("sft+-balanced", "signed", balance=True,
+              source="course's own: Filtered-ISFT+- with negatives scaled by min(1, k/(G-k))"),
+    Objective("sft+-sized", "signed", sized=True,
+              source="course's own: GRPO's advantages as signed-SFT weights (the exact-GRPO check)"),
+)}
+
+
+def get_objective(name: str) -> Objective:
+    """The row called ``name``; a ValueError lists the valid names."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name]
+
+
+def weights(objective: Objective, rewards: torch.Tensor, correct: torch.Tensor, group_size: int):
+    """(B,) weight of each completion under ``objective``.
+
+    Example: rewards ``[1, 0, 0, 0]``, G = 4 -> grpo ``[1.73, -0.58, -0.58, -0.58]``,
+    sft+- ``[1, -1, -1, -1]``, sft+ ``[1, 0, 0, 0]``, sft+-balanced ``[1, -1/3, -1/3, -1/3]``.
+    """
+    if objective.weights == "advantage":
+        return group_advantages(rewards, group_size)
+    return signed_weights(correct, group_size, positive=objective.positive, negative=objective.negative,
+                          sized=objective.sized, balance=objective.balance, rewards=rewards)
+
+
+def loss(objective: Objective, logprobs, old_logprobs, w, mask, *, beta: float = 0.0,
+         ref_logprobs=None, epsilon: float = 0.2, aggregation: str = "sequence", **norm):
+    """Scalar loss of ``objective`` on one (micro-)batch: the clipped ratio (+ KL) or the
+    weighted negative log-likelihood. Arguments as in :func:`grpo_loss`; ``beta`` is used only
+    by rows with ``kl=True``."""
+    if objective.ratio or objective.kl:
+        return grpo_loss(logprobs, old_logprobs, w, mask, epsilon=epsilon,
+                         beta=beta if objective.kl else 0.0, ref_logprobs=ref_logprobs,
+                         aggregation=aggregation, **norm)
+    return signed_sft_loss(logprobs, w, mask, aggregation=aggregation, **norm)
+
+
+# ------------------------------------------------------------------------------ the pieces
 
 
 def aggregate(
@@ -60,7 +150,7 @@ def aggregate(
     - ``"sequence"``: mean over each completion's tokens, then mean over completions
       (GRPO's 1/|o_i|: long completions get less weight per token).
     - ``"token"``: sum over all tokens / number of tokens (DAPO).
-    - ``"constant"``: sum / (B * max_length) (Dr. GRPO; every token weighs the same).
+    - ``"constant"``: sum / (B * max_length) (Dr. GRPO's normaliser; every token weighs the same).
 
     Args:
         per_token: (B, T). mask: (B, T), 1 on real tokens.
@@ -76,14 +166,13 @@ def aggregate(
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
     mask = mask.to(per_token.dtype)
     summed = per_token * mask
+    n = num_sequences if num_sequences is not None else per_token.shape[0]
     if aggregation == "sequence":
-        n = num_sequences if num_sequences is not None else per_token.shape[0]
         lengths = mask.sum(dim=1).clamp(min=1)
         return (summed.sum(dim=1) / lengths).sum() / max(n, 1)
     if aggregation == "token":
-        n = num_tokens if num_tokens is not None else mask.sum()
-        return summed.sum() / (n.clamp(min=1) if torch.is_tensor(n) else max(n, 1))
-    n = num_sequences if num_sequences is not None else per_token.shape[0]
+        t = num_tokens if num_tokens is not None else mask.sum()
+        return summed.sum() / (t.clamp(min=1) if torch.is_tensor(t) else max(t, 1))
     t = max_length if max_length is not None else per_token.shape[1]
     return summed.sum() / max(n * t, 1)
 
@@ -123,6 +212,15 @@ def group_advantages(
     return torch.where(flat, torch.zeros_like(r), centred).reshape(-1)
 
 
+def mixed_groups(correct: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(B // G,) True for groups with both right and wrong samples (the only ones GRPO learns from).
+
+    Example: correct ``[T, F, T, T]``, G = 2 -> ``[True, False]``.
+    """
+    k = correct.reshape(-1, group_size).to(torch.int64).sum(dim=1)
+    return (k > 0) & (k < group_size)
+
+
 def signed_weights(
     correct: torch.Tensor,
     group_size: int,
@@ -138,16 +236,15 @@ def signed_weights(
     Args:
         correct: (B,) bool verdicts, groups of ``group_size`` consecutive rows.
         positive: weight of a correct sample (F-ISFT+ and +-: 1; F-ISFT-: 0).
-        negative: lambda, the size of the push-down on an incorrect sample
-            (F-ISFT- and +-: 1; F-ISFT+: 0). The weight used is ``-negative``.
+        negative: size of the push-down on an incorrect sample (F-ISFT- and +-: 1; F-ISFT+: 0).
+            The weight used is ``-negative``.
         sized: use the GRPO group advantages' magnitudes instead of 1 (A+ for correct, |A-| for
             incorrect; a group that is all right or all wrong then gives 0). With
             ``positive = negative = 1`` this is *exactly* GRPO's weighting.
         balance: scale each group's negative weights by ``min(1, k / (G - k))`` (k = correct in
             the group), so the push-down mass never exceeds the push-up mass. Without it, a
-            group with 1 correct of 8 pushes down 7 samples and up only 1; an all-wrong group
-            pushes down everything. That is what lets the negative term dominate and drive the
-            policy into long wrong answers.
+            group with 1 correct of 8 pushes down 7 samples and up only 1, and an all-wrong
+            group pushes down everything.
         rewards: (B,) float rewards for ``sized`` (default: ``correct`` as 0/1).
 
     Returns:

@@ -105,3 +105,150 @@ def draw_tree(
     ax.set_title(title or f"{len(tree.states)} states, {len(leaves)} complete responses")
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------ reproduction figures
+
+
+def _read_jsonl(path) -> list[dict]:
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
+def smooth(xs: list, k: int) -> list:
+    """Trailing moving average over ``k`` values that skips None (steps with no such answer).
+
+    Example: ``smooth([1, None, 3], 2)`` -> ``[1.0, 1.0, 3.0]``.
+    """
+    out = []
+    for i in range(len(xs)):
+        w = [x for x in xs[max(0, i - k + 1): i + 1] if x is not None]
+        out.append(sum(w) / len(w) if w else float("nan"))
+    return out
+
+
+def _mean_curve(curves: list[list[float]]):
+    n = min(len(c) for c in curves)
+    arr = np.array([c[:n] for c in curves], dtype=float)
+    with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(arr, axis=0)
+
+
+def _curves(out, runs, task, objective, aggregation, key, k):
+    """Per-seed curves of ``key``: eval points (key starts with "eval:") or smoothed training steps."""
+    from pathlib import Path
+
+    curves, steps = [], None
+    for r in runs:
+        if (r["task"], r["objective"], r["aggregation"]) != (task, objective, aggregation):
+            continue
+        d = Path(out) / "runs" / r["run_dir"]
+        if key.startswith("eval:"):
+            rows = _read_jsonl(d / "eval.jsonl")
+            curves.append([e.get(key[5:]) for e in rows])
+            steps = [e["step"] for e in rows]
+        else:
+            curves.append(smooth([h.get(key) for h in _read_jsonl(d / "metrics.jsonl")], k))
+    if not curves or not min(map(len, curves)):
+        return None, None
+    m = _mean_curve(curves)
+    return (np.array(steps[: len(m)]) if steps else np.arange(1, len(m) + 1)), m
+
+
+def result_figures(out, results: dict) -> list[str]:
+    """The figures of a reproduction in ``out``: accuracy and lengths over steps, the aggregation
+    ablation and pass@k (when measured). Returns the file names written."""
+    from pathlib import Path
+
+    from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
+
+    out, runs, written = Path(out), results["runs"], []
+    tasks = list(dict.fromkeys(r["task"] for r in runs))
+    main = [r for r in runs if not r["ablation"]]
+    objectives = list(dict.fromkeys(r["objective"] for r in main))
+    agg = main[0]["aggregation"] if main else "sequence"
+    k = max(1, min(10, max(r["steps"] for r in runs) // 6))
+    panels = {"accuracy_over_steps.png": (("eval:accuracy", "held-out sampled accuracy"),
+                                          ("accuracy", "accuracy of the training rollouts")),
+              "lengths_over_steps.png": (("len_correct", "length of correct answers (tokens)"),
+                                         ("len_incorrect", "length of incorrect answers (tokens)"))}
+    for name, cols in panels.items():
+        fig = Figure(figsize=(11, 3.3 * len(tasks)))
+        axes = fig.subplots(len(tasks), 2, squeeze=False)
+        for row, task in enumerate(tasks):
+            for col, (key, title) in enumerate(cols):
+                for i, obj in enumerate(objectives):
+                    x, y = _curves(out, main, task, obj, agg, key, k)
+                    if x is not None:
+                        axes[row, col].plot(x, y, "o-" if key.startswith("eval") else "-", ms=3,
+                                            color=f"C{i}", label=obj)
+                axes[row, col].set_title(f"{task}: {title}", fontsize=9)
+                axes[row, col].set_xlabel("step")
+            axes[row, 0].legend(fontsize=7)
+        fig.suptitle(f"mean over seeds; training curves: moving average of {k} steps", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=100)
+        written.append(name)
+    if results["ablation"]:
+        written.append(_ablation_figure(out, results, k))
+    if results["pass_at_k"]:
+        written.append(_pass_at_k_figure(out, results))
+    return written
+
+
+def _ablation_figure(out, results: dict, k: int) -> str:
+    from matplotlib.figure import Figure
+
+    pairs = list(dict.fromkeys((s["task"], s["objective"]) for s in results["ablation"]))
+    fig = Figure(figsize=(14, 3.3 * len(pairs)))
+    axes = fig.subplots(len(pairs), 3, squeeze=False)
+    cols = (("len_correct", "length of correct answers"), ("len_incorrect", "length of incorrect answers"),
+            ("eval:accuracy", "held-out sampled accuracy"))
+    for row, (task, obj) in enumerate(pairs):
+        for i, agg in enumerate(("sequence", "token", "constant")):
+            for col, (key, title) in enumerate(cols):
+                x, y = _curves(out, results["runs"], task, obj, agg, key, k)
+                if x is not None:
+                    axes[row, col].plot(x, y, ("o" if col == 2 else "") + ["-", "--", ":"][i], ms=3,
+                                        color=f"C{i}", label=agg)
+                axes[row, col].set_title(f"{task} {obj}: {title}", fontsize=9)
+        axes[row, 0].legend(fontsize=7, title="aggregation", title_fontsize=7)
+    fig.suptitle(f"aggregation ablation, mean over seeds (training curves: moving average of {k} steps)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "aggregation_ablation.png", dpi=100)
+    return "aggregation_ablation.png"
+
+
+def pass_at_k_axes(ax, rows: list[dict], task: str) -> None:
+    """pass@k against k (log scale) for every model of ``task`` in ``rows`` (results' pass_at_k)."""
+    models = list(dict.fromkeys(r["model"] for r in rows if r["task"] == task))
+    for i, m in enumerate(models):
+        pts = sorted((r["k"], r["pass_at_k"], r["ci_low"], r["ci_high"]) for r in rows
+                     if r["task"] == task and r["model"] == m)
+        ks = [p[0] for p in pts]
+        ax.plot(ks, [100 * p[1] for p in pts], "o-", ms=3, color="k" if m == "base" else f"C{i}", label=m)
+        if pts and pts[0][2] is not None:
+            ax.fill_between(ks, [100 * p[2] for p in pts], [100 * p[3] for p in pts],
+                            color="k" if m == "base" else f"C{i}", alpha=0.12)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("k (samples per problem)")
+    ax.set_ylabel("pass@k %")
+    ax.set_title(f"{task}: pass@k on held-out problems", fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def _pass_at_k_figure(out, results: dict) -> str:
+    from matplotlib.figure import Figure
+
+    tasks = list(dict.fromkeys(r["task"] for r in results["pass_at_k"]))
+    fig = Figure(figsize=(5.5 * len(tasks), 3.8))
+    for ax, task in zip(fig.subplots(1, len(tasks), squeeze=False)[0], tasks):
+        pass_at_k_axes(ax, results["pass_at_k"], task)
+    fig.tight_layout()
+    fig.savefig(out / "pass_at_k.png", dpi=100)
+    return "pass_at_k.png"

@@ -1,87 +1,50 @@
-"""The paper's comparison in one command: every objective, every task, several seeds.
+"""Machinery a learner may skip: the experiment grid behind ``python -m course_lib reproduce``.
 
-``python -m course_lib reproduce --profile micro --out results/micro`` trains each
-(task, objective, seed) from the same base model with the same budget, evaluates held-out
-accuracy and answer lengths, and writes into ``OUT``::
+It trains each (task, objective, seed) from the same base model with the same budget,
+evaluates held-out accuracy, lengths and (optionally) pass@k, and writes into ``OUT``::
 
-    runs/TASK/OBJECTIVE_AGGREGATION/seedS/   one run of course_lib.trainer (metrics.jsonl,
-                                             eval.jsonl, checkpoint.pt) + result.json when done
-    results.json    {"runs": [...], "summary": [...], "ablation": [...], "settings": {...}}
+    runs/TASK/OBJECTIVE_AGGREGATION/seedS/   one run of course_lib.trainer + result.json when done
+    base/TASK.json                           the base model's pass@k (with --pass-k)
+    results.json    command, settings, runs, summary, equivalence, pass_at_k, ablation
     results.md      the tables (and the paper's reported numbers, labelled)
-    accuracy_over_steps.png, lengths_over_steps.png, aggregation_ablation.png
+    *.png           figures drawn by course_lib.plots
 
-Run it again with the same options and finished runs are skipped (their ``result.json`` is
-there and was written with the same settings), an interrupted run resumes from its
-checkpoint, and the tables and figures are rebuilt from every run directory.
+Run it again with the same options and finished runs are skipped, interrupted ones resume
+from their checkpoint; a run directory holding other settings is refused (``--overwrite``
+starts those runs over).
 
 The comparison is *paired*: for a given seed every objective starts from the same weights,
 sees the training problems in the same order, and is evaluated on the same held-out problems
-with the same sampling seed. The aggregation ablation (the causal test of the length claim,
-paper's Claim 3) reruns the ablation objectives with ``aggregation="token"`` (DAPO) and
-``"constant"`` (Dr. GRPO) next to the default ``"sequence"`` (GRPO's 1/|o_i|).
+with the same sampling seed. Equivalence to GRPO is tested with TOST (two one-sided tests):
+an objective is *equivalent* within a margin when the 90% t-interval of the paired
+difference lies inside (-margin, +margin); an interval that merely contains 0 is not evidence
+of equivalence.
 
-What is simplified, and why:
-
-- Confidence intervals are Student-t intervals over seeds (mean +- t(0.975, n-1) s / sqrt(n)):
-  with 3 seeds they are wide, which is the honest answer for 3 seeds. They cover seed-to-seed
-  variation of training *and* of the sampled evaluation; evaluation noise alone is smaller
-  (``eval_examples`` x ``eval_samples`` sampled answers per point).
-- Accuracy is sampled accuracy at the training temperature (mean over ``eval_samples`` draws
-  per problem); greedy accuracy is a poor signal on the micro model (DESIGN notes).
-- Lengths over steps come from the training rollouts (every step, all samples), smoothed by a
-  moving average; the final lengths in the tables come from the held-out evaluation.
-- Runs execute one after another, or in ``--workers`` processes with the CPU threads split
-  between them; nothing else is scheduled or retried.
+Simplified: intervals are Student-t over seeds (they cover training and evaluation noise
+together); runs execute one after another or in ``workers`` processes, nothing is retried.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import dataclasses
-import io
 import json
 import math
 import os
-import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from course_lib import DATA_DIR
 
-__all__ = [
-    "ABLATION_AGGREGATIONS",
-    "OBJECTIVE_OVERRIDES",
-    "RunSpec",
-    "Budget",
-    "plan_runs",
-    "t_quantile",
-    "mean_ci",
-    "summarize",
-    "make_config",
-    "run_record",
-    "run_reproduction",
-    "write_outputs",
-    "main",
-]
+__all__ = ["ABLATION_AGGREGATIONS", "PASS_KS", "RunSpec", "Settings", "plan_runs", "t_quantile", "mean_ci",
+           "tost", "seeds_for_tost", "summarize", "equivalence", "pass_at_k_rows", "make_config",
+           "run_record", "run_reproduction", "write_outputs", "load_results", "load_paper_results"]
 
 #: the aggregations of the length ablation: GRPO's 1/|o_i|, DAPO's token mean, Dr. GRPO's constant
 ABLATION_AGGREGATIONS = ("sequence", "token", "constant")
-#: settings that belong to one objective. Balancing the two signs within a group keeps an
-#: unbalanced push-down (7 wrong answers against 1 right one) from driving F-ISFT+- into long
-#: wrong answers (course_lib.objectives.signed_weights, issue notes of the loop).
-OBJECTIVE_OVERRIDES: dict[str, dict] = {"sft+-": {"balance": True}}
+#: pass@k is reported at k = 1, 2, 4, ..., 256
+PASS_KS = tuple(2**i for i in range(9))
 RESULT = "result.json"
-PAPER_RESULTS = "paper_results.json"
-# profile name -> the model name used in data/paper_results.json, task name -> paper task
-_PAPER_MODEL = {"qwen2.5-0.5b": "Qwen2.5-0.5B", "qwen2.5-1.5b": "Qwen2.5-1.5B",
-                "llama3.2-1b-instruct": "Llama-3.2-1B-Instruct"}
-_PAPER_TASKS = ("gsm8k", "countdown")
-
-
-# ------------------------------------------------------------------------------------ planning
 
 
 @dataclass(frozen=True)
@@ -107,29 +70,26 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
-class Budget:
-    """The budget every run gets: steps, and the held-out evaluation's size and schedule."""
+class Settings:
+    """What every run of a reproduction gets: steps, held-out evaluation, pass@k, TOST margin."""
 
     steps: int
     eval_every: int
     eval_examples: int
     eval_samples: int
-
-
-#: --quick: a smoke run of the whole pipeline (every objective, both tasks, a small ablation)
-#: that fits in a few minutes on 2 CPU cores. Too short for the curves to mean much.
-QUICK = {"steps": 12, "eval_every": 0, "eval_examples": 50, "eval_samples": 2, "seeds": 1}
+    pass_k: int = 0              # samples per problem for pass@k after training (0 = none)
+    pass_k_examples: int = 50    # held-out problems for pass@k
+    pass_k_seeds: int = 3        # pass@k for seeds 0..pass_k_seeds-1 only (it costs pass_k samples per problem)
+    margin: float = 0.05         # TOST equivalence margin, in accuracy (0.05 = 5 points)
+    budget: str = "default"      # the profile's budget the runs start from
 
 
 def plan_runs(tasks, objectives, seeds, *, ablation_objectives=("grpo",),
               ablation_aggregations=ABLATION_AGGREGATIONS, ablation_tasks=None,
               main_aggregation: str = "sequence") -> list[RunSpec]:
-    """Every run of a reproduction without duplicates, seed by seed: all of seed 0 (main
-    comparison, then ablation), then seed 1, ... so a reproduction stopped early leaves
-    complete seeds behind.
-
-    The main runs use ``main_aggregation``; each ablation objective is also run with the other
-    ``ablation_aggregations`` on ``ablation_tasks`` (default: all tasks), same seeds.
+    """Every run without duplicates, seed by seed (a reproduction stopped early leaves complete
+    seeds behind): the main comparison with ``main_aggregation``, then each ablation objective
+    with the other aggregations on ``ablation_tasks`` (default: all tasks).
 
     Example: ``plan_runs(["t"], ["grpo", "sft+"], [0], ablation_aggregations=("sequence", "token"))``
     -> t/grpo/sequence, t/sft+/sequence, t/grpo/token (ablation).
@@ -137,123 +97,166 @@ def plan_runs(tasks, objectives, seeds, *, ablation_objectives=("grpo",),
     specs: list[RunSpec] = []
     for s in seeds:
         main = [RunSpec(t, o, s, main_aggregation) for t in tasks for o in objectives]
-        seen = set(main)
         specs += main
-        for t in (ablation_tasks if ablation_tasks is not None else tasks):
+        for t in ablation_tasks if ablation_tasks is not None else tasks:
             for o in ablation_objectives:
                 for a in ablation_aggregations:
                     spec = RunSpec(t, o, s, a, ablation=True)
-                    if dataclasses.replace(spec, ablation=False) in seen or spec in seen:
-                        continue
-                    seen.add(spec)
-                    specs.append(spec)
+                    if dataclasses.replace(spec, ablation=False) not in specs and spec not in specs:
+                        specs.append(spec)
     return specs
 
 
-# --------------------------------------------------------------------------- confidence intervals
+# --------------------------------------------------------------------------------- statistics
 
-# two-sided 95% Student-t quantiles t(0.975, df), df = 1..30 (standard tables)
+# one-sided Student-t quantiles t(q, df) for df = 1..30 (standard tables): q = 0.975 and 0.95
 _T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
          2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
          2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
+_T95 = (6.3138, 2.9200, 2.3534, 2.1318, 2.0150, 1.9432, 1.8946, 1.8595, 1.8331, 1.8125,
+        1.7959, 1.7823, 1.7709, 1.7613, 1.7531, 1.7459, 1.7396, 1.7341, 1.7291, 1.7247,
+        1.7207, 1.7171, 1.7139, 1.7109, 1.7081, 1.7056, 1.7033, 1.7011, 1.6991, 1.6973)
+_Z = {0.975: 1.959964, 0.95: 1.644854}
 
 
-def t_quantile(df: int) -> float:
-    """t(0.975, df), the multiplier of a two-sided 95% t-interval.
+def t_quantile(df: int, q: float = 0.975) -> float:
+    """t(q, df) for q = 0.975 (two-sided 95% intervals) or 0.95 (90%, TOST).
 
-    df <= 30 from the table; above, the Cornish-Fisher expansion around z = 1.95996
-    (error < 1e-4 for df > 30).
+    df <= 30 from the tables; above, the Cornish-Fisher expansion around z (error < 1e-4).
 
-    Example: ``t_quantile(2)`` -> 4.3027; ``t_quantile(10**6)`` -> 1.9600.
+    Example: ``t_quantile(2)`` -> 4.3027; ``t_quantile(4, 0.95)`` -> 2.1318.
     """
     if df < 1:
         raise ValueError(f"t_quantile needs df >= 1 (at least two seeds), got df={df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964
+    if q not in _Z:
+        raise ValueError(f"q must be 0.975 or 0.95, got {q}")
+    table = _T975 if q == 0.975 else _T95
+    if df <= len(table):
+        return table[df - 1]
+    z = _Z[q]
     return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
             + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
 
 
-def mean_ci(values) -> dict:
-    """Mean and 95% t-interval over seeds; ``None`` values are left out.
+def mean_ci(values, level: float = 0.95) -> dict:
+    """Mean and t-interval (``level`` 0.95 or 0.90) over seeds; ``None`` values are left out.
 
     Returns ``{"mean", "ci_low", "ci_high", "half_width", "std", "n"}`` (sample std, ddof 1).
-    With one value the interval is ``None`` (one seed says nothing about seed variance).
+    With one value the interval is ``None``.
 
     Example: ``mean_ci([1, 2, 3])`` -> mean 2, std 1, half width 4.3027 / sqrt(3) = 2.4841.
     """
     xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     n = len(xs)
-    if n == 0:
-        return {"mean": None, "ci_low": None, "ci_high": None, "half_width": None, "std": None, "n": 0}
-    mean = sum(xs) / n
-    if n == 1:
-        return {"mean": mean, "ci_low": None, "ci_high": None, "half_width": None, "std": None, "n": 1}
-    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
-    half = t_quantile(n - 1) * std / math.sqrt(n)
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "half_width": half,
-            "std": std, "n": n}
+    mean = sum(xs) / n if n else None
+    out = {"mean": mean, "ci_low": None, "ci_high": None, "half_width": None, "std": None, "n": n}
+    if n >= 2:
+        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+        half = t_quantile(n - 1, 0.975 if level == 0.95 else 0.95) * std / math.sqrt(n)
+        out.update(ci_low=mean - half, ci_high=mean + half, half_width=half, std=std)
+    return out
+
+
+def tost(diffs, margin: float) -> dict:
+    """Two one-sided tests at the 5% level: equivalent when the 90% t-interval of the paired
+    differences lies strictly inside (-margin, +margin).
+
+    Example: ``tost([0.01, -0.01, 0.0, 0.02, -0.02], 0.05)["equivalent"]`` -> True.
+    """
+    ci = mean_ci(diffs, level=0.90)
+    ok = ci["ci_low"] is not None and -margin < ci["ci_low"] and ci["ci_high"] < margin
+    return {"diff": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "n": ci["n"],
+            "margin": margin, "equivalent": bool(ok)}
+
+
+def seeds_for_tost(sd: float, margin: float, power: float = 0.8) -> int:
+    """Seeds a paired TOST needs to declare equivalence with probability ``power`` when the true
+    difference is 0 and the paired differences have standard deviation ``sd``.
+
+    Both one-sided tests must pass, so the smallest n with
+    ``margin / (sd / sqrt(n)) >= t(0.95, n-1) + t((1 + power) / 2, n-1)``; the second quantile
+    is approximated as ``z((1 + power) / 2) * t(0.95, n-1) / z(0.95)`` (exact for large n).
+
+    Example: ``seeds_for_tost(0.02, 0.05)`` -> 4; ``seeds_for_tost(0.03, 0.03)`` -> 11.
+    """
+    z = {0.8: 1.2816, 0.9: 1.6449}.get(power)
+    if z is None or not sd > 0 or not margin > 0:
+        raise ValueError("seeds_for_tost needs sd > 0, margin > 0 and power 0.8 or 0.9")
+    for n in range(2, 10_000):
+        t = t_quantile(n - 1, 0.95)
+        if margin * math.sqrt(n) / sd >= t * (1 + z / _Z[0.95]):
+            return n
+    raise ValueError(f"more than 10,000 seeds needed for sd={sd}, margin={margin}")
 
 
 SUMMARY_METRICS = ("base_accuracy", "final_accuracy", "gain", "len_correct", "len_incorrect",
-                   "train_len_correct", "train_len_incorrect")
+                   "len_incorrect_complete", "train_len_correct", "train_len_incorrect")
 
 
 def summarize(runs: list[dict], *, reference: str = "grpo") -> list[dict]:
-    """One entry per (task, objective, aggregation): mean and 95% CI over seeds of each metric
-    in ``SUMMARY_METRICS``, plus the paired difference of final accuracy to ``reference``
-    (same task, aggregation and seed) when that objective ran."""
+    """One entry per (task, objective, aggregation): mean and 95% CI over seeds of each metric in
+    ``SUMMARY_METRICS``, plus ``diff_vs_grpo``: the paired difference of final accuracy to
+    ``reference`` (same task, aggregation and seed)."""
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
         groups.setdefault((r["task"], r["objective"], r["aggregation"]), []).append(r)
-    by_key = {(r["task"], r["objective"], r["aggregation"], r["seed"]): r for r in runs}
     out = []
     for (task, obj, agg), rs in groups.items():
-        rs = sorted(rs, key=lambda r: r["seed"])
         entry = {"task": task, "objective": obj, "aggregation": agg,
                  "ablation": all(r.get("ablation", False) for r in rs),
-                 "seeds": [r["seed"] for r in rs], "n": len(rs)}
-        for m in SUMMARY_METRICS:
-            entry[m] = mean_ci(r.get(m) for r in rs)
-        if obj != reference:
-            diffs = [r["final_accuracy"] - by_key[(task, reference, agg, r["seed"])]["final_accuracy"]
-                     for r in rs if (task, reference, agg, r["seed"]) in by_key]
-            entry[f"diff_vs_{reference}"] = mean_ci(diffs) if diffs else None
+                 "seeds": sorted(r["seed"] for r in rs), "n": len(rs)}
+        entry.update({m: mean_ci(r.get(m) for r in rs) for m in SUMMARY_METRICS})
+        diffs = _paired(runs, task, obj, agg, reference)
+        entry[f"diff_vs_{reference}"] = mean_ci(diffs) if diffs and obj != reference else None
         out.append(entry)
-    tasks = list(dict.fromkeys(r["task"] for r in runs))
-    from course_lib.trainer import OBJECTIVES
-
-    objs = list(dict.fromkeys(list(OBJECTIVES) + [r["objective"] for r in runs]))
-    aggs = list(dict.fromkeys(list(ABLATION_AGGREGATIONS) + [r["aggregation"] for r in runs]))
-    return sorted(out, key=lambda e: (tasks.index(e["task"]), objs.index(e["objective"]),
-                                      aggs.index(e["aggregation"])))
+    return out
 
 
-# ---------------------------------------------------------------------------------- one run
+def _paired(runs, task, objective, aggregation, reference) -> list[float]:
+    ref = {r["seed"]: r["final_accuracy"] for r in runs
+           if (r["task"], r["objective"], r["aggregation"]) == (task, reference, aggregation)}
+    return [r["final_accuracy"] - ref[r["seed"]] for r in runs
+            if (r["task"], r["objective"], r["aggregation"]) == (task, objective, aggregation)
+            and r["seed"] in ref and r["final_accuracy"] is not None and ref[r["seed"]] is not None]
 
 
-def _quiet(fn, *a, **kw):
-    """Call ``fn`` with its stdout swallowed (get_profile prints a line on every call)."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        return fn(*a, **kw)
+def equivalence(runs: list[dict], margin: float, *, reference: str = "grpo") -> list[dict]:
+    """TOST of every main-comparison objective against ``reference``, per task."""
+    rows = []
+    for task, obj, agg in dict.fromkeys((r["task"], r["objective"], r["aggregation"]) for r in runs
+                                        if not r.get("ablation")):
+        if obj != reference and (diffs := _paired(runs, task, obj, agg, reference)):
+            rows.append({"task": task, "objective": obj, "reference": reference, **tost(diffs, margin)})
+    return rows
 
 
-def make_config(profile: str, spec: RunSpec, budget: Budget, extra: dict | None = None):
-    """The TrainConfig of one run: the profile's settings, the objective's overrides, the budget."""
+def pass_at_k_rows(runs: list[dict], base: dict[str, dict]) -> list[dict]:
+    """Rows ``task, model, k, pass_at_k`` (+ interval over seeds) for the base and each objective."""
+    rows = [{"task": t, "model": "base", "k": int(k), "pass_at_k": v, "ci_low": None, "ci_high": None, "n": 1}
+            for t, curve in base.items() for k, v in curve.items()]
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        if r.get("pass_at_k") and not r.get("ablation"):
+            groups.setdefault((r["task"], r["objective"]), []).append(r["pass_at_k"])
+    for (task, obj), curves in groups.items():
+        for k in curves[0]:
+            ci = mean_ci(c.get(k) for c in curves)
+            rows.append({"task": task, "model": obj, "k": int(k), "pass_at_k": ci["mean"],
+                         "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "n": ci["n"]})
+    return rows
+
+
+# ----------------------------------------------------------------------------------- one run
+
+
+def make_config(profile: str, spec: RunSpec, settings: Settings, extra: dict | None = None):
+    """The TrainConfig of one run: the profile's budget, the run's spec, the settings."""
     from course_lib.trainer import TrainConfig
 
-    over = {**OBJECTIVE_OVERRIDES.get(spec.objective, {}), **(extra or {})}
-    return _quiet(TrainConfig.from_profile, profile, task=spec.task, objective=spec.objective,
-                  seed=spec.seed, aggregation=spec.aggregation, steps=budget.steps,
-                  eval_every=budget.eval_every, eval_examples=budget.eval_examples,
-                  eval_samples=budget.eval_samples, **over)
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return TrainConfig.from_profile(
+        profile, budget=settings.budget, task=spec.task, objective=spec.objective, seed=spec.seed,
+        aggregation=spec.aggregation, steps=settings.steps, eval_every=settings.eval_every,
+        eval_examples=settings.eval_examples, eval_samples=settings.eval_samples, **(extra or {}))
 
 
 def _tail_mean(history: list[dict], key: str, k: int = 10):
@@ -262,71 +265,91 @@ def _tail_mean(history: list[dict], key: str, k: int = 10):
 
 
 def run_record(spec: RunSpec, history: list[dict], evals: list[dict], wall_s: float, **more) -> dict:
-    """The results.json entry of one finished run (accuracies are fractions in [0, 1])."""
-    base = next((e for e in evals if e["step"] == 0), None)
-    final = evals[-1] if evals else None
-    get = lambda e, k: None if e is None else e.get(k)  # noqa: E731
-    rec = {
-        "task": spec.task, "objective": spec.objective, "seed": spec.seed,
-        "aggregation": spec.aggregation, "ablation": spec.ablation,
-        "base_accuracy": get(base, "accuracy"), "final_accuracy": get(final, "accuracy"),
-        "len_correct": get(final, "len_correct"), "len_incorrect": get(final, "len_incorrect"),
-        "base_len_correct": get(base, "len_correct"), "base_len_incorrect": get(base, "len_incorrect"),
-        "final_truncated": get(final, "truncated"),
-        "train_accuracy": _tail_mean(history, "accuracy"),
-        "train_len_correct": _tail_mean(history, "len_correct"),
-        "train_len_incorrect": _tail_mean(history, "len_incorrect"),
-        "steps": len(history), "eval_step": get(final, "step"), "wall_s": round(wall_s, 1),
-    }
+    """The results.json row of one finished run (accuracies are fractions in [0, 1])."""
+    base = next((e for e in evals if e["step"] == 0), {})
+    final = evals[-1] if evals else {}
+    rec = {"task": spec.task, "objective": spec.objective, "seed": spec.seed, "aggregation": spec.aggregation,
+           "ablation": spec.ablation, "steps": len(history), "base_accuracy": base.get("accuracy"),
+           "final_accuracy": final.get("accuracy")}
+    rec.update({k: final.get(k) for k in ("len_correct", "len_incorrect", "len_incorrect_complete")})
+    rec.update(base_len_correct=base.get("len_correct"), base_len_incorrect=base.get("len_incorrect"),
+               final_truncated=final.get("truncated"), eval_step=final.get("step"),
+               train_accuracy=_tail_mean(history, "accuracy"),
+               train_len_correct=_tail_mean(history, "len_correct"),
+               train_len_incorrect=_tail_mean(history, "len_incorrect"), wall_s=round(wall_s, 1))
     rec["gain"] = (None if rec["final_accuracy"] is None or rec["base_accuracy"] is None
                    else rec["final_accuracy"] - rec["base_accuracy"])
-    rec.update(more)
-    return rec
+    return {**rec, **more}
 
 
-def _same_settings(a: dict, b: dict, ignore=("steps",)) -> bool:
-    return {k: v for k, v in a.items() if k not in ignore} == {k: v for k, v in b.items() if k not in ignore}
+def _pass_curve(model, tokenizer, task, settings: Settings, cfg, seed: int) -> dict[str, float]:
+    from course_lib.evaluate import evaluate
+
+    examples = task.load("test", n=settings.pass_k_examples)
+    res = evaluate(model, tokenizer, task, examples, samples=settings.pass_k, greedy=False,
+                   max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                   k_values=PASS_KS, batch_size=256, seed=seed)
+    return {str(k): res[f"pass@{k}"] for k in PASS_KS if k <= settings.pass_k}
 
 
-def run_one(spec: RunSpec, cfg, run_dir: Path, *, model, tokenizer, init_state: dict, task=None,
+def run_one(spec: RunSpec, cfg, run_dir: Path, settings: Settings, *, model, tokenizer, init_state, task,
             progress: bool = True) -> dict:
-    """Train one run in ``run_dir`` (skip it if finished with the same config, resume it if a
-    checkpoint with the same settings is there) and return its record with ``status`` set to
-    "skipped", "resumed" or "ran" (``"interrupted"`` on Ctrl-C; no result.json then)."""
+    """Train one run in ``run_dir`` (skip it when finished with the same settings, resume it when
+    it has a checkpoint) and return its record with ``status`` "skipped", "resumed", "ran" or
+    "interrupted" (no result.json then)."""
     import torch
 
-    from course_lib.trainer import train
+    from course_lib.trainer import CHECKPOINT, PREVIOUS, train
 
-    want = asdict(cfg)
-    done = run_dir / RESULT
-    if done.exists():
-        prev = json.loads(done.read_text())
-        if prev.get("config") == want:
-            return {**prev["record"], "status": "skipped"}
-    resume = False
-    cfg_file = run_dir / "config.json"
-    if (run_dir / "checkpoint.pt").exists() and cfg_file.exists():
-        resume = _same_settings(json.loads(cfg_file.read_text()), want)
-    if run_dir.exists() and not resume:
-        shutil.rmtree(run_dir)  # another config (or a half-written start): begin afresh
-    run_dir.mkdir(parents=True, exist_ok=True)
-    wall_file = run_dir / "wall_s.json"
-    prior = json.loads(wall_file.read_text())["wall_s"] if resume and wall_file.exists() else 0.0
+    prev = _finished(run_dir, cfg)
+    if prev is not None:
+        return {**prev, "status": "skipped"}
+    resume = (run_dir / CHECKPOINT).exists() or (run_dir / PREVIOUS).exists()
     with torch.no_grad():  # the same starting weights for every run
         for n, p in model.named_parameters():
             if n in init_state:
                 p.copy_(init_state[n])
+    wall_file = run_dir / "wall_s.json"
+    prior = json.loads(wall_file.read_text())["wall_s"] if resume and wall_file.exists() else 0.0
     t0 = time.perf_counter()
-    res = train(cfg, run_dir=run_dir, resume=resume, model=model, tokenizer=tokenizer, task=task,
-                progress=progress)
+    res = train(cfg, run_dir=run_dir, resume=resume, overwrite=not resume, model=model,
+                tokenizer=tokenizer, task=task, progress=progress)
     wall = prior + time.perf_counter() - t0
     wall_file.write_text(json.dumps({"wall_s": wall}))
-    rec = run_record(spec, res.history, res.evals, wall, stopped=res.stopped,
-                     skipped_updates=res.skipped_updates, run_dir=str(Path(spec.dirname)))
+    rec = run_record(spec, res.history, res.evals, wall, run_dir=spec.dirname, skipped_updates=res.skipped_updates)
     if res.interrupted:
         return {**rec, "status": "interrupted"}
-    done.write_text(json.dumps({"config": want, "record": rec}, indent=2))
+    if settings.pass_k and not spec.ablation and spec.seed < settings.pass_k_seeds:
+        rec["pass_at_k"] = _pass_curve(model, tokenizer, task, settings, cfg, cfg.seed + 4321)
+    (run_dir / RESULT).write_text(json.dumps({"config": asdict(cfg), "record": rec}, indent=2))
     return {**rec, "status": "resumed" if resume else "ran"}
+
+
+def _finished(run_dir: Path, cfg) -> dict | None:
+    done = run_dir / RESULT
+    if done.exists():
+        prev = json.loads(done.read_text())
+        if prev.get("config") == asdict(cfg):
+            return prev["record"]
+    return None
+
+
+def check_run_dirs(out: Path, specs, configs, overwrite: bool) -> list[str]:
+    """Run directories under ``out`` whose saved settings differ from the planned ones (other
+    than ``steps``); with ``overwrite`` they are emptied instead (returns the ones emptied)."""
+    from course_lib.trainer import RECORD
+
+    conflicts = []
+    for spec, cfg in zip(specs, configs):
+        d = out / "runs" / spec.dirname
+        saved = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else None
+        if saved is not None and {k: v for k, v in saved.items() if k != "steps"} != {
+                k: v for k, v in asdict(cfg).items() if k != "steps"}:
+            conflicts.append(spec.dirname)
+            if overwrite:
+                for f in (*RECORD, RESULT, "wall_s.json"):
+                    (d / f).unlink(missing_ok=True)
+    return conflicts
 
 
 # --------------------------------------------------------------------------- worker processes
@@ -337,143 +360,125 @@ _WORKER: dict = {}
 def _worker_init(profile: str, threads: int) -> None:
     import torch
 
-    torch.set_num_threads(threads)
     from course_lib.models import load_policy
 
-    model, tok = _quiet(load_policy, profile)
+    torch.set_num_threads(threads)
+    model, tok = load_policy(profile)
     _WORKER.update(model=model, tokenizer=tok,
                    init={n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
 
 
-def _worker_run(spec: RunSpec, cfg, run_dir: str) -> dict:
+def _worker_run(spec: RunSpec, cfg, run_dir: str, settings: Settings) -> dict:
+    from course_lib.tasks import get_task
+
     if _WORKER.get("stop"):  # after a Ctrl-C, runs already queued to this process start no more
         return {"status": "cancelled"}
-    rec = run_one(spec, cfg, Path(run_dir), model=_WORKER["model"], tokenizer=_WORKER["tokenizer"],
-                  init_state=_WORKER["init"], progress=False)
-    if rec["status"] == "interrupted":
-        _WORKER["stop"] = True
+    rec = run_one(spec, cfg, Path(run_dir), settings, model=_WORKER["model"], tokenizer=_WORKER["tokenizer"],
+                  init_state=_WORKER["init"], task=get_task(spec.task), progress=False)
+    _WORKER["stop"] = rec["status"] == "interrupted"
     return rec
 
 
-# ----------------------------------------------------------------------------- the reproduction
+# ------------------------------------------------------------------------------ the grid
 
 
-def run_reproduction(
-    out: str | os.PathLike,
-    *,
-    profile: str = "micro",
-    specs: list[RunSpec],
-    budget: Budget,
-    extra: dict | None = None,
-    workers: int = 1,
-    model=None,
-    tokenizer=None,
-    get_task=None,
-    progress: bool = True,
-    command: str | None = None,
-    train: bool = True,
-) -> dict:
+def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], settings: Settings,
+                     extra: dict | None = None, workers: int = 1, model=None, tokenizer=None,
+                     get_task=None, progress: bool = True, command: str | None = None,
+                     train: bool = True) -> dict:
     """Run (or skip, or resume) every run of ``specs`` under ``out/runs`` and write the outputs.
 
     Args:
-        out: the output folder.
-        profile: a name from ``course_lib.models.PROFILES``.
-        specs: from :func:`plan_runs`.
-        budget: steps and evaluation size of every run.
-        extra: further TrainConfig overrides for every run (e.g. ``prompts_per_step``).
+        specs: from :func:`plan_runs`. settings: steps, evaluation and pass@k of every run.
+        extra: further TrainConfig fields for every run (tests shrink the batch with it).
         workers: parallel processes (each loads the base model; torch threads split evenly).
-        model, tokenizer: the base policy (default ``load_policy(profile)``); tests pass a tiny one.
-        get_task: ``name -> Task`` (default ``course_lib.tasks.get_task``).
+        model, tokenizer, get_task: the base policy and ``name -> Task`` (tests pass tiny ones;
+            default: the profile's model and ``course_lib.tasks.get_task``).
         train: False = run nothing, only rebuild the outputs from the finished runs.
 
     Returns:
-        The results dict written to ``out/results.json``, plus ``"status"``: one of
-        "skipped" / "resumed" / "ran" / "interrupted" per run, in ``specs`` order.
+        The results written to ``out/results.json``, plus ``"status"`` per run in ``specs``
+        order ("skipped" / "resumed" / "ran" / "interrupted" / "pending") and ``"interrupted"``.
     """
+    from course_lib import tasks
+
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    configs = [make_config(profile, s, budget, extra) for s in specs]
-    from tqdm.auto import tqdm
+    configs = [make_config(profile, s, settings, extra) for s in specs]
+    get_task = get_task or tasks.get_task
+    records = {s: {**r, "status": "skipped"} for s, c in zip(specs, configs)
+               if (r := _finished(out / "runs" / s.dirname, c)) is not None}
+    todo = [(s, c) for s, c in zip(specs, configs) if s not in records] if train else []
+    started, interrupted = time.perf_counter(), False
 
-    started = time.perf_counter()
-    records: dict[RunSpec, dict] = {}
-    bar = tqdm(total=len(specs), desc="runs", disable=not progress, position=0)
-    todo = []
-    for spec, cfg in zip(specs, configs):  # finished runs first: no model needed for them
-        done = out / "runs" / spec.dirname / RESULT
-        prev = json.loads(done.read_text()) if done.exists() else None
-        if prev is not None and prev.get("config") == asdict(cfg):
-            records[spec] = {**prev["record"], "status": "skipped"}
-            bar.update(1)
-        elif train:
-            todo.append((spec, cfg))
-    interrupted = False
+    def finished(spec, rec):
+        records[spec] = rec
+        write_outputs(out, profile, specs, settings, records, command, time.perf_counter() - started)
+        return rec["status"] == "interrupted"
+
     try:
-        workers = min(workers, len(todo))
-        if todo and workers > 1:
-            if model is not None or get_task is not None:
-                raise ValueError("workers > 1 loads the profile's model in each process; "
-                                 "pass model/get_task only with workers=1")
-            import concurrent.futures as cf
-            import multiprocessing as mp
-
-            import torch
-
-            threads = max(1, torch.get_num_threads() // workers)
-            pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                          initializer=_worker_init, initargs=(profile, threads))
-            futs = {pool.submit(_worker_run, s, c, str(out / "runs" / s.dirname)): s for s, c in todo}
-            try:
-                for fut in cf.as_completed(futs):
-                    spec = futs[fut]
-                    try:
-                        records[spec] = fut.result()
-                    except cf.process.BrokenProcessPool:
-                        print(f"a worker process died during {spec.label} (killed from outside, or out "
-                              "of memory); finished runs are kept: run the same command again to "
-                              "continue", file=sys.stderr)
-                        interrupted = True
-                        break
-                    if records[spec]["status"] == "interrupted":  # Ctrl-C reached the workers
-                        interrupted = True
-                        break
-                    bar.update(1)
-                    bar.set_postfix_str(spec.label)
-                    write_outputs(out, profile, specs, budget, records, command=command,
-                                  wall_s=time.perf_counter() - started)
-            except KeyboardInterrupt:
-                interrupted = True
-            finally:
-                # start nothing new; a running run got the Ctrl-C too and writes its checkpoint
-                pool.shutdown(wait=True, cancel_futures=True)
-        elif todo:
+        if train and (todo and workers == 1 or _base_pass_k(out, specs, configs, settings, get_task, None)):
             if model is None:
                 from course_lib.models import load_policy
 
                 model, tokenizer = load_policy(profile)
+            _base_pass_k(out, specs, configs, settings, get_task, (model, tokenizer))
+        if todo and workers > 1:
+            interrupted = _run_in_workers(out, profile, todo, settings, min(workers, len(todo)), finished)
+        elif todo:
             init = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-            if get_task is None:
-                from course_lib.tasks import get_task
             for spec, cfg in todo:
-                bar.set_postfix_str(spec.label)
-                rec = run_one(spec, cfg, out / "runs" / spec.dirname, model=model, tokenizer=tokenizer,
+                rec = run_one(spec, cfg, out / "runs" / spec.dirname, settings, model=model, tokenizer=tokenizer,
                               init_state=init, task=get_task(spec.task), progress=progress)
-                records[spec] = rec
-                if rec["status"] == "interrupted":
+                if finished(spec, rec):
                     interrupted = True
                     break
-                bar.update(1)
-                write_outputs(out, profile, specs, budget, records, command=command,
-                              wall_s=time.perf_counter() - started)
     except KeyboardInterrupt:
         interrupted = True
-    finally:
-        bar.close()
-    results = write_outputs(out, profile, specs, budget, records, command=command,
-                            wall_s=time.perf_counter() - started, figures=True)
+    results = write_outputs(out, profile, specs, settings, records, command, time.perf_counter() - started,
+                            figures=True)
     results["status"] = [records[s]["status"] if s in records else "pending" for s in specs]
     results["interrupted"] = interrupted
     return results
+
+
+def _run_in_workers(out: Path, profile: str, todo, settings: Settings, workers: int, finished) -> bool:
+    """Runs in ``workers`` spawned processes (one model each); True when interrupted."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // workers)
+    pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                  initargs=(profile, threads))
+    futures = {pool.submit(_worker_run, s, c, str(out / "runs" / s.dirname), settings): s for s, c in todo}
+    try:
+        for fut in cf.as_completed(futures):
+            try:
+                if finished(futures[fut], fut.result()):
+                    return True
+            except cf.process.BrokenProcessPool:
+                print(f"a worker process died during {futures[fut].label} (killed from outside, or out of "
+                      "memory); finished runs are kept: run the same command again to continue")
+                return True
+    except KeyboardInterrupt:
+        return True
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a running run got the Ctrl-C too and checkpoints
+    return False
+
+
+def _base_pass_k(out: Path, specs, configs, settings: Settings, get_task, policy) -> bool:
+    """The base model's pass@k per task, once (``out/base/TASK.json``). With ``policy=None`` only
+    says whether any is missing."""
+    missing = [(s, c) for s, c in {s.task: (s, c) for s, c in zip(specs, configs)}.values()
+               if settings.pass_k and not (out / "base" / f"{s.task}.json").exists()]
+    for spec, cfg in missing if policy is not None else []:
+        (out / "base").mkdir(exist_ok=True)
+        curve = _pass_curve(*policy, get_task(spec.task), settings, cfg, 4321)
+        (out / "base" / f"{spec.task}.json").write_text(json.dumps(curve, indent=2))
+    return bool(missing)
 
 
 # --------------------------------------------------------------------------------- the outputs
@@ -481,407 +486,161 @@ def run_reproduction(
 
 def load_paper_results() -> dict | None:
     """``data/paper_results.json`` (the paper's reported accuracies, percent), or None."""
-    path = Path(DATA_DIR) / PAPER_RESULTS
+    path = Path(DATA_DIR) / "paper_results.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def write_outputs(out: Path, profile: str, specs: list[RunSpec], budget: Budget, records: dict,
-                  *, command: str | None = None, wall_s: float = 0.0, figures: bool = False) -> dict:
+def load_results(path) -> dict:
+    """A results.json written by :func:`write_outputs` (a shipped one lives in data/)."""
+    return json.loads(Path(path).read_text())
+
+
+def write_outputs(out: Path, profile: str, specs: list[RunSpec], settings: Settings, records: dict,
+                  command: str | None = None, wall_s: float = 0.0, *, figures: bool = False) -> dict:
     """results.json and results.md from the finished runs (and the figures when ``figures``)."""
-    done = [records[s] for s in specs if s in records and records[s].get("status") != "interrupted"]
-    runs = [{k: v for k, v in r.items() if k != "status"} for r in done]
+    from course_lib import plots
+
+    runs = [{k: v for k, v in records[s].items() if k != "status"} for s in specs
+            if s in records and records[s].get("status") not in ("interrupted", "cancelled")]
+    base = {p.stem: json.loads(p.read_text()) for p in sorted((out / "base").glob("*.json"))}
     summary = summarize(runs)
+    ablated = {(s.task, s.objective) for s in specs if s.ablation}
     results = {
-        "profile": profile,
-        "command": command,
-        "settings": asdict(budget),
-        "units": {"accuracy": "fraction of sampled held-out answers that are correct (0-1); "
-                              "gain = final - base",
+        "profile": profile, "command": command, "settings": asdict(settings),
+        "units": {"accuracy": "fraction of sampled held-out answers that are correct (0-1)",
                   "length": "tokens per completion, end-of-text token included",
-                  "ci": "95% Student-t interval over seeds: mean +- t(0.975, n-1) * std / sqrt(n)"},
-        "planned_runs": len(specs),
-        "finished_runs": len(runs),
-        "wall_s": round(wall_s, 1),
+                  "ci": "95% Student-t interval over seeds; equivalence: 90% interval (TOST)"},
+        "planned_runs": len(specs), "finished_runs": len(runs), "wall_s": round(wall_s, 1),
         "runs_wall_s": round(sum(r.get("wall_s") or 0 for r in runs), 1),
         "runs": runs,
         "summary": [s for s in summary if not s["ablation"]],
-        "ablation": [s for s in summary if _in_ablation(s, specs)],
+        "equivalence": equivalence(runs, settings.margin),
+        "pass_at_k": pass_at_k_rows(runs, base),
+        "ablation": [s for s in summary if (s["task"], s["objective"]) in ablated],
     }
     if figures and runs:
-        results["figures"] = make_figures(out, specs)
+        results["figures"] = plots.result_figures(out, results)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(results_markdown(results, profile))
+    (out / "results.md").write_text(results_markdown(results, load_paper_results()))
     return results
 
 
-def _in_ablation(entry: dict, specs: list[RunSpec]) -> bool:
-    return any(s.ablation and s.task == entry["task"] and s.objective == entry["objective"] for s in specs)
+def default_workers(profile: str) -> int:
+    """2 parallel single-threaded runs for micro on a CPU-only machine with >= 2 cores (about
+    half the wall time of one after another), else 1 (a GPU holds one Qwen run at a time)."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 2 if profile == "micro" and cores >= 2 and not torch.cuda.is_available() else 1
 
 
-def _pct(ci: dict | None, digits: int = 1) -> str:
+# ---------------------------------------------------------------------------------- the tables
+
+
+def _pct(ci: dict | None) -> str:
     if not ci or ci.get("mean") is None:
         return "-"
-    if ci.get("half_width") is None:
-        return f"{100 * ci['mean']:.{digits}f}"
-    return f"{100 * ci['mean']:.{digits}f} ± {100 * ci['half_width']:.{digits}f}"
+    hw = ci.get("half_width")
+    return f"{100 * ci['mean']:.1f}" + ("" if hw is None else f" ± {100 * hw:.1f}")
 
 
 def _num(ci: dict | None) -> str:
     if not ci or ci.get("mean") is None:
         return "-"
-    if ci.get("half_width") is None:
-        return f"{ci['mean']:.1f}"
-    return f"{ci['mean']:.1f} ± {ci['half_width']:.1f}"
+    hw = ci.get("half_width")
+    return f"{ci['mean']:.1f}" + ("" if hw is None else f" ± {hw:.1f}")
 
 
-def _paper_lookup(paper: dict | None, profile: str, task: str) -> dict | None:
-    if not paper or profile not in _PAPER_MODEL or task not in _PAPER_TASKS:
-        return None
-    for row in paper["results"]:
-        if row["model"] == _PAPER_MODEL[profile] and row["task"] == task:
-            return row
-    return None
-
-
-def summary_table(results: dict, profile: str, paper: dict | None = None) -> str:
-    """The main table as markdown: one row per (task, objective); ``paper`` defaults to
-    :func:`load_paper_results`."""
-    paper = load_paper_results() if paper is None else paper
-    tasks = list(dict.fromkeys(s["task"] for s in results["summary"]))
-    with_paper = any(_paper_lookup(paper, profile, t) for t in tasks)
-    head = ["task", "objective", "seeds", "base acc %", "final acc %", "gain (pts)",
-            "vs grpo (pts, paired)", "len correct", "len incorrect"]
-    if with_paper:
-        head.append("paper (reported) %")
+def _table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for s in results["summary"]:
-        diff = s.get("diff_vs_grpo")
-        row = [s["task"], s["objective"], str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
-               _pct(s["gain"]), _pct(diff) if diff else "-", _num(s["len_correct"]), _num(s["len_incorrect"])]
-        if with_paper:
-            p = _paper_lookup(paper, profile, s["task"])
-            row.append(f"{p[s['objective']]:.2f}" if p and s["objective"] in p else "-")
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def summary_table(results: dict) -> str:
+    """The main comparison: one row per (task, objective), mean ± 95% half-width over seeds."""
+    return _table(["task", "objective", "seeds", "base acc %", "final acc %", "gain (pts)",
+                   "vs grpo (pts, paired)", "len correct", "len incorrect"],
+                  [[s["task"], s["objective"], str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
+                    _pct(s["gain"]), _pct(s.get("diff_vs_grpo")), _num(s["len_correct"]),
+                    _num(s["len_incorrect"])] for s in results["summary"]])
+
+
+def equivalence_table(results: dict) -> str:
+    """TOST against GRPO: the paired difference, its 90% interval and the verdict."""
+    def verdict(e):
+        if e["ci_low"] is None:
+            return "no interval (one seed)"
+        if e["equivalent"]:
+            return "equivalent"
+        if e["ci_high"] < -e["margin"] or e["ci_low"] > e["margin"]:
+            return "different"
+        return "not shown equivalent"
+
+    return _table(["task", "objective", "seeds", "diff vs grpo (pts)", "90% CI (pts)", "margin (pts)", "verdict"],
+                  [[e["task"], e["objective"], str(e["n"]), f"{100 * e['diff']:+.1f}",
+                    "-" if e["ci_low"] is None else f"[{100 * e['ci_low']:+.1f}, {100 * e['ci_high']:+.1f}]",
+                    f"{100 * e['margin']:.1f}", verdict(e)] for e in results["equivalence"]])
+
+
+def pass_at_k_table(results: dict, ks=(1, 16, 256)) -> str:
+    """pass@k (%) of the base model and each objective at a few k."""
+    cells: dict[tuple, dict] = {}
+    for r in results["pass_at_k"]:
+        cells.setdefault((r["task"], r["model"]), {})[r["k"]] = r
+    ks = [k for k in ks if any(k in v for v in cells.values())]
+
+    def cell(r):
+        if r is None or r["pass_at_k"] is None:
+            return "-"
+        return f"{100 * r['pass_at_k']:.1f}" + ("" if r["ci_low"] is None else
+                                                f" [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]")
+
+    return _table(["task", "model"] + [f"pass@{k} %" for k in ks],
+                  [[t, m] + [cell(v.get(k)) for k in ks] for (t, m), v in cells.items()])
 
 
 def ablation_table(results: dict) -> str:
-    head = ["task", "objective", "aggregation", "seeds", "final acc %", "len correct", "len incorrect",
-            "train len correct", "train len incorrect"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for s in sorted(results["ablation"], key=lambda s: (s["task"], s["objective"],
-                                                        ABLATION_AGGREGATIONS.index(s["aggregation"]))):
-        lines.append("| " + " | ".join([s["task"], s["objective"], s["aggregation"], str(s["n"]),
-                                        _pct(s["final_accuracy"]), _num(s["len_correct"]),
-                                        _num(s["len_incorrect"]), _num(s["train_len_correct"]),
-                                        _num(s["train_len_incorrect"])]) + " |")
-    return "\n".join(lines) + "\n"
+    return _table(["task", "objective", "aggregation", "seeds", "final acc %", "len correct", "len incorrect",
+                   "len incorrect, not truncated", "train len incorrect"],
+                  [[s["task"], s["objective"], s["aggregation"], str(s["n"]), _pct(s["final_accuracy"]),
+                    _num(s["len_correct"]), _num(s["len_incorrect"]), _num(s["len_incorrect_complete"]),
+                    _num(s["train_len_incorrect"])] for s in results["ablation"]])
 
 
-def results_markdown(results: dict, profile: str) -> str:
-    b = results["settings"]
-    paper = load_paper_results()
-    parts = [
-        f"# Reproduction: profile `{profile}`\n",
-        f"Command: `{results['command']}`\n" if results.get("command") else "",
-        f"{results['finished_runs']} of {results['planned_runs']} runs finished; "
-        f"{b['steps']} steps per run; held-out evaluation on {b['eval_examples']} problems x "
-        f"{b['eval_samples']} samples (sampled accuracy) before training, "
-        + (f"every {b['eval_every']} steps " if b["eval_every"] else "")
-        + f"and at the end. Wall time: {results['runs_wall_s']:.0f} s summed over the runs "
-        f"({results['wall_s']:.0f} s in the last invocation).\n",
-        "Values are mean ± half-width of a 95% Student-t interval over seeds "
-        "(no interval with one seed). Accuracies in percent; `gain` = final - base, paired by seed; "
-        "`vs grpo` = final accuracy minus GRPO's, paired by seed. Lengths in tokens, from the final "
-        "held-out evaluation (`len incorrect` includes answers cut at the token cap).\n",
-        "## Main comparison\n",
-        summary_table(results, profile, paper),
-    ]
+def paper_table(paper: dict) -> str:
+    """The paper's reported accuracies (percent), as printed in data/paper_results.json."""
+    objs = ["grpo", "grpo-no-kl", "sft+", "sft+-"]
+    rows = [[r["model"], r["task"]] + [f"{r[o]:.2f}" if o in r else "-" for o in objs] for r in paper["results"]]
+    return _table(["model", "task"] + objs, rows) + "".join(f"\n{n}" for n in paper.get("notes", [])) + "\n"
+
+
+def results_markdown(results: dict, paper: dict | None = None) -> str:
+    """results.md: settings, the main table, TOST, pass@k, the ablation and the paper's numbers."""
+    st = results["settings"]
+    parts = [f"# Reproduction: profile `{results['profile']}`\n",
+             f"Command: `{results['command']}`\n" if results.get("command") else "",
+             f"{results['finished_runs']} of {results['planned_runs']} runs finished; {st['steps']} steps per "
+             f"run; held-out evaluation on {st['eval_examples']} problems x {st['eval_samples']} samples. "
+             f"Wall time: {results['runs_wall_s']:.0f} s summed over the runs.\n",
+             "Mean ± half-width of a 95% Student-t interval over seeds; `vs grpo` and `gain` are paired by "
+             "seed. Lengths in tokens from the final held-out evaluation.\n",
+             "## Main comparison\n", summary_table(results)]
+    if results["equivalence"]:
+        parts += ["\n## Equivalence to GRPO (TOST)\n",
+                  f"Equivalent = the 90% interval of the paired difference lies inside ± "
+                  f"{100 * st['margin']:.1f} points. `sft+-balanced` equals GRPO's weights divided by A+ "
+                  "whenever k <= G/2 correct, so its equivalence is close to built in.\n",
+                  equivalence_table(results)]
+    if results["pass_at_k"]:
+        parts += ["\n## pass@k on held-out problems\n",
+                  f"Unbiased estimator from {st['pass_k']} samples on {st['pass_k_examples']} problems; "
+                  "[95% interval over seeds].\n", pass_at_k_table(results)]
     if results["ablation"]:
         parts += ["\n## Aggregation ablation (the length claim)\n",
-                  "`sequence` = GRPO's 1/|o_i| per completion; `token` = DAPO's mean over all tokens; "
-                  "`constant` = Dr. GRPO's sum / (B x max length). Train lengths: mean of the last 10 "
-                  "training steps' rollouts.\n",
-                  ablation_table(results)]
-    if paper and not any(_paper_lookup(paper, profile, s["task"]) for s in results["summary"]):
-        parts += ["\n## Paper (reported), for other models\n",
-                  f"These are the paper's numbers for its models on the full GSM8K / Countdown tasks, "
-                  f"not for profile `{profile}`; they are not comparable with the table above. "
-                  f"Source: {paper['source']}. Metric: {paper['metric']}.\n",
-                  _paper_table(paper)]
-    if results.get("figures"):
-        parts += ["\n## Figures\n", "\n".join(f"- `{f}`" for f in results["figures"]) + "\n"]
+                  "`sequence` = GRPO's 1/|o_i|; `token` = DAPO's mean over tokens; `constant` = Dr. GRPO's "
+                  "normaliser sum / (B x max length), with the group std kept.\n", ablation_table(results)]
+    if paper:
+        parts += ["\n## The paper's reported numbers (other models, full tasks)\n",
+                  f"Not comparable in value with the tables above. Source: {paper['source']}. "
+                  f"Metric: {paper['metric']}.\n", paper_table(paper)]
     return "\n".join(p for p in parts if p)
-
-
-def _paper_table(paper: dict) -> str:
-    objs = ["grpo", "grpo-no-kl", "sft+", "sft+-"]
-    lines = ["| model | task | " + " | ".join(objs) + " |", "|" + "---|" * (len(objs) + 2)]
-    for r in paper["results"]:
-        lines.append(f"| {r['model']} | {r['task']} | "
-                     + " | ".join(f"{r[o]:.2f}" if o in r else "-" for o in objs) + " |")
-    notes = "".join(f"\n{n}" for n in paper.get("notes", []))
-    return "\n".join(lines) + "\n" + notes + "\n"
-
-
-# ---------------------------------------------------------------------------------- figures
-
-
-def _smooth(xs: list, k: int) -> list:
-    """Trailing moving average that skips None (steps with no correct / no incorrect answer)."""
-    out = []
-    for i in range(len(xs)):
-        w = [x for x in xs[max(0, i - k + 1): i + 1] if x is not None]
-        out.append(sum(w) / len(w) if w else float("nan"))
-    return out
-
-
-def _mean_curve(curves: list[list[float]]):
-    import numpy as np
-
-    n = min(len(c) for c in curves)
-    arr = np.array([c[:n] for c in curves], dtype=float)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(arr, axis=0), np.nanmin(arr, axis=0), np.nanmax(arr, axis=0)
-
-
-def _histories(out: Path, specs: list[RunSpec]):
-    data = {}
-    for s in specs:
-        d = out / "runs" / s.dirname
-        if (d / RESULT).exists():
-            data[s] = (_read_jsonl(d / "metrics.jsonl"), _read_jsonl(d / "eval.jsonl"))
-    return data
-
-
-def make_figures(out: Path, specs: list[RunSpec]) -> list[str]:
-    """accuracy_over_steps.png, lengths_over_steps.png and (with ablation runs)
-    aggregation_ablation.png in ``out``. Returns the file names written."""
-    import numpy as np
-    from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
-
-    data = _histories(out, specs)
-    if not data:
-        return []
-    tasks = list(dict.fromkeys(s.task for s in data))
-    main = [s for s in data if not s.ablation]
-    main_agg = main[0].aggregation if main else "sequence"
-    objectives = list(dict.fromkeys(s.objective for s in main))
-    colors = {o: f"C{i}" for i, o in enumerate(list(dict.fromkeys(s.objective for s in specs)))}
-    steps = max(len(h) for h, _ in data.values())
-    k = max(1, min(10, steps // 6))  # moving-average window of the per-step curves
-    written = []
-
-    def group(task, obj, agg):
-        return [data[s] for s in data if s.task == task and s.objective == obj and s.aggregation == agg]
-
-    # 1. accuracy: held-out (eval points, mean over seeds, min-max band) and training rollouts
-    fig = Figure(figsize=(11, 3.4 * len(tasks)))
-    axes = fig.subplots(len(tasks), 2, squeeze=False)
-    for r, task in enumerate(tasks):
-        for obj in objectives:
-            runs = group(task, obj, main_agg)
-            if not runs:
-                continue
-            ev = [[e["accuracy"] for e in evs] for _, evs in runs]
-            x = [e["step"] for e in runs[0][1]][: min(map(len, ev))]
-            m, lo, hi = _mean_curve(ev)
-            axes[r, 0].plot(x, 100 * m, "o-", color=colors[obj], label=obj, ms=3)
-            if len(runs) > 1:
-                axes[r, 0].fill_between(x, 100 * lo, 100 * hi, color=colors[obj], alpha=0.15)
-            tr = [_smooth([h["accuracy"] for h in hist], k) for hist, _ in runs]
-            m, _, _ = _mean_curve(tr)
-            axes[r, 1].plot(np.arange(1, len(m) + 1), 100 * m, color=colors[obj], label=obj)
-        axes[r, 0].set_title(f"{task}: held-out sampled accuracy", fontsize=9)
-        axes[r, 1].set_title(f"{task}: accuracy of the training rollouts", fontsize=9)
-        for a in axes[r]:
-            a.set_xlabel("step")
-            a.set_ylabel("accuracy %")
-        axes[r, 0].legend(fontsize=7)
-    fig.suptitle(f"mean over seeds (band: min-max over seeds); training curves: moving average of {k} steps",
-                 fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_over_steps.png", dpi=110)
-    written.append("accuracy_over_steps.png")
-
-    # 2. lengths of correct and incorrect answers over steps (training rollouts)
-    def length_panel(ax, runs, key, color, label, style="-"):
-        curves = [_smooth([h.get(key) for h in hist], k) for hist, _ in runs]
-        m, _, _ = _mean_curve(curves)
-        ax.plot(np.arange(1, len(m) + 1), m, style, color=color, label=label)
-
-    fig = Figure(figsize=(11, 3.4 * len(tasks)))
-    axes = fig.subplots(len(tasks), 2, squeeze=False)
-    for r, task in enumerate(tasks):
-        for obj in objectives:
-            runs = group(task, obj, main_agg)
-            if runs:
-                length_panel(axes[r, 0], runs, "len_correct", colors[obj], obj)
-                length_panel(axes[r, 1], runs, "len_incorrect", colors[obj], obj)
-        for c, what in enumerate(("correct", "incorrect")):
-            axes[r, c].set_title(f"{task}: length of {what} answers", fontsize=9)
-            axes[r, c].set_xlabel("step")
-            axes[r, c].set_ylabel("tokens")
-        axes[r, 0].legend(fontsize=7)
-    fig.suptitle(f"training rollouts, mean over seeds, moving average of {k} steps", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "lengths_over_steps.png", dpi=110)
-    written.append("lengths_over_steps.png")
-
-    # 3. the aggregation ablation: lengths and held-out accuracy per aggregation
-    abl = sorted({(s.task, s.objective) for s in specs if s.ablation})
-    abl = [(t, o) for t, o in abl if any(s.task == t and s.objective == o for s in data)]
-    if abl:
-        fig = Figure(figsize=(14, 3.4 * len(abl)))
-        axes = fig.subplots(len(abl), 3, squeeze=False)
-        styles = {"sequence": "-", "token": "--", "constant": ":"}
-        for r, (task, obj) in enumerate(abl):
-            for i, agg in enumerate(ABLATION_AGGREGATIONS):
-                runs = group(task, obj, agg)
-                if not runs:
-                    continue
-                col = f"C{i}"
-                length_panel(axes[r, 0], runs, "len_correct", col, agg, styles[agg])
-                length_panel(axes[r, 1], runs, "len_incorrect", col, agg, styles[agg])
-                ev = [[e["accuracy"] for e in evs] for _, evs in runs]
-                x = [e["step"] for e in runs[0][1]][: min(map(len, ev))]
-                m, lo, hi = _mean_curve(ev)
-                axes[r, 2].plot(x, 100 * m, "o" + styles[agg], color=col, label=agg, ms=3)
-            axes[r, 0].set_title(f"{task} {obj}: length of correct answers", fontsize=9)
-            axes[r, 1].set_title(f"{task} {obj}: length of incorrect answers", fontsize=9)
-            axes[r, 2].set_title(f"{task} {obj}: held-out sampled accuracy %", fontsize=9)
-            for a in axes[r]:
-                a.set_xlabel("step")
-            axes[r, 0].set_ylabel("tokens")
-            axes[r, 0].legend(fontsize=7, title="aggregation", title_fontsize=7)
-        fig.suptitle(f"aggregation ablation: lengths of the training rollouts (moving average of {k} "
-                     "steps) and held-out accuracy, mean over seeds", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(out / "aggregation_ablation.png", dpi=110)
-        written.append("aggregation_ablation.png")
-    return written
-
-
-# ------------------------------------------------------------------------------ command line
-
-
-def default_workers(profile: str, cores: int) -> int:
-    """Parallel runs when nothing is said: 2 for micro on a CPU-only machine with >= 2 cores
-    (each run single-threaded; two-threaded matrix products of this size gain little, so two
-    runs side by side should finish in about half the time on an idle machine), else 1 (a GPU
-    holds one Qwen run at a time)."""
-    import torch
-
-    return 2 if profile == "micro" and cores >= 2 and not torch.cuda.is_available() else 1
-
-
-def _arg_parser() -> argparse.ArgumentParser:
-    from course_lib.objectives import AGGREGATIONS
-    from course_lib.trainer import OBJECTIVES
-
-    ap = argparse.ArgumentParser(
-        prog="python -m course_lib reproduce",
-        description="Train every objective on every task of a profile for several seeds from the same "
-        "base model, evaluate held-out accuracy and lengths, and write results.json, results.md and "
-        "figures. Rerunning skips finished runs and resumes interrupted ones.",
-    )
-    ap.add_argument("--profile", default=None, help="micro, qwen2.5-0.5b, ... (default: micro without a GPU)")
-    ap.add_argument("--out", required=True, help="output folder (runs/, results.json, results.md, *.png)")
-    ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3; --quick: 1)")
-    ap.add_argument("--quick", action="store_true",
-                    help=f"a few-minute smoke run: {QUICK['steps']} steps, small evaluation, 1 seed, "
-                    "ablation on the first task only")
-    ap.add_argument("--tasks", nargs="+", default=None, help="default: the profile's tasks")
-    ap.add_argument("--objectives", nargs="+", default=None, choices=OBJECTIVES, help="default: all five")
-    ap.add_argument("--steps", type=int, default=None, help="training steps per run (default: the profile's)")
-    ap.add_argument("--eval-every", type=int, default=None)
-    ap.add_argument("--eval-examples", type=int, default=None, help="held-out problems")
-    ap.add_argument("--eval-samples", type=int, default=None, help="samples per held-out problem")
-    ap.add_argument("--ablation-objectives", nargs="*", default=None, choices=OBJECTIVES,
-                    help="objectives rerun with every aggregation (default: grpo; none: no ablation)")
-    ap.add_argument("--ablation-tasks", nargs="*", default=None,
-                    help="tasks of the ablation (default: all; --quick: the first)")
-    ap.add_argument("--aggregation", default="sequence", choices=AGGREGATIONS,
-                    help="aggregation of the main comparison (default: sequence, as GRPO)")
-    ap.add_argument("--workers", type=int, default=None,
-                    help="parallel run processes, CPU threads split between them (default: 2 for "
-                    "micro on a CPU with >= 2 cores, else 1)")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads in all (default: the usable cores; split between workers)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-    ap.add_argument("--report-only", action="store_true",
-                    help="train nothing: rebuild results.json, results.md and figures from the runs "
-                    "that finished")
-    return ap
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m course_lib reproduce --profile micro --out results/micro [--quick]``"""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = _arg_parser().parse_args(argv)
-    from course_lib.models import get_profile
-    from course_lib.trainer import OBJECTIVES
-
-    try:
-        prof = get_profile(args.profile)
-    except (KeyError, ValueError) as e:
-        print(f"error: {e}")
-        return 2
-    tasks = args.tasks or list(prof.tasks)
-    objectives = args.objectives or list(OBJECTIVES)
-    n_seeds = args.seeds if args.seeds is not None else (QUICK["seeds"] if args.quick else 3)
-    if n_seeds < 1:
-        print("error: --seeds must be >= 1")
-        return 2
-    steps = args.steps or (QUICK["steps"] if args.quick else prof.steps)
-    eval_every = args.eval_every if args.eval_every is not None else (
-        QUICK["eval_every"] if args.quick else max(1, steps // 8))
-    budget = Budget(
-        steps=steps, eval_every=eval_every,
-        eval_examples=args.eval_examples or (QUICK["eval_examples"] if args.quick else prof.eval_examples),
-        eval_samples=args.eval_samples or (QUICK["eval_samples"] if args.quick else prof.eval_samples),
-    )
-    abl_obj = ["grpo"] if args.ablation_objectives is None else args.ablation_objectives
-    abl_obj = [o for o in abl_obj if o in objectives] if args.ablation_objectives is None else abl_obj
-    abl_tasks = args.ablation_tasks if args.ablation_tasks is not None else (tasks[:1] if args.quick else tasks)
-    specs = plan_runs(tasks, objectives, range(n_seeds), ablation_objectives=abl_obj,
-                      ablation_tasks=abl_tasks, main_aggregation=args.aggregation)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = args.workers or default_workers(prof.name, cores)
-    if workers < 1 or (args.threads is not None and args.threads < 1):
-        print("error: --workers and --threads must be >= 1")
-        return 2
-    import torch
-
-    # one thread per worker by default: the micro model's matrices are too small for a second
-    # thread to pay, and on a busy machine extra threads spin against each other
-    torch.set_num_threads(args.threads or max(1, min(cores, torch.get_num_threads())))
-    out = Path(args.out)
-    command = "python -m course_lib reproduce " + " ".join(argv)
-    print(f"reproduce: profile {prof.name}, {len(specs)} runs ({len(tasks)} tasks x {len(objectives)} "
-          f"objectives x {n_seeds} seeds + {sum(s.ablation for s in specs)} ablation runs), "
-          f"{budget.steps} steps each, {workers} worker process(es) -> {out}")
-    res = run_reproduction(out, profile=prof.name, specs=specs, budget=budget, workers=workers,
-                           progress=not args.no_progress, command=command, train=not args.report_only)
-    counts = {k: res["status"].count(k) for k in ("ran", "resumed", "skipped", "pending", "interrupted")}
-    print()
-    print(summary_table(res, prof.name))
-    if res["ablation"]:
-        print(ablation_table(res))
-    print(f"runs: {counts['ran']} ran, {counts['resumed']} resumed, {counts['skipped']} skipped "
-          f"(already finished), {counts['pending'] + counts['interrupted']} left")
-    print(f"table: {out / 'results.md'}   data: {out / 'results.json'}")
-    for f in res.get("figures", []):
-        print(f"figure: {out / f}")
-    if res["interrupted"]:
-        print("interrupted: run the same command again to resume")
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,11 +3,9 @@
 This is the "sample" step of the one on-policy loop (see ``trainer.py``). Two functions matter:
 
 - :func:`generate_rollouts` turns a list of prompts into a :class:`Rollout`: every prompt is
-  repeated G times and the whole left-padded batch is sampled at once per micro-batch (KV
-  cache on), so nothing downstream re-tokenises text. By default a small sampling loop
-  (:func:`_sample`) drops each completion from the batch as soon as it ends; ``compact=False``
-  uses one Hugging Face ``generate`` call instead, which keeps finished rows until the longest
-  one ends (same distribution; slower when completion lengths vary).
+  repeated G times and the left-padded batch is sampled with a KV cache by a small loop
+  (:func:`_sample`) that drops each completion from the batch as soon as it ends (Hugging Face
+  ``generate`` keeps finished rows until the longest one ends). Nothing downstream re-tokenises.
 - :func:`completion_logprobs` runs the *training* forward pass and returns
   ``log pi(o_t | q, o_<t)`` for each sampled token, shape ``(B, T)``.
 
@@ -26,13 +24,17 @@ Two details decide whether the numbers are right:
    (activation checkpointing), so at most one chunk of logits is alive at any moment.
    ``benchmarks/logprobs_memory.py`` prints the peak memory of both ways.
 
+3. **Temperature.** The policy is the sampling distribution: at temperature T the log-probs
+   are those of ``softmax(logits / T)`` (as TRL and verl compute them), so the samples are
+   on-policy for the loss. Taking them at T = 1 while sampling at T = 0.6 would make every
+   update off-policy. Top-p is applied when sampling only; the log-probs are of the full
+   tempered distribution (also as TRL does), so with top_p < 1 they are not exactly the
+   sampler's (the truncated tail is renormalised away when sampling).
+
 Simplified on purpose:
 
-- The log-probs are those of the model itself (temperature 1). Sampling at temperature T
-  draws from a sharpened distribution; like the paper's equations we treat ``pi_theta`` as
-  the model and the temperature as part of the sampler. The "old" log-probs for the PPO
-  ratio are recomputed with one no-grad forward instead of being recorded during
-  ``generate`` (recording them would keep a (steps, batch, vocab) tensor of scores).
+- The "old" log-probs for the PPO ratio (mu > 1) are recomputed with one no-grad forward
+  instead of being recorded while sampling.
 - Tokens after the first end-of-sequence token are padding: masked out, never scored.
 """
 
@@ -49,7 +51,6 @@ __all__ = [
     "generate_rollouts",
     "completion_logprobs",
     "sampled_token_logprobs",
-    "naive_sampled_token_logprobs",
     "position_ids_from_mask",
     "completion_mask_from_eos",
 ]
@@ -156,7 +157,6 @@ def generate_rollouts(
     micro_batch_size: int | None = None,
     seed: int | None = None,
     eos_token_id: int | list[int] | None = None,
-    compact: bool = True,
 ) -> Rollout:
     """Sample ``group_size`` completions for every prompt.
 
@@ -168,11 +168,8 @@ def generate_rollouts(
         max_new_tokens: cap on completion length; answers cut there are flagged ``truncated``.
         temperature: 0 means greedy decoding (then the G copies are identical).
         top_p: nucleus sampling threshold (1.0 = off). Top-k is always off.
-        micro_batch_size: rows per ``generate`` call (None = all B = P*G at once).
+        micro_batch_size: rows sampled together (None = all B = P*G at once).
         seed: if given, ``torch.manual_seed(seed)`` first, so the same call gives the same rollout.
-        compact: drop each completion from the batch as soon as it has ended (:func:`_sample`);
-            False = one ``model.generate`` call, which keeps finished rows until the longest ends.
-            Both sample from the same distribution; the random draws differ.
 
     Returns:
         A :class:`Rollout` with B = P * G rows.
@@ -191,8 +188,6 @@ def generate_rollouts(
     eos_ids = _eos_ids(tokenizer, eos_token_id)
     if seed is not None:
         torch.manual_seed(seed)
-    from transformers import GenerationConfig
-
     device = next(model.parameters()).device
     rows = [p for p in prompts for _ in range(group_size)]
     old_side = tokenizer.padding_side
@@ -202,19 +197,6 @@ def generate_rollouts(
     finally:
         tokenizer.padding_side = old_side
     prompt_ids, prompt_mask = enc["input_ids"], enc["attention_mask"]
-    gen_cfg = None
-    if not compact:  # the plain generate path; the compact sampler needs no config
-        do_sample = temperature > 0
-        gen_cfg = GenerationConfig(
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature if do_sample else None,
-            top_p=top_p if do_sample else None,
-            top_k=0 if do_sample else None,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=eos_ids,
-            use_cache=True,
-        )
     was_training = model.training
     model.eval()
     mb = micro_batch_size or len(rows)
@@ -223,13 +205,8 @@ def generate_rollouts(
         for start in range(0, len(rows), mb):
             ids = prompt_ids[start : start + mb].to(device)
             att = prompt_mask[start : start + mb].to(device)
-            if compact:
-                out = _sample(model, ids, att, max_new_tokens=max_new_tokens, temperature=temperature,
-                              top_p=top_p, eos_ids=eos_ids, pad_id=tokenizer.pad_token_id)
-            else:
-                out = model.generate(input_ids=ids, attention_mask=att, generation_config=gen_cfg)
-                out = out[:, ids.shape[1] :]
-            pieces.append(out.cpu())
+            pieces.append(_sample(model, ids, att, max_new_tokens=max_new_tokens, temperature=temperature,
+                                  top_p=top_p, eos_ids=eos_ids, pad_id=tokenizer.pad_token_id).cpu())
     finally:
         model.train(was_training)
     width = max(p.shape[1] for p in pieces)
@@ -318,8 +295,9 @@ def _sample(model, ids, att, *, max_new_tokens, temperature, top_p, eos_ids, pad
     return out[:, :width]
 
 
-def _chunk_logprobs(h: torch.Tensor, targets: torch.Tensor, weight, bias, want_entropy: bool):
-    logits = torch.nn.functional.linear(h, weight, bias).float()
+def _chunk_logprobs(h: torch.Tensor, targets: torch.Tensor, weight, bias, want_entropy: bool,
+                    temperature: float = 1.0):
+    logits = torch.nn.functional.linear(h, weight, bias).float() / temperature
     lse = torch.logsumexp(logits, dim=-1)
     lp = logits.gather(-1, targets[:, None]).squeeze(-1) - lse
     if not want_entropy:
@@ -337,8 +315,10 @@ def sampled_token_logprobs(
     *,
     chunk_size: int = 256,
     with_entropy: bool = False,
+    temperature: float = 1.0,
 ):
-    """``log softmax(output_layer(hidden))[target]`` for N positions, ``chunk_size`` at a time.
+    """``log softmax(output_layer(hidden) / temperature)[target]`` for N positions, ``chunk_size``
+    at a time.
 
     Args:
         hidden: (N, H) final hidden states.
@@ -347,6 +327,7 @@ def sampled_token_logprobs(
         chunk_size: positions per chunk. Each chunk's (chunk_size, V) float32 logits exist only
             inside the chunk; with grad enabled they are recomputed in backward (checkpointing).
         with_entropy: also return the entropy of each position's distribution (no grad).
+        temperature: the sampling temperature (> 0); the log-probs are of the tempered softmax.
 
     Returns:
         (N,) float32 log-probs, and (N,) entropies or None.
@@ -354,18 +335,21 @@ def sampled_token_logprobs(
     Example: N = 4096 positions and Qwen's V = 151,936: the naive float32 log-softmax holds
     2.5 GB of logits plus as much again for the log-softmax; here one (256, V) chunk, 156 MB.
     """
+    if not temperature > 0:
+        raise ValueError(f"log-probs need a temperature > 0, got {temperature}")
     weight = output_layer.weight
     bias = getattr(output_layer, "bias", None)
+    tau = float(temperature)
     out_lp, out_ent = [], []
     for s in range(0, hidden.shape[0], chunk_size):
         h, t = hidden[s : s + chunk_size], targets[s : s + chunk_size]
         if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad):
-            lp = checkpoint(_chunk_logprobs, h, t, weight, bias, False, use_reentrant=False)[0]
+            lp = checkpoint(_chunk_logprobs, h, t, weight, bias, False, tau, use_reentrant=False)[0]
             if with_entropy:
                 with torch.no_grad():
-                    out_ent.append(_chunk_logprobs(h, t, weight, bias, True)[1])
+                    out_ent.append(_chunk_logprobs(h, t, weight, bias, True, tau)[1])
         else:
-            lp, ent = _chunk_logprobs(h, t, weight, bias, with_entropy)
+            lp, ent = _chunk_logprobs(h, t, weight, bias, with_entropy, tau)
             if with_entropy:
                 out_ent.append(ent)
         out_lp.append(lp)
@@ -373,15 +357,6 @@ def sampled_token_logprobs(
         empty = hidden.new_zeros(0, dtype=torch.float32)
         return empty, (empty if with_entropy else None)
     return torch.cat(out_lp), (torch.cat(out_ent) if with_entropy else None)
-
-
-def naive_sampled_token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The textbook way, for tests and the benchmark only: full float32 log-softmax.
-
-    Args:
-        logits: (B, T, V); targets: (B, T). Returns (B, T).
-    """
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None]).squeeze(-1)
 
 
 def _body_and_head(model):
@@ -398,8 +373,10 @@ def completion_logprobs(
     *,
     chunk_size: int = 256,
     with_entropy: bool = False,
+    temperature: float = 1.0,
 ):
-    """Training-time log-probs of the sampled completion tokens (differentiable).
+    """Training-time log-probs of the sampled completion tokens under the sampling
+    distribution ``softmax(logits / temperature)`` (differentiable).
 
     Args:
         model: causal LM (or PEFT model); gradients flow to its trainable parameters.
@@ -407,6 +384,7 @@ def completion_logprobs(
         completion_ids, completion_mask: (B, T) completions and their mask.
         chunk_size: positions per output-layer chunk (see :func:`sampled_token_logprobs`).
         with_entropy: also return per-token entropies (B, T), detached.
+        temperature: the temperature the completions were sampled at (> 0).
 
     Returns:
         logprobs (B, T) float32, 0 where ``completion_mask`` is 0; entropies (B, T) or None.
@@ -429,7 +407,8 @@ def completion_logprobs(
     h = hidden[:, p_len - 1 : -1]
     cmask = completion_mask.to(device).bool()
     lp_flat, ent_flat = sampled_token_logprobs(
-        h[cmask], completion_ids.to(device)[cmask], head, chunk_size=chunk_size, with_entropy=with_entropy
+        h[cmask], completion_ids.to(device)[cmask], head, chunk_size=chunk_size, with_entropy=with_entropy,
+        temperature=temperature,
     )
     lp = torch.zeros(cmask.shape, dtype=torch.float32, device=device)
     lp = lp.masked_scatter(cmask, lp_flat)

@@ -76,3 +76,8 @@ class FakeTask:
 
 def fake_task() -> FakeTask:
     return FakeTask()
+
+
+def naive_sampled_token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The textbook way, for tests only: a full float32 log-softmax over (B, T, V), then gather."""
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None]).squeeze(-1)

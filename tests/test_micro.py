@@ -9,16 +9,18 @@ import shlex
 import pytest
 import torch
 
-from course_lib import DATA_DIR
+from course_lib import DATA_DIR, models
 from course_lib import pretrain as P
-from course_lib.tasks import countdown, gsm8k, micro
+from course_lib.__main__ import _command, pretrain_main
+from course_lib.rollout import generate_rollouts
+from course_lib.tasks import countdown, get_task, gsm8k, micro
 
 N_TRACES = 1500  # traces per task checked against the real verifiers
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return P.build_tokenizer()
+    return models.build_micro_tokenizer()
 
 
 def _all_texts():
@@ -58,7 +60,7 @@ def test_tokenizer_pads_left_and_skips_special_tokens(tok):
 
 
 def test_saved_tokenizer_keeps_spaces_and_has_no_config_json():
-    _, tok = P.load_micro()
+    _, tok = models.load_micro()
     assert not (DATA_DIR / "micro" / "tokenizer" / "config.json").exists()
     from transformers import PreTrainedTokenizerFast
 
@@ -154,7 +156,7 @@ def _traces(task):
 def test_every_trace_scores_as_intended(task, tok):
     traces = _traces(task)
     for ex, trace in traces:
-        assert P._score(task, trace.text, ex).correct == trace.correct, (ex, trace)
+        assert get_task(task).score(trace.text, ex).correct == trace.correct, (ex, trace)
         assert len(tok(trace.text).input_ids) + 1 <= P.MAX_NEW_TOKENS  # + eos
     share = sum(t.correct for _, t in traces) / len(traces)
     guesses = sum(t.kind == "guess" for _, t in traces) / len(traces)
@@ -194,20 +196,20 @@ def test_traces_vary_in_length():
 
 
 def test_build_model_size_and_generation_ids(tok):
-    model = P.build_model(tok)
+    model = models.build_micro_model(tok)
     assert 0.8e6 < sum(p.numel() for p in model.parameters()) < 1.3e6
     assert model.generation_config.pad_token_id == tok.pad_token_id
     assert model.generation_config.eos_token_id == tok.eos_token_id
 
 
 def test_short_pretraining_lowers_loss_and_saves_a_loadable_checkpoint(tmp_path, tok):
-    model = P.build_model(tok, hidden=64, layers=2, heads=2)
+    model = models.build_micro_model(tok, hidden=64, layers=2, heads=2)
     model, tok, history = P.pretrain(steps=40, batch_size=16, lr=3e-3, warmup=5, log_every=0, model=model, tokenizer=tok)
     first = sum(h["loss"] for h in history[:5]) / 5
     last = sum(h["loss"] for h in history[-5:]) / 5
     assert last < first - 0.5, (first, last)
     P.save(model, tok, tmp_path)
-    loaded, tok2 = P.load_micro(tmp_path)
+    loaded, tok2 = models.load_micro(tmp_path)
     ids = tok2(["3 7 5>26:"], return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.allclose(loaded(ids).logits, model(ids).logits, atol=1e-6)
@@ -218,23 +220,23 @@ def test_save_over_a_checkpoint_replaces_files_without_touching_open_ones(tmp_pa
     """Rebuilding over data/micro must not truncate a file that a running notebook has mapped."""
     from safetensors import safe_open
 
-    P.save(P.build_model(tok, seed=0, hidden=32, layers=1, heads=2), tok, tmp_path)
+    P.save(models.build_micro_model(tok, seed=0, hidden=32, layers=1, heads=2), tok, tmp_path)
     weights = tmp_path / "model" / "model.safetensors"
     old_inode = weights.stat().st_ino
     with safe_open(str(weights), framework="pt") as mapped:
         name = next(iter(mapped.keys()))
         before = mapped.get_tensor(name).clone()
-        P.save(P.build_model(tok, seed=1, hidden=32, layers=1, heads=2), tok, tmp_path)
+        P.save(models.build_micro_model(tok, seed=1, hidden=32, layers=1, heads=2), tok, tmp_path)
         assert torch.equal(mapped.get_tensor(name), before)  # the old file is still intact
     assert weights.stat().st_ino != old_inode
-    loaded, _ = P.load_micro(tmp_path)
+    loaded, _ = models.load_micro(tmp_path)
     assert not torch.equal(loaded.state_dict()[name], before)  # the new weights were loaded
     assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".")] == []
 
 
 def test_load_micro_names_the_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="pretrain-micro"):
-        P.load_micro(tmp_path)
+        models.load_micro(tmp_path)
 
 
 # -------------------------------------------------------------------------- the shipped checkpoint
@@ -260,11 +262,11 @@ def test_shipped_manifest_documents_the_base_model(manifest):
 
 def test_shipped_checkpoint_generates_batched_left_padded():
     """Greedy completions of a left-padded batch equal those of each prompt alone."""
-    model, tok = P.load_micro()
+    model, tok = models.load_micro()
     prompts = [micro.countdown_prompt(ex) for ex in micro.countdown_examples("test", n=3)]
     prompts += [micro.gsm8k_prompt(ex) for ex in micro.gsm8k_examples("test", n=3)]
-    batched, _ = P.generate(model, tok, prompts, greedy=True)
-    alone = [P.generate(model, tok, [p], greedy=True)[0][0] for p in prompts]
+    batched = generate_rollouts(model, tok, prompts, 1, temperature=0).texts
+    alone = [generate_rollouts(model, tok, [p], 1, temperature=0).texts[0] for p in prompts]
     assert batched == alone
     assert any("<answer>" in t for t in batched[:3]) and any("#### " in t for t in batched[3:])
 
@@ -279,7 +281,7 @@ def test_cli_defaults_are_the_shipped_recipe(manifest, monkeypatch, tmp_path):
 
     monkeypatch.setattr(P, "pretrain", stop)
     with pytest.raises(KeyboardInterrupt):
-        P.main(["--out", str(tmp_path)])
+        pretrain_main(["--out", str(tmp_path)])
     for key in ("steps", "seed", "batch_size", "lr", "countdown_share"):
         assert seen[key] == manifest[key], key
     assert list(tmp_path.iterdir()) == []  # nothing written before training finished
@@ -290,7 +292,7 @@ def test_rebuild_matches_manifest(tmp_path, manifest):
     argv = shlex.split(manifest["command"])
     assert argv[:4] == ["python", "-m", "course_lib", "pretrain-micro"]
     argv = argv[4:]
-    assert P.main([*argv, "--out", str(tmp_path)]) == 0
+    assert pretrain_main([*argv, "--out", str(tmp_path)]) == 0
     rebuilt = json.loads((tmp_path / "manifest.json").read_text())
     for task in P.TASKS:
         for key in ("success_sampled", "success_greedy"):
@@ -306,4 +308,4 @@ def test_rebuild_matches_manifest(tmp_path, manifest):
     ],
 )
 def test_manifest_command_leaves_out_the_output_folder(argv, command):
-    assert P._command(argv) == command
+    assert _command(argv) == command

@@ -17,6 +17,7 @@ import shutil
 
 import pytest
 import torch
+from offline_qwen import load_offline_qwen_tokenizer, qwen_tokenizer_files
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from course_lib import models
@@ -25,6 +26,7 @@ from course_lib.models import (
     PROFILES,
     LoraSettings,
     ModelUnavailableError,
+    choose_profile,
     compute_dtype,
     configure_tokenizer,
     format_prompt,
@@ -34,6 +36,7 @@ from course_lib.models import (
     snapshot_reference,
     trainable_parameters,
 )
+from course_lib.trainer import TrainConfig
 
 QWEN_BASE = PROFILES["qwen2.5-0.5b"]
 
@@ -59,14 +62,14 @@ def qwen_config(**overrides) -> Qwen2Config:
 @pytest.fixture(scope="module")
 def qwen_files():
     try:
-        return models.qwen_tokenizer_files()
+        return qwen_tokenizer_files()
     except (ModuleNotFoundError, FileNotFoundError) as err:
         pytest.skip(f"offline Qwen tokenizer unavailable: {err}")
 
 
 @pytest.fixture(scope="module")
 def qwen_tok(qwen_files):
-    return models.load_offline_qwen_tokenizer()
+    return load_offline_qwen_tokenizer()
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +143,8 @@ PROFILE_TABLE = [
 
 @pytest.mark.parametrize("name, field, value", PROFILE_TABLE)
 def test_profile_values(name, field, value):
-    assert getattr(PROFILES[name], field) == value
+    p = PROFILES[name]
+    assert (getattr(p, field) if hasattr(p, field) else p.budgets["default"][field]) == value
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -155,11 +159,13 @@ def test_every_profile_is_complete(name):
         assert set(p.lora.target_modules) == set(ALL_PROJECTIONS)
     if p.quantization is not None:
         assert p.lora is not None
-    assert p.samples_per_step == p.prompts_per_step * p.group_size
-    assert p.describe()  # one printable line
+    for budget in p.budgets:  # every budget is a valid run config (TrainConfig validates it)
+        cfg = TrainConfig.from_profile(name, budget)
+        assert cfg.profile == name and cfg.task == p.tasks[0]
+        assert len(p.describe(budget).splitlines()) == 1
     # frozen: a run cannot change the shared profile by accident
     with pytest.raises(dataclasses.FrozenInstanceError):
-        p.steps = 1
+        p.tasks = ()
 
 
 def test_every_profile_field_has_a_comment():
@@ -187,15 +193,16 @@ SELECTION_TABLE = [
 
 
 @pytest.mark.parametrize("name, env, cuda, expected, reason", SELECTION_TABLE)
-def test_get_profile_selection(monkeypatch, capsys, name, env, cuda, expected, reason):
+def test_profile_selection(monkeypatch, capsys, name, env, cuda, expected, reason):
     if env is None:
         monkeypatch.delenv("COURSE_PROFILE", raising=False)
     else:
         monkeypatch.setenv("COURSE_PROFILE", env)
     monkeypatch.setattr(models, "has_cuda", lambda: cuda)
-    assert get_profile(name) is PROFILES[expected]
-    printed = capsys.readouterr().out.strip().splitlines()
-    assert len(printed) == 1 and expected in printed[0] and reason in printed[0]
+    profile, why = choose_profile(name)
+    assert profile is PROFILES[expected] and reason in why
+    assert get_profile(name) is profile
+    assert capsys.readouterr().out == ""  # models.py prints nothing
 
 
 @pytest.mark.parametrize("name, env, message", [
@@ -209,23 +216,20 @@ def test_unknown_profile_names_the_valid_ones(monkeypatch, name, env, message):
         get_profile(name)
 
 
-def test_overrides_replace_fields_without_touching_the_shared_profile(capsys):
-    p = get_profile("micro", steps=3, temperature=0.5)
-    assert (p.steps, p.temperature) == (3, 0.5)
-    assert PROFILES["micro"].steps == 200
-    assert "steps=3" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="unknown Profile field.*'step'"):
-        get_profile("micro", step=3)
+def test_overrides_go_through_the_run_config_without_touching_the_profile():
+    cfg = TrainConfig.from_profile("micro", steps=3, temperature=0.5)
+    assert (cfg.steps, cfg.temperature) == (3, 0.5)
+    assert PROFILES["micro"].budgets["default"]["steps"] == 200
+    with pytest.raises(ValueError, match="unknown TrainConfig fields.*'step'"):
+        TrainConfig.from_profile("micro", step=3)
+    with pytest.raises(ValueError, match="TrainConfig.group_size"):
+        TrainConfig.from_profile("qwen2.5-0.5b", group_size=1)
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(group_size=1), "group_size must be >= 2"),
     (dict(lora=None), "cannot be fully fine-tuned"),  # 4-bit without LoRA
     (dict(quantization="int3"), "quantization must be None or 'nf4'"),
-    (dict(temperature=0.0), "temperature must be > 0"),
-    (dict(top_p=1.5), "top_p must be in"),
-    (dict(max_new_tokens=0), "max_new_tokens must be >= 1"),
-    (dict(dtype="fp8"), "dtype must be"),
+    (dict(budgets={}), "'default'"),
     (dict(tasks=()), "at least one task"),
 ])
 def test_bad_profile_values_are_refused(overrides, message):
@@ -233,16 +237,16 @@ def test_bad_profile_values_are_refused(overrides, message):
         dataclasses.replace(QWEN_BASE, **overrides)
 
 
-@pytest.mark.parametrize("name, device, bf16, dtype", [
-    ("micro", "cpu", None, torch.float32),
-    ("micro", "cuda", True, torch.float32),  # micro always computes in float32
-    ("qwen2.5-0.5b", "cpu", None, torch.float32),
-    ("qwen2.5-0.5b", "cuda", True, torch.bfloat16),  # Ampere and newer
-    ("qwen2.5-0.5b", "cuda", False, torch.float16),  # T4
+@pytest.mark.parametrize("precision, device, bf16, dtype", [
+    ("fp32", "cuda", True, torch.float32),  # micro's budget: always float32
+    ("auto", "cpu", None, torch.float32),
+    ("auto", "cuda", True, torch.bfloat16),  # Ampere and newer
+    ("auto", "cuda", False, torch.float16),  # T4
+    ("fp16", "cpu", None, torch.float16),  # make rehearsal: the T4 precision on a CPU
 ])
-def test_compute_dtype(monkeypatch, name, device, bf16, dtype):
+def test_compute_dtype(monkeypatch, precision, device, bf16, dtype):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
-    assert compute_dtype(PROFILES[name], device) == dtype
+    assert compute_dtype(precision, device) == dtype
 
 
 # ------------------------------------------------------------------------ hub errors, offline
@@ -395,17 +399,18 @@ def test_reference_policy_needs_adapters_or_a_snapshot():
 
 @pytest.mark.parametrize("source", ["bundled", "fresh folder"])
 def test_micro_profile_loads_for_full_finetuning(tmp_path, source):
-    """micro goes through course_lib.pretrain.load_micro: the bundled checkpoint (data/micro), or
+    """micro goes through course_lib.models.load_micro: the bundled checkpoint (data/micro), or
     any folder written like it (here a random micro model, so the test runs before one exists)."""
     from course_lib import DATA_DIR, pretrain
+    from course_lib.models import build_micro_model, build_micro_tokenizer
 
     if source == "bundled":
         if not (DATA_DIR / "micro" / "model" / "config.json").exists():
             pytest.skip("no micro checkpoint in data/micro yet (python -m course_lib pretrain-micro)")
         model_id = None
     else:
-        tok = pretrain.build_tokenizer()
-        pretrain.save(pretrain.build_model(tok), tok, tmp_path)
+        tok = build_micro_tokenizer()
+        pretrain.save(build_micro_model(tok), tok, tmp_path)
         model_id = str(tmp_path)
     model, tok = load_policy(PROFILES["micro"], device="cpu", model_id=model_id)
     assert tok.padding_side == "left" and tok.pad_token_id is not None
@@ -536,7 +541,7 @@ def test_qlora_profile_fits_a_t4_on_cuda(name, tmp_path, qwen_files):
     """Load the profile in 4-bit on CUDA (hub weights, or random weights from the published
     config when the hub is unreachable), sample one full rollout batch to the token cap, run one
     training micro-batch, and print peak memory. A Colab T4 has 15 GB."""
-    profile = PROFILES[name]
+    profile, cfg = PROFILES[name], TrainConfig.from_profile(name)
     try:
         model, tok = load_policy(profile, device="cuda")
         source = "hub weights"
@@ -553,24 +558,26 @@ def test_qlora_profile_fits_a_t4_on_cuda(name, tmp_path, qwen_files):
     torch.cuda.reset_peak_memory_stats()
     prompt = format_prompt(tok, profile, "Question: a farmer has 17 sheep and buys 5 more. "
                                          "How many sheep now? Let's think step by step.")
-    batch = tok([prompt] * profile.samples_per_step, return_tensors="pt", padding=True).to("cuda")
+    n = cfg.prompts_per_step * cfg.group_size
+    batch = tok([prompt] * n, return_tensors="pt", padding=True).to("cuda")
     model.eval()
-    with torch.no_grad(), models.autocast(profile, "cuda"):
-        out = model.generate(**batch, do_sample=True, temperature=profile.temperature,
-                             top_p=profile.top_p, max_new_tokens=profile.max_new_tokens,
-                             min_new_tokens=profile.max_new_tokens)  # worst case: all hit the cap
+    amp = torch.autocast("cuda", dtype=compute_dtype(cfg.precision, "cuda"))
+    with torch.no_grad(), amp:
+        out = model.generate(**batch, do_sample=True, temperature=cfg.temperature,
+                             top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                             min_new_tokens=cfg.max_new_tokens)  # worst case: all hit the cap
     rollout = torch.cuda.max_memory_allocated() / gib
     torch.cuda.reset_peak_memory_stats()
-    seqs = out[: profile.micro_batch_size]
+    seqs = out[: cfg.micro_batch_size]
     model.train()
-    opt = torch.optim.AdamW(trainable_parameters(model), lr=profile.learning_rate)
-    with models.autocast(profile, "cuda"):
+    opt = torch.optim.AdamW(trainable_parameters(model), lr=cfg.learning_rate)
+    with torch.autocast("cuda", dtype=compute_dtype(cfg.precision, "cuda")):
         loss = model(input_ids=seqs, attention_mask=torch.ones_like(seqs), labels=seqs).loss
     loss.backward()
     opt.step()
     train = torch.cuda.max_memory_allocated() / gib
     print(f"\n{name} ({source}) on {torch.cuda.get_device_name()}: peak GiB after loading "
-          f"{loaded:.2f}, rollout {profile.samples_per_step}x{out.shape[1]} tokens {rollout:.2f}, "
-          f"train micro-batch {profile.micro_batch_size}x{seqs.shape[1]} {train:.2f}")
+          f"{loaded:.2f}, rollout {n}x{out.shape[1]} tokens {rollout:.2f}, "
+          f"train micro-batch {cfg.micro_batch_size}x{seqs.shape[1]} {train:.2f}")
     assert torch.isfinite(loss)
     assert max(loaded, rollout, train) < 14.0  # leaves room on a 15 GB T4

@@ -6,6 +6,7 @@ import pytest
 import torch
 from loop_fixtures import char_tokenizer, tiny_model
 
+from course_lib import objectives as O
 from course_lib.objectives import (
     aggregate,
     clip_fraction,
@@ -173,3 +174,93 @@ def test_grpo_gradient_equals_signed_sft_gradient_with_advantage_weights(aggrega
     g_sft = grads(lambda lp: signed_sft_loss(lp, adv, mask, aggregation=aggregation))
     assert g_grpo.abs().max() > 1e-4  # the gradient is not trivially zero
     assert (g_grpo - g_sft).abs().max().item() <= 1e-10
+
+
+# --- the objective table --------------------------------------------------------------------
+
+CORRECT = torch.tensor([T, F, F, F, T, T, T, T])  # a mixed group (k = 1 of 4), an all-right group
+R3 = 1 / 3
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("grpo", [A_PLUS, A_MINUS, A_MINUS, A_MINUS, 0, 0, 0, 0]),
+        ("grpo-no-kl", [A_PLUS, A_MINUS, A_MINUS, A_MINUS, 0, 0, 0, 0]),
+        ("sft+", [1, 0, 0, 0, 1, 1, 1, 1]),
+        ("sft-", [0, -1, -1, -1, 0, 0, 0, 0]),
+        ("sft+-", [1, -1, -1, -1, 1, 1, 1, 1]),          # the paper's plain +1 / -1
+        ("sft+-balanced", [1, -R3, -R3, -R3, 1, 1, 1, 1]),
+        ("sft+-sized", [A_PLUS, A_MINUS, A_MINUS, A_MINUS, 0, 0, 0, 0]),
+    ],
+)
+def test_each_row_of_the_table_makes_its_weights(name, expected):
+    w = O.weights(O.get_objective(name), CORRECT.float(), CORRECT, 4)
+    assert torch.allclose(w, torch.tensor(expected, dtype=torch.float32), atol=1e-3)
+
+
+def test_the_table_has_one_row_per_name_and_labels_the_course_variants():
+    assert list(O.OBJECTIVES)[:5] == ["grpo", "grpo-no-kl", "sft+", "sft-", "sft+-"]
+    for name, row in O.OBJECTIVES.items():
+        assert row.name == name and row.source
+        assert row.source.startswith("paper") or row.source.startswith("course's own")
+    assert O.OBJECTIVES["sft+-balanced"].source.startswith("course's own")
+    with pytest.raises(ValueError, match="grpo, grpo-no-kl"):
+        O.get_objective("ppo")
+
+
+def test_balanced_weights_are_grpo_advantages_divided_by_a_plus_when_k_is_at_most_half():
+    """The balanced variant is GRPO rescaled per group whenever k <= G/2 (notebook 05)."""
+    G = 8
+    for k in range(1, G):
+        correct = torch.tensor([True] * k + [False] * (G - k))
+        adv = group_advantages(correct.double(), G, eps=0.0)
+        bal = O.weights(O.get_objective("sft+-balanced"), correct.double(), correct, G).double()
+        ratio = adv / adv[0]  # divide by A+
+        assert torch.allclose(bal, ratio, atol=1e-12) == (k <= G // 2), k
+
+
+@pytest.mark.parametrize("name", list(O.OBJECTIVES))
+def test_loss_reads_the_row(name, float64_rollout):
+    """Rows with a ratio or KL use GRPO's surrogate; the others the weighted NLL; beta only acts
+    where the row has kl=True."""
+    model, roll = float64_rollout
+    row, mask = O.get_objective(name), roll.completion_mask
+    w = O.weights(row, CORRECT.double(), CORRECT, 4)
+    with torch.no_grad():
+        lp, _ = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
+    ref = lp + 0.1 * mask
+    got = O.loss(row, lp, lp - 0.05 * mask, w, mask, beta=0.5, ref_logprobs=ref)
+    if row.ratio or row.kl:
+        want = grpo_loss(lp, lp - 0.05 * mask, w, mask, beta=0.5 if row.kl else 0.0, ref_logprobs=ref)
+    else:
+        want = signed_sft_loss(lp, w, mask)
+    assert got.item() == pytest.approx(want.item(), abs=1e-12)
+
+
+def test_grpo_row_and_sized_row_have_the_same_gradient(float64_rollout):
+    """Through the table: GRPO-wo-KL and signed SFT with advantage-sized weights are one update."""
+    model, roll = float64_rollout
+    mask = roll.completion_mask
+    grads = []
+    for name in ("grpo-no-kl", "sft+-sized"):
+        row = O.get_objective(name)
+        model.zero_grad()
+        lp, _ = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
+        O.loss(row, lp, lp.detach(), O.weights(row, CORRECT.double(), CORRECT, 4), mask).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert grads[0].abs().max() > 1e-4
+    assert (grads[0] - grads[1]).abs().max().item() <= 1e-10
+
+
+def test_the_loop_never_branches_on_an_objective_name():
+    """The loop looks a row up; no objective name appears in trainer.py's code."""
+    import ast
+    import inspect
+
+    from course_lib import trainer
+
+    strings = {n.value for n in ast.walk(ast.parse(inspect.getsource(trainer)))
+               if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert not strings & set(O.OBJECTIVES) - {"grpo"}  # "grpo" is only TrainConfig's default
+    assert 'objective == "' not in inspect.getsource(trainer)

@@ -4,6 +4,7 @@ The runs use the tiny random Qwen2 and the fake task of tests/loop_fixtures.py (
 each), so the numbers mean nothing; what is tested is the bookkeeping a learner relies on.
 """
 
+import dataclasses
 import json
 import math
 
@@ -14,7 +15,7 @@ from loop_fixtures import char_tokenizer, fake_task, tiny_model
 from course_lib import reproduce as R
 
 TINY = dict(prompts_per_step=4, group_size=4, max_new_tokens=8, micro_batch_size=8, learning_rate=1e-3)
-BUDGET = R.Budget(steps=2, eval_every=1, eval_examples=4, eval_samples=2)
+BUDGET = R.Settings(steps=2, eval_every=1, eval_examples=4, eval_samples=2, pass_k=4, pass_k_examples=3)
 RUN_KEYS = {"task", "objective", "seed", "aggregation", "base_accuracy", "final_accuracy", "len_correct",
             "len_incorrect", "steps", "wall_s", "gain"}
 CI_KEYS = {"mean", "ci_low", "ci_high", "half_width", "std", "n"}
@@ -30,7 +31,7 @@ def one_thread():
 
 
 def reproduce(out, specs):
-    return R.run_reproduction(out, profile="micro", specs=specs, budget=BUDGET, extra=TINY,
+    return R.run_reproduction(out, profile="micro", specs=specs, settings=BUDGET, extra=TINY,
                               model=tiny_model(), tokenizer=char_tokenizer(),
                               get_task=lambda name: fake_task(), progress=False)
 
@@ -39,7 +40,7 @@ def reproduce(out, specs):
 def tiny_reproduction(tmp_path_factory):
     """Two objectives, one task, two seeds, and GRPO with token aggregation (ablation)."""
     out = tmp_path_factory.mktemp("repro")
-    specs = R.plan_runs(["fake"], ["grpo", "sft+-"], [0, 1], ablation_aggregations=("sequence", "token"))
+    specs = R.plan_runs(["countdown-micro"], ["grpo", "sft+-"], [0, 1], ablation_aggregations=("sequence", "token"))
     res = reproduce(out, specs)
     return out, specs, res
 
@@ -48,7 +49,7 @@ def test_tiny_reproduction_writes_every_output_with_the_documented_keys(tiny_rep
     out, specs, res = tiny_reproduction
     assert res["status"] == ["ran"] * len(specs)
     for name in ("results.json", "results.md", "accuracy_over_steps.png", "lengths_over_steps.png",
-                 "aggregation_ablation.png"):
+                 "aggregation_ablation.png", "pass_at_k.png"):
         assert (out / name).stat().st_size > 0, name
     data = json.loads((out / "results.json").read_text())
     assert len(data["runs"]) == len(specs) == 6
@@ -64,8 +65,15 @@ def test_tiny_reproduction_writes_every_output_with_the_documented_keys(tiny_rep
         assert s["final_accuracy"]["ci_low"] <= s["final_accuracy"]["mean"] <= s["final_accuracy"]["ci_high"]
     assert {s["aggregation"] for s in data["ablation"]} == {"sequence", "token"}
     md = (out / "results.md").read_text()
-    assert "| fake | sft+- | 2 |" in md and "Aggregation ablation" in md
-    assert "Paper (reported), for other models" in md  # micro: the paper's numbers stand apart
+    assert "| countdown-micro | sft+- | 2 |" in md and "Aggregation ablation" in md and "TOST" in md
+    assert "The paper's reported numbers" in md  # labelled and apart
+    (eq,) = data["equivalence"]
+    assert set(eq) >= {"task", "objective", "reference", "margin", "diff", "ci_low", "ci_high", "equivalent"}
+    assert eq["objective"] == "sft+-" and eq["reference"] == "grpo" and isinstance(eq["equivalent"], bool)
+    ks = {(r["model"], r["k"]) for r in data["pass_at_k"]}
+    assert ks == {(m, k) for m in ("base", "grpo", "sft+-") for k in (1, 2, 4)}  # k <= samples
+    for r in data["pass_at_k"]:
+        assert set(r) >= {"task", "model", "k", "pass_at_k"} and 0 <= r["pass_at_k"] <= 1
 
 
 def test_every_objective_starts_from_the_same_base_and_is_evaluated_the_same_way(tiny_reproduction):
@@ -92,9 +100,9 @@ def test_rerun_skips_finished_runs_and_reruns_only_a_removed_one(tiny_reproducti
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path):
-    spec = R.RunSpec("fake", "grpo", 0)
-    short = R.Budget(steps=1, eval_every=1, eval_examples=4, eval_samples=2)
-    R.run_reproduction(tmp_path, profile="micro", specs=[spec], budget=short, extra=TINY, model=tiny_model(),
+    spec = R.RunSpec("countdown-micro", "grpo", 0)
+    short = R.Settings(steps=1, eval_every=1, eval_examples=4, eval_samples=2)
+    R.run_reproduction(tmp_path, profile="micro", specs=[spec], settings=short, extra=TINY, model=tiny_model(),
                        tokenizer=char_tokenizer(), get_task=lambda name: fake_task(), progress=False)
     (tmp_path / "runs" / spec.dirname / R.RESULT).unlink()  # as if killed after its checkpoint
     res = reproduce(tmp_path, [spec])  # same settings, 2 steps: continues from step 1
@@ -146,23 +154,57 @@ def test_summary_pairs_the_difference_to_grpo_by_seed():
     runs = [dict(task="t", objective=o, aggregation="sequence", seed=s, final_accuracy=acc)
             for o, accs in (("grpo", (0.2, 0.4, 0.3)), ("sft+", (0.25, 0.45, 0.35))) for s, acc in enumerate(accs)]
     sft = next(e for e in R.summarize(runs) if e["objective"] == "sft+")
+    (eq,) = R.equivalence(runs, 0.04)
+    assert eq["diff"] == pytest.approx(0.05) and eq["ci_low"] == pytest.approx(0.05)  # zero width
+    assert not eq["equivalent"]  # a zero-width interval at +5 points is not inside +-4
     assert sft["diff_vs_grpo"]["mean"] == pytest.approx(0.05)
     assert sft["diff_vs_grpo"]["half_width"] == pytest.approx(0.0, abs=1e-12)  # paired: no spread
     assert sft["final_accuracy"]["half_width"] > 0.2  # unpaired: wide
 
 
-def test_command_line_refuses_bad_options(capsys):
-    assert R.main(["--profile", "micro", "--out", "x", "--seeds", "0"]) == 2
-    assert "--seeds" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        R.main(["--profile", "micro", "--out", "x", "--objectives", "ppo"])
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "0"], "--seeds"), (["--objectives", "ppo"], "invalid choice"), (["--budget", "huge"], "budget"),
+    (["--steps", "-3"], "steps"), (["--profile", "gpt9"], "unknown profile"), (["--workers", "0"], "--workers"),
+])
+def test_command_line_refuses_bad_options(args, message, capsys, tmp_path):
+    from course_lib.__main__ import main
+
+    assert main(["reproduce", "--out", str(tmp_path / "x"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "x").exists()  # nothing written before the inputs were checked
+
+
+def test_reproduce_refuses_run_dirs_made_with_other_settings(tiny_reproduction):
+    out, specs, _ = tiny_reproduction
+    configs = [R.make_config("micro", s, dataclasses.replace(BUDGET, eval_examples=3), TINY) for s in specs]
+    conflicts = R.check_run_dirs(out, specs, configs, overwrite=False)
+    assert conflicts == [s.dirname for s in specs]
+    assert (out / "runs" / specs[0].dirname / "checkpoint.pt").exists()  # nothing touched
+
+
+def test_tost_and_the_seeds_it_needs():
+    assert R.tost([0.01, -0.01, 0.0, 0.02, -0.02], 0.05)["equivalent"]
+    assert not R.tost([0.01, -0.01, 0.0, 0.02, -0.02], 0.01)["equivalent"]  # interval wider than margin
+    assert not R.tost([0.0], 0.05)["equivalent"]  # one seed: no interval, no equivalence
+    assert R.tost([0.0, 0.0, 0.0], 0.05)["equivalent"]  # zero width, inside the margin
+    wide = R.tost([0.1, -0.1, 0.05], 0.05)
+    assert wide["ci_low"] < 0 < wide["ci_high"] and not wide["equivalent"]  # contains 0, not equivalent
+    assert R.seeds_for_tost(0.02, 0.05) < R.seeds_for_tost(0.03, 0.05) < R.seeds_for_tost(0.03, 0.03)
+    # a simulation of the rule: with the returned n, about 80% of null experiments pass TOST
+    import random
+
+    rng, sd, margin = random.Random(0), 0.03, 0.04
+    n = R.seeds_for_tost(sd, margin)
+    passed = sum(R.tost([rng.gauss(0, sd) for _ in range(n)], margin)["equivalent"] for _ in range(2000))
+    assert 0.75 <= passed / 2000 <= 0.9, (n, passed)
 
 
 def test_report_only_rebuilds_the_outputs_without_training(tiny_reproduction):
     out, specs, _ = tiny_reproduction
     (out / "results.md").unlink()
-    extra = [R.RunSpec("fake", "sft+", 0)]  # not run yet: stays pending
-    res = R.run_reproduction(out, profile="micro", specs=specs + extra, budget=BUDGET, extra=TINY,
+    extra = [R.RunSpec("countdown-micro", "sft+", 0)]  # not run yet: stays pending
+    res = R.run_reproduction(out, profile="micro", specs=specs + extra, settings=BUDGET, extra=TINY,
                              progress=False, train=False)
     assert res["status"] == ["skipped"] * len(specs) + ["pending"]
     assert (out / "results.md").exists() and res["finished_runs"] == len(specs)

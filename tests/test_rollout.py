@@ -2,13 +2,12 @@
 
 import pytest
 import torch
-from loop_fixtures import char_tokenizer, tiny_model
+from loop_fixtures import char_tokenizer, naive_sampled_token_logprobs, tiny_model
 
 from course_lib.rollout import (
     completion_logprobs,
     completion_mask_from_eos,
     generate_rollouts,
-    naive_sampled_token_logprobs,
     position_ids_from_mask,
     sampled_token_logprobs,
 )
@@ -82,20 +81,34 @@ def test_rollout_rejects_bad_input(tok, model):
         generate_rollouts(model, tok, [], 2)
 
 
-def test_training_logprobs_match_sampling_logprobs(tok, model):
-    """With position ids from the mask, the training forward reproduces what generate saw."""
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_training_logprobs_match_sampling_logprobs(tok, model, temperature):
+    """With position ids from the mask and logits / T, the training forward reproduces the
+    distribution ``generate`` sampled from, at T = 1 and at the Qwen profiles' T = 0.6."""
     prompts = ["1ab>", "5>", "3bbbbbb>"]  # very different lengths: heavy left padding
     enc = tok(prompts, return_tensors="pt", padding=True)
     torch.manual_seed(0)
-    out = model.generate(**enc, do_sample=True, top_k=0, max_new_tokens=12, output_logits=True,
-                         return_dict_in_generate=True, pad_token_id=0, eos_token_id=EOS)
+    out = model.generate(**enc, do_sample=True, top_k=0, temperature=temperature, max_new_tokens=12,
+                         output_scores=True, return_dict_in_generate=True, pad_token_id=0, eos_token_id=EOS)
     comp = out.sequences[:, enc["input_ids"].shape[1]:]
     mask, _ = completion_mask_from_eos(comp, [EOS])
-    sampling = torch.stack([torch.log_softmax(s.float(), -1) for s in out.logits], 1)
+    # out.scores: the processed logits the sampler drew from (divided by the temperature)
+    sampling = torch.stack([torch.log_softmax(s.float(), -1) for s in out.scores], 1)
     sampling = sampling.gather(-1, comp[..., None]).squeeze(-1) * mask
     with torch.no_grad():
-        lp, _ = completion_logprobs(model, enc["input_ids"], enc["attention_mask"], comp, mask)
+        lp, _ = completion_logprobs(model, enc["input_ids"], enc["attention_mask"], comp, mask,
+                                    temperature=temperature)
+        lp_t1, _ = completion_logprobs(model, enc["input_ids"], enc["attention_mask"], comp, mask)
     assert (lp - sampling).abs().max().item() < 1e-5
+    if temperature != 1.0:  # the model's own (T = 1) log-probs are not the sampler's
+        assert (lp_t1 - sampling).abs().max().item() > 0.05
+
+
+def test_logprobs_refuse_a_zero_temperature(tok, model):
+    r = generate_rollouts(model, tok, ["1ab>"], 1, max_new_tokens=4, seed=0)
+    with pytest.raises(ValueError, match="temperature"):
+        completion_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask,
+                            temperature=0.0)
 
 
 def test_chunked_logprobs_equal_naive_values_and_gradients():
@@ -136,18 +149,23 @@ def test_select_trims_padding_columns(tok, model):
     assert torch.allclose(full[:2, : part.shape[1]], part, atol=1e-5)
 
 
-def test_compact_sampler_equals_generate_when_greedy_including_early_eos(tok, model):
+def _generate_greedy(model, tok, prompts, eos, max_new_tokens=12):
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=0, eos_token_id=eos)
+    return out[:, enc["input_ids"].shape[1]:]
+
+
+def test_sampler_equals_generate_when_greedy_including_early_eos(tok, model):
     """The row-dropping sampler and ``model.generate`` pick the same tokens (greedy), also when
     rows end at different steps and leave the batch early."""
     prompts = ["1ab>", "22>", "3bbbbbb>"]
-    plain = generate_rollouts(model, tok, prompts, 1, max_new_tokens=12, temperature=0, compact=False)
-    # declare a token that greedy decoding emits mid-way as end-of-sequence, so rows stop early
-    eos = int(plain.completion_ids[0, 3])
-    a = generate_rollouts(model, tok, prompts, 2, max_new_tokens=12, temperature=0, compact=True,
-                          eos_token_id=eos)
-    b = generate_rollouts(model, tok, prompts, 2, max_new_tokens=12, temperature=0, compact=False,
-                          eos_token_id=eos)
-    assert a.texts == b.texts
-    assert torch.equal(a.completion_mask.sum(1), b.completion_mask.sum(1))
-    assert torch.equal(a.truncated, b.truncated)
+    plain = _generate_greedy(model, tok, prompts, EOS)
+    eos = int(plain[0, 3])  # a token greedy decoding emits mid-way, declared end-of-sequence
+    a = generate_rollouts(model, tok, prompts, 1, max_new_tokens=12, temperature=0, eos_token_id=eos)
+    ref = _generate_greedy(model, tok, prompts, eos)
+    ref_mask, ref_trunc = completion_mask_from_eos(ref, [eos])
+    assert torch.equal(a.completion_mask.sum(1), ref_mask.sum(1))
+    assert torch.equal(a.truncated, ref_trunc)
+    for row, ref_row, n in zip(a.completion_ids, ref, ref_mask.sum(1)):
+        assert row[:n].tolist() == ref_row[:n].tolist()
     assert not bool(a.truncated[0])  # the first row did stop at the declared eos

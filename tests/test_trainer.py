@@ -1,41 +1,60 @@
 """The one loop: every objective runs, metrics are logged, resume is exact, bad input is refused.
 
 All runs use a tiny random Qwen2 and a fake task (tests/loop_fixtures.py), a few steps each.
+The run-directory record (issue: runs that cannot be mixed, lost or hijacked) is tested both
+through ``train`` and through the command line, which must answer every user error with one
+line and exit code 2.
 """
 
 import json
+import os
+import signal
 
 import pytest
 import torch
 from loop_fixtures import char_tokenizer, fake_task, tiny_model
 
 import course_lib.trainer as trainer
-from course_lib.trainer import OBJECTIVES, TrainConfig, completion_weights, train
+from course_lib import models
+from course_lib.__main__ import main as cli
+from course_lib.objectives import OBJECTIVES, get_objective
+from course_lib.trainer import PREVIOUS, RunDirError, TrainConfig, train, update
 
 SMALL = dict(prompts_per_step=4, group_size=4, max_new_tokens=8, micro_batch_size=8,
              eval_every=2, eval_examples=4, eval_samples=2, learning_rate=1e-3)
+TIMES = ("seconds_gen", "seconds_score", "seconds_train", "cpu_seconds")
 
 
-def run(objective="grpo", steps=2, **kw):
-    cfg = TrainConfig(objective=objective, steps=steps, **{**SMALL, **{k: v for k, v in kw.items()
-                                                                    if k not in ("run_dir", "resume", "model", "callback")}})
-    model = kw.get("model") or tiny_model(seed=0)
-    return train(cfg, run_dir=kw.get("run_dir"), resume=kw.get("resume", False), model=model,
-                 tokenizer=char_tokenizer(), task=fake_task(), callback=kw.get("callback"), progress=False)
+def config(objective="grpo", steps=2, **kw):
+    return TrainConfig(objective=objective, steps=steps, **{**SMALL, **kw})
+
+
+def run(objective="grpo", steps=2, run_dir=None, resume=False, overwrite=False, model=None, callback=None, **kw):
+    return train(config(objective, steps, **kw), run_dir=run_dir, resume=resume, overwrite=overwrite,
+                 model=model or tiny_model(seed=0), tokenizer=char_tokenizer(), task=fake_task(),
+                 callback=callback, progress=False)
+
+
+def rows(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def untimed(history):
+    return [{k: v for k, v in r.items() if k not in TIMES} for r in history]
 
 
 REQUIRED = {"step", "reward_mean", "accuracy", "len_correct", "len_incorrect", "loss", "truncated",
-            "zero_var_groups", "clip_frac", "kl", "entropy", "grad_norm", "seconds_gen",
-            "seconds_score", "seconds_train"}
+            "zero_var_groups", "correct_per_group", "clip_frac", "kl", "entropy", "grad_norm",
+            "seconds_gen", "seconds_score", "seconds_train"}
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_every_objective_runs_through_the_same_loop(objective, tmp_path):
     res = run(objective, steps=2, run_dir=tmp_path)
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2]
-    assert set(rows[0]) >= REQUIRED
-    assert (rows[0]["kl"] is not None) == (objective == "grpo")
+    metrics = rows(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in metrics] == [1, 2]
+    assert set(metrics[0]) >= REQUIRED
+    assert (metrics[0]["kl"] is not None) == get_objective(objective).kl
     assert [e["step"] for e in res.evals] == [0, 2]  # before training and at the end
     assert (tmp_path / "checkpoint.pt").exists()
 
@@ -51,6 +70,24 @@ def test_training_changes_the_weights_and_skips_zero_weight_sequences():
     assert changed == (n_correct > 0)
 
 
+def test_update_in_micro_batches_equals_one_batch():
+    """The micro-batch update (its own function) takes the same step at any micro-batch size."""
+    from course_lib.rollout import generate_rollouts
+
+    tok = char_tokenizer()
+    roll = generate_rollouts(tiny_model(seed=0), tok, ["1ab>", "3bb>", "22>"], 4, max_new_tokens=8, seed=0)
+    w = torch.linspace(-1, 1, 12)
+    after = []
+    for mb in (12, 5, 1):
+        model = tiny_model(seed=0)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        st = update(config(micro_batch_size=mb), get_objective("sft+-"), model, opt, scaler, roll, w)
+        assert st["finite"] and st["n_backward"] == 12
+        after.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(after[0], after[1], atol=1e-6) and torch.allclose(after[0], after[2], atol=1e-6)
+
+
 def test_resume_is_exact(tmp_path):
     """Stopped after step 2 and resumed to step 4 == 4 steps in one go (KL on, mu = 2)."""
     kw = dict(objective="grpo", beta=0.05, mu=2, warmup_steps=2, checkpoint_every=1)
@@ -59,34 +96,102 @@ def test_resume_is_exact(tmp_path):
     resumed = run(steps=4, run_dir=tmp_path / "split", resume=True, **kw)
     for a, b in zip(full.model.parameters(), resumed.model.parameters()):
         assert torch.allclose(a, b, atol=1e-6, rtol=0)
-    drop = ("seconds_gen", "seconds_score", "seconds_train", "cpu_seconds")
-    strip = [{k: v for k, v in r.items() if k not in drop} for r in full.history]
-    assert strip == [{k: v for k, v in r.items() if k not in drop} for r in resumed.history]
+    assert untimed(full.history) == untimed(resumed.history)
     assert [e["accuracy"] for e in full.evals] == [e["accuracy"] for e in resumed.evals]
-    lines = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(x)["step"] for x in lines] == [1, 2, 3, 4]
+    assert [r["step"] for r in rows(tmp_path / "split" / "metrics.jsonl")] == [1, 2, 3, 4]
 
 
-def test_keyboard_interrupt_saves_a_checkpoint_and_resumes(tmp_path):
+def test_resuming_a_finished_run_adds_nothing(tmp_path):
+    run(steps=2, run_dir=tmp_path)
+    before = {f: (tmp_path / f).read_text() for f in ("metrics.jsonl", "eval.jsonl")}
+    res = run(steps=2, run_dir=tmp_path, resume=True)
+    assert [e["step"] for e in res.evals] == [0, 2]  # no duplicate final evaluation
+    assert before == {f: (tmp_path / f).read_text() for f in before}
+
+
+def test_a_callback_interrupt_at_a_step_boundary_saves_a_checkpoint_and_resumes(tmp_path):
     def stop_at_2(metrics, history):
         if metrics["step"] == 2:
             raise KeyboardInterrupt
 
     res = run(steps=3, run_dir=tmp_path, callback=stop_at_2)
     assert res.interrupted and len(res.history) == 2
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 2
-    res2 = run(steps=3, run_dir=tmp_path, resume=True)
-    assert [r["step"] for r in res2.history] == [1, 2, 3]
+    assert trainer.load_checkpoint(tmp_path)["progress"]["step"] == 2
+    assert [r["step"] for r in run(steps=3, run_dir=tmp_path, resume=True).history] == [1, 2, 3]
 
 
-def test_non_finite_updates_are_skipped_then_stop(monkeypatch):
-    real = trainer.objective_loss
-    monkeypatch.setattr(trainer, "objective_loss", lambda *a, **k: real(*a, **k) * float("nan"))
+def test_ctrl_c_finishes_the_step_then_resume_equals_the_uninterrupted_run(tmp_path):
+    """A real SIGINT in the middle of step 2 (during sampling): step 2 completes, a checkpoint is
+    written, and resuming gives exactly the uninterrupted run."""
+    import course_lib.trainer as T
+
+    real, calls = T.generate_rollouts, []
+
+    def sample(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # delivered at once to this (main) thread
+        return real(*a, **k)
+
+    full = run(steps=4, run_dir=tmp_path / "full", checkpoint_every=0)
+    T.generate_rollouts = sample
+    try:
+        res = run(steps=4, run_dir=tmp_path / "split", checkpoint_every=0)
+    finally:
+        T.generate_rollouts = real
+    assert res.interrupted and len(res.history) == 2
+    resumed = run(steps=4, run_dir=tmp_path / "split", resume=True, checkpoint_every=0)
+    assert untimed(resumed.history) == untimed(full.history)
+    assert all(torch.equal(a, b) for a, b in zip(full.model.parameters(), resumed.model.parameters()))
+
+
+def test_an_interrupt_just_after_the_optimizer_step_never_applies_that_step_twice(tmp_path, monkeypatch):
+    """KeyboardInterrupt between the optimizer step and the step's record: that step is
+    discarded (no checkpoint of a half-recorded state), so a resume redoes it exactly once."""
+    full = run(steps=3, run_dir=tmp_path / "full", checkpoint_every=1)
+    real = trainer._check_parameters
+
+    def boom(model, step):
+        real(model, step)
+        if step == 3:
+            raise KeyboardInterrupt  # the parameters already moved; step 3 is not recorded
+
+    monkeypatch.setattr(trainer, "_check_parameters", boom)
+    res = run(steps=3, run_dir=tmp_path / "split", checkpoint_every=1)
+    monkeypatch.setattr(trainer, "_check_parameters", real)
+    assert res.interrupted and len(res.history) == 2
+    assert trainer.load_checkpoint(tmp_path / "split")["progress"]["step"] == 2
+    resumed = run(steps=3, run_dir=tmp_path / "split", resume=True, checkpoint_every=1)
+    assert untimed(resumed.history) == untimed(full.history)
+    assert all(torch.equal(a, b) for a, b in zip(full.model.parameters(), resumed.model.parameters()))
+
+
+def test_non_finite_updates_are_skipped_then_stop_with_a_finite_checkpoint(tmp_path, monkeypatch):
+    real = trainer.loss
+    monkeypatch.setattr(trainer, "loss", lambda *a, **k: real(*a, **k) * float("nan"))
     model = tiny_model(seed=0)
     before = [p.detach().clone() for p in model.parameters()]
     with pytest.raises(FloatingPointError, match="non-finite"):
-        run("sft+-", steps=10, max_nonfinite=3, model=model)
+        run("sft+-", steps=10, model=model, run_dir=tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    state = trainer.load_checkpoint(tmp_path)  # saved on the way out, and finite
+    assert state["progress"]["step"] == trainer.MAX_NONFINITE and state["progress"]["skipped"] == 5
+
+
+def test_parameters_that_turn_non_finite_stop_the_run_without_a_new_checkpoint(tmp_path, monkeypatch):
+    run(steps=2, run_dir=tmp_path, checkpoint_every=1)
+    real_update = trainer.update
+
+    def poison(*a, **k):
+        st = real_update(*a, **k)
+        with torch.no_grad():
+            next(a[2].parameters()).fill_(float("inf"))
+        return st
+
+    monkeypatch.setattr(trainer, "update", poison)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        run(steps=4, run_dir=tmp_path, resume=True, checkpoint_every=1)
+    assert trainer.load_checkpoint(tmp_path)["progress"]["step"] == 2  # the last finite state
 
 
 def test_all_truncated_completions_are_handled():
@@ -94,73 +199,168 @@ def test_all_truncated_completions_are_handled():
     assert res.history[0]["truncated"] >= 0.5 and res.history[0]["len_mean"] == 1
 
 
-def test_guard_stops_a_run_with_zero_reward():
-    class Never:
-        name = "never"
-        load = staticmethod(fake_task().load)
-        prompt = staticmethod(fake_task().prompt)
-
-        @staticmethod
-        def score(text, ex):
-            return fake_task().score("", {"a": "X"})
-
-    cfg = TrainConfig(objective="grpo-no-kl", steps=30, guard=True, **{**SMALL, "eval_examples": 0})
-    res = train(cfg, model=tiny_model(), tokenizer=char_tokenizer(), task=Never(), progress=False)
-    assert res.stopped == "reward 0 for 10 steps in a row" and len(res.history) == 10
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precision_runs_on_cpu_with_finite_updates(precision):
+    """The T4 path (fp16 autocast + GradScaler) and bf16 run on CPU too (make rehearsal uses it)."""
+    res = run("grpo", steps=2, precision=precision)
+    assert all(r["loss"] is not None and r["grad_norm"] == r["grad_norm"] for r in res.history)
 
 
-def test_objectives_differ_only_in_weights():
-    rewards = torch.tensor([1.0, 0, 0, 0, 1, 1, 1, 1])
-    correct = rewards.bool()
-    w = {o: completion_weights(TrainConfig(objective=o, group_size=4, prompts_per_step=2,
-                                           micro_batch_size=8), rewards, correct).tolist() for o in OBJECTIVES}
-    assert w["grpo"] == w["grpo-no-kl"]
-    assert w["grpo"][4:] == [0, 0, 0, 0]  # all-correct group: no signal for GRPO
-    assert w["sft+"] == [1, 0, 0, 0, 1, 1, 1, 1]
-    assert w["sft-"] == [0, -1, -1, -1, 0, 0, 0, 0]
-    assert w["sft+-"] == [1, -1, -1, -1, 1, 1, 1, 1]
+# ------------------------------------------------------------------------ the run record
 
 
-@pytest.mark.parametrize(
-    "kwargs, field",
-    [
-        (dict(objective="ppo"), "objective"),
-        (dict(aggregation="mean"), "aggregation"),
-        (dict(objective="grpo", group_size=1), "group_size"),
-        (dict(epsilon=0.0), "epsilon"),
-        (dict(prompts_per_step=3, group_size=4, micro_batch_size=8), "micro_batch_size"),
-        (dict(objective="sft+-", beta=0.1), "beta"),
-        (dict(top_p=0.0), "top_p"),
-        (dict(advantage_scale="max"), "advantage_scale"),
-        (dict(learning_rate=0.0), "learning_rate"),
-    ],
-)
-def test_invalid_settings_name_the_field(kwargs, field):
-    with pytest.raises(ValueError, match=f"TrainConfig.{field}=.*allowed"):
-        TrainConfig(**kwargs)
+def test_resume_refuses_other_settings_and_lists_them(tmp_path):
+    run(steps=2, run_dir=tmp_path)
+    before = (tmp_path / "metrics.jsonl").read_text()
+    with pytest.raises(RunDirError, match=r"seed 0 \(saved\) vs 3 \(now\).*learning_rate"):
+        run(steps=4, run_dir=tmp_path, resume=True, seed=3, learning_rate=5e-4)
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+    assert json.loads((tmp_path / "config.json").read_text())["seed"] == 0
 
 
-def test_command_line_train_then_evaluate(tmp_path, monkeypatch):
-    import course_lib.models
-    import course_lib.tasks
-    from course_lib.evaluate import main as evaluate_main
-    from course_lib.trainer import main as train_main
+def test_a_fresh_start_never_replaces_a_run_unless_asked(tmp_path):
+    run(steps=2, run_dir=tmp_path)
+    before = (tmp_path / "metrics.jsonl").read_text()
+    with pytest.raises(RunDirError, match="--resume.*--overwrite"):
+        run(steps=2, run_dir=tmp_path)
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+    run(steps=1, run_dir=tmp_path, overwrite=True)
+    assert len(rows(tmp_path / "metrics.jsonl")) == 1 and not (tmp_path / PREVIOUS).exists()
 
-    monkeypatch.setattr(course_lib.models, "load_policy", lambda *a, **k: (tiny_model(), char_tokenizer()))
-    monkeypatch.setattr(course_lib.tasks, "get_task", lambda name: fake_task())
-    args = ["--profile", "micro", "--task", "countdown-micro", "--objective", "sft+-", "--balance",
-            "--steps", "2", "--seed", "1", "--run-dir", str(tmp_path), "--checkpoint-every", "1",
-            "--prompts-per-step", "4", "--group-size", "4", "--micro-batch-size", "8",
-            "--max-new-tokens", "8", "--eval-examples", "4", "--eval-samples", "2", "--no-progress"]
-    assert train_main(args) == 0
-    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and {"step", "reward_mean", "accuracy", "len_correct", "len_incorrect", "loss"} <= set(rows[0])
+
+def test_checkpoints_hold_only_tensors_and_plain_data(tmp_path):
+    run(steps=1, run_dir=tmp_path)
+    outer = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # refuses any other object
+    assert set(outer) == {"sha256", "payload"}
+    assert set(trainer.load_checkpoint(tmp_path)) >= {"config", "progress", "trainable", "optimizer"}
+
+
+def test_a_crafted_checkpoint_cannot_run_code(tmp_path):
+    """A pickle that would run a command on load is refused (weights_only) and never runs."""
+    run(steps=1, run_dir=tmp_path)
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"sha256": "x", "payload": Evil()}, tmp_path / "checkpoint.pt")
+    (tmp_path / PREVIOUS).unlink(missing_ok=True)
+    with pytest.raises(RunDirError, match="no usable checkpoint"):
+        trainer.load_checkpoint(tmp_path)
+    assert not marker.exists()
+
+
+def _flip_a_bit(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10  # inside the payload: the file still unpickles
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["bit flip", "truncated", "non-finite"])
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage, capsys):
+    run(steps=2, run_dir=tmp_path, checkpoint_every=1)  # both checkpoints are at step 2
+    latest = tmp_path / "checkpoint.pt"
+    if damage == "bit flip":
+        _flip_a_bit(latest)
+    elif damage == "truncated":
+        latest.write_bytes(latest.read_bytes()[:1000])
+    else:
+        state = trainer.load_checkpoint(tmp_path)
+        next(iter(state["trainable"].values())).fill_(float("nan"))
+        trainer.save_checkpoint(tmp_path, state)  # a well-formed file with NaN weights
+    capsys.readouterr()
+    state = trainer.load_checkpoint(tmp_path)
+    err = capsys.readouterr().err
+    assert err.startswith("warning: checkpoint.pt") and len(err.splitlines()) == 1, err
+    assert state["progress"]["step"] == 2  # the previous checkpoint, taken at step 2
+    assert all(bool(torch.isfinite(t).all()) for t in state["trainable"].values())
+
+
+def test_invalid_settings_name_the_field():
+    for kwargs, field in [
+        (dict(objective="ppo"), "objective"), (dict(aggregation="mean"), "aggregation"),
+        (dict(group_size=1), "group_size"), (dict(epsilon=0.0), "epsilon"), (dict(top_p=0.0), "top_p"),
+        (dict(learning_rate=float("inf")), "learning_rate"), (dict(learning_rate=0.0), "learning_rate"),
+        (dict(beta=float("nan")), "beta"), (dict(grad_clip=float("nan")), "grad_clip"),
+        (dict(temperature=0.0), "temperature"), (dict(task="chess"), "task"), (dict(steps=-1), "steps"),
+        (dict(precision="fp8"), "precision"), (dict(mu=0), "mu"),
+    ]:
+        with pytest.raises(ValueError, match=f"TrainConfig.{field}=.*allowed"):
+            TrainConfig(**kwargs)
+
+
+# ------------------------------------------------------------------------ the command line
+
+
+@pytest.fixture
+def tiny_cli(monkeypatch):
+    monkeypatch.setattr(models, "load_policy", lambda *a, **k: (tiny_model(), char_tokenizer()))
+    monkeypatch.setattr(trainer, "get_task", lambda name: fake_task())
+    return ["--profile", "micro", "--task", "countdown-micro", "--prompts-per-step", "4", "--group-size", "4",
+            "--micro-batch-size", "8", "--max-new-tokens", "8", "--eval-examples", "4", "--eval-samples", "2",
+            "--eval-every", "0", "--checkpoint-every", "1", "--no-progress"]
+
+
+def test_command_line_train_resume_then_evaluate(tmp_path, tiny_cli):
+    args = ["train", *tiny_cli, "--objective", "sft+-balanced", "--steps", "2", "--seed", "1", "--run-dir", str(tmp_path)]
+    assert cli(args) == 0
     cfg = json.loads((tmp_path / "config.json").read_text())
-    assert cfg["balance"] is True and cfg["objective"] == "sft+-" and cfg["seed"] == 1
-    assert train_main(args[:-1] + ["--no-progress", "--resume", "--steps", "3"]) == 0
-    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 3
-    assert evaluate_main(["--run-dir", str(tmp_path), "--samples", "2", "--no-greedy"]) == 0
+    assert cfg["objective"] == "sft+-balanced" and cfg["seed"] == 1
+    assert cli(args[:-6] + ["--steps", "3", "--seed", "1", "--run-dir", str(tmp_path), "--resume"]) == 0
+    assert len(rows(tmp_path / "metrics.jsonl")) == 3
+    assert cli(["evaluate", "--run-dir", str(tmp_path), "--samples", "2", "--no-greedy"]) == 0
     assert 0 <= json.loads((tmp_path / "evaluate.json").read_text())["accuracy"] <= 1
+
+
+def _bad_cases(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    made = tmp_path / "made"
+    no_ckpt = tmp_path / "no-ckpt"
+    no_ckpt.mkdir()
+    (no_ckpt / "config.json").write_text("{}")
+    return [
+        # (case, extra train args, message that must appear)
+        ("other seed on resume", ["--run-dir", str(made), "--resume", "--seed", "7"], "seed 0 (saved) vs 7 (now)"),
+        ("other learning rate on resume", ["--run-dir", str(made), "--resume", "--learning-rate", "0.5"], "learning_rate"),
+        ("other task on resume", ["--run-dir", str(made), "--resume", "--task", "gsm8k-micro"], "task"),
+        ("other group size on resume", ["--run-dir", str(made), "--resume", "--group-size", "2",
+                                        "--micro-batch-size", "2"], "group_size"),
+        ("fresh start over a run", ["--run-dir", str(made)], "already holds a run"),
+        ("resume with no run", ["--run-dir", str(tmp_path / "empty"), "--resume"], "nothing to resume"),
+        ("resume with no checkpoint", ["--run-dir", str(no_ckpt), "--resume"], "no usable checkpoint"),
+        ("run dir is a file", ["--run-dir", str(a_file)], "is a file"),
+        ("run dir cannot be created", ["--run-dir", str(a_file / "sub")], "cannot write"),
+        ("infinite learning rate", ["--run-dir", str(tmp_path / "r1"), "--learning-rate", "inf"], "learning_rate"),
+        ("NaN beta", ["--run-dir", str(tmp_path / "r2"), "--beta", "nan"], "beta"),
+        ("NaN grad clip", ["--run-dir", str(tmp_path / "r3"), "--grad-clip", "nan"], "grad_clip"),
+        ("unknown task", ["--run-dir", str(tmp_path / "r4"), "--task", "chess"], "TrainConfig.task"),
+        ("unknown objective", ["--run-dir", str(tmp_path / "r5"), "--objective", "ppo"], "objective"),
+        ("unknown profile", ["--run-dir", str(tmp_path / "r6"), "--profile", "gpt9"], "profile"),
+        ("unknown budget", ["--run-dir", str(tmp_path / "r7"), "--budget", "huge"], "budget"),
+        ("removed option", ["--run-dir", str(tmp_path / "r8"), "--neg-weight", "nan"], "unrecognized"),
+        ("not a number", ["--run-dir", str(tmp_path / "r9"), "--steps", "many"], "invalid int"),
+    ]
+
+
+def test_every_user_error_is_one_line_and_exit_code_2_and_loses_nothing(tmp_path, tiny_cli, capsys):
+    made = tmp_path / "made"
+    assert cli(["train", *tiny_cli, "--steps", "2", "--run-dir", str(made)]) == 0
+    record = {f: (made / f).read_bytes() for f in ("config.json", "metrics.jsonl", "eval.jsonl", "checkpoint.pt")}
+    capsys.readouterr()
+    for case, extra, message in _bad_cases(tmp_path):
+        code = cli(["train", *tiny_cli, "--steps", "2", *extra])
+        err = capsys.readouterr().err.strip()
+        assert code == 2, case
+        assert len(err.splitlines()) == 1 and err.startswith("error:") and message in err, (case, err)
+    assert record == {f: (made / f).read_bytes() for f in record}  # the record survived every case
+    for extra, message in [(["--run-dir", str(tmp_path / "nowhere")], "config.json not found"),
+                           (["--run-dir", str(made), "--samples", "0"], "--samples")]:
+        assert cli(["evaluate", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert cli(["no-such-command"]) == 2 and "unknown command" in capsys.readouterr().err
 
 
 def test_lora_model_trains_only_adapters_and_uses_them_off_as_reference():
