@@ -192,7 +192,11 @@ def make_install(tmp_path, torch=False, gpu=None, index_fails=False, *args):
         executable(bin_ / "nvidia-smi", f"#!/bin/sh\nexit {0 if gpu else 9}\n")
     path = [str(bin_)] + [d for d in os.environ["PATH"].split(os.pathsep)
                           if d and not (Path(d) / "nvidia-smi").exists()]
-    env = dict(os.environ, PATH=os.pathsep.join(path), FAKE_LOG=str(tmp_path / "log"),
+    # an outer make's flags and variables (under `make test`) and the environment's settings of
+    # the variables under test would reach this make: drop them
+    env = {k: v for k, v in os.environ.items() if k not in
+           ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "TORCH_INDEX", "UNAME")}
+    env.update(PATH=os.pathsep.join(path), FAKE_LOG=str(tmp_path / "log"),
                FAKE_TORCH=str(int(torch)), FAKE_INDEX_FAILS=str(int(index_fails)))
     out = subprocess.run(["make", "-s", "-C", str(ROOT), f"VENV={venv}", "UNAME=Linux", *args,
                           str(venv / ".installed")], env=env, capture_output=True, text=True)
