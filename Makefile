@@ -5,12 +5,25 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-notebooks test-slow lint clean-venv
+# On Linux without an NVIDIA GPU, torch is installed first from PyTorch's CPU wheel index: the
+# default wheel would bring several GB of CUDA libraries. If that index cannot be reached, the
+# install below takes torch from the default index. A torch already in the venv (CI pre-installs
+# its pin) is kept. `make TORCH_INDEX=` skips this step.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+UNAME       ?= $(shell uname -s)
+
+.PHONY: demo test test-unit test-notebooks test-slow lint slug clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	@if [ -n "$(TORCH_INDEX)" ] && [ "$(UNAME)" = Linux ] && ! nvidia-smi >/dev/null 2>&1 \
+	    && ! $(PY) -c "import torch" 2>/dev/null; then \
+	  echo "no NVIDIA GPU: installing the CPU build of torch from $(TORCH_INDEX)"; \
+	  $(PY) -m pip install --quiet --retries 1 --timeout 15 torch --index-url $(TORCH_INDEX) \
+	    || echo "$(TORCH_INDEX) unreachable: torch comes from the default index"; \
+	fi
+	$(PY) -m pip install --quiet -e ".[dev,local]"
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,6 +44,13 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check course_lib tests benchmarks
+
+# Point the notebooks' Colab badges and clone URLs (and course_lib.REPO_SLUG) at another
+# GitHub repository: `make slug SLUG=owner/name`.
+slug: $(STAMP)
+	@test -n "$(SLUG)" || { echo "usage: make slug SLUG=owner/name"; exit 2; }
+	$(PY) -c 'import sys; from course_lib.notebook import set_repo_slug; \
+	  print("\n".join(map(str, set_repo_slug(sys.argv[1]))) or "already up to date")' "$(SLUG)"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,14 +4,26 @@ Fast mode (environment variable ``CI`` set, or ``COURSE_FAST=1``) tells a notebo
 reduced step counts so the whole course executes in CI on two CPU cores. The profile line is
 ``course_lib.models.get_profile()``'s choice (``COURSE_PROFILE``, else ``micro`` on a CPU and
 ``qwen2.5-0.5b`` with a CUDA GPU); notebooks that train call ``get_profile`` themselves.
+
+Also here: ``colab_install``, which every notebook's first code cell calls on Colab, and
+``set_repo_slug``, which points the notebooks' badges and clone URLs at another repository.
+The install cell imports this module before the course's dependencies are installed, so at
+module level it imports only the standard library and numpy (which Colab ships).
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
 import os
 import platform
 import random
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 
@@ -64,3 +76,159 @@ def setup(seed: int = 0) -> bool:
     print(f"threads       {threads}")
     print(f"profile       {profile.name} ({why}): {profile.describe()}")
     return fast
+
+
+# --- Colab ------------------------------------------------------------------------------------
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def missing_requirements(requirements: list[str]) -> list[str]:
+    """The requirements, among those not tied to an extra, whose distribution is not installed.
+
+    Only presence counts, not the version: a package that is there is left alone.
+
+    Example: ``missing_requirements(["numpy>=1.26", 'pytest; extra == "dev"', "nope>=1"])``
+    is ``["nope>=1"]`` where numpy is installed.
+    """
+    missing = []
+    for req in requirements:
+        spec, _, marker = req.partition(";")
+        if "extra" in marker:
+            continue
+        name = re.match(r"[A-Za-z0-9._-]+", spec.strip()).group(0)
+        if not _installed(name):
+            missing.append(spec.strip())
+    return missing
+
+
+def colab_install(root: str = "/content/course") -> list[str]:
+    """Install, from the clone at ``root``, the course and only what this Python lacks for it.
+
+    1. The course itself, editable (data/ sits beside course_lib/, so only an editable install
+       from a clone finds it) and with ``--no-deps``: Colab already ships torch, transformers,
+       datasets, accelerate, numpy, matplotlib, ipywidgets and the rest at versions it tests
+       together; upgrading them would need a restart and can break Colab's own Jupyter stack.
+    2. Each of course_lib's core dependencies (``jupyterlab`` is in the ``local`` extra) that
+       is not installed at all, at the version pyproject.toml asks for: on the Colab image of
+       August 2026 that is only bitsandbytes.
+
+    A re-run finds everything installed and calls no pip. Returns the requirements installed in
+    step 2 (``[]`` when none) and prints one line saying what it did.
+    """
+    steps = []
+    if not _installed("course_lib"):
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", root],
+                       check=True)
+        importlib.invalidate_caches()  # so this kernel sees what pip just installed
+        steps.append("course_lib (editable, --no-deps)")
+    missing = missing_requirements(metadata.requires("course_lib") or [])
+    if missing:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+        importlib.invalidate_caches()
+        steps += missing
+    print("installed: " + ", ".join(steps) if steps else "everything already installed")
+    return missing
+
+
+# --- the repository the badges and clone URLs point at ------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent  # the clone: course_lib/, notebooks/, data/
+_OWNER = re.compile(r"[A-Za-z0-9](?:-?[A-Za-z0-9])*")
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_SLUG_LINE = re.compile(r'^REPO_SLUG = "([^"]*)"$', re.M)
+_BADGE = re.compile(r"(https://colab\.research\.google\.com/github/)([^/\s)]+/[^/\s)]+)(/blob/)")
+_CLONE = re.compile(r"(https://github\.com/)([^/\s\"']+/[^/\s\"']+)()")
+
+
+def check_repo_slug(slug: str) -> str:
+    """Return ``slug`` if it is a GitHub ``owner/name``, else raise a one-line ValueError.
+
+    GitHub's rules: the owner has 1-39 letters, digits or single hyphens, not at either end;
+    the name has 1-100 letters, digits, ``.``, ``-`` or ``_``, and is not ``.``, ``..`` or
+    ``*.git``.
+    """
+    owner, sep, name = str(slug).partition("/")
+    if not (sep and len(owner) <= 39 and _OWNER.fullmatch(owner) and len(name) <= 100
+            and _NAME.fullmatch(name) and name not in (".", "..") and not name.endswith(".git")):
+        raise ValueError(
+            f"{slug!r} is not a GitHub repository 'owner/name' (owner: 1-39 letters, digits or "
+            "single inner hyphens; name: 1-100 letters, digits, '.', '-' or '_')")
+    return slug
+
+
+def _first_cells(nb: dict, path: Path) -> tuple[dict, dict]:
+    """The badge cell (the first cell, markdown) and the install cell (the first code cell)."""
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    if not nb["cells"] or nb["cells"][0]["cell_type"] != "markdown" or not code:
+        raise ValueError(f"{path.name}: expected a markdown first cell and an install code cell")
+    return nb["cells"][0], code[0]
+
+
+def repo_slug_mismatches(root: str | Path = ROOT) -> list[str]:
+    """One line per place in ``root`` that does not name the REPO_SLUG of its course_lib.
+
+    Checked: every notebook's Colab badges (first cell) and clone URL (first code cell), each
+    of which must be present. ``[]`` when they all agree.
+    """
+    root = Path(root)
+    m = _SLUG_LINE.search((root / "course_lib" / "__init__.py").read_text(encoding="utf-8"))
+    if not m:
+        return ["course_lib/__init__.py: no line REPO_SLUG = \"owner/name\""]
+    slug, problems = m.group(1), []
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        badge, install = _first_cells(json.loads(path.read_text(encoding="utf-8")), path)
+        for what, cell, pattern in (("badge", badge, _BADGE), ("clone URL", install, _CLONE)):
+            found = [g[1] for g in pattern.findall("".join(cell["source"]))]
+            if not found:
+                problems.append(f"{path.name}: no {what}")
+            problems += [f"{path.name}: {what} names {s}, REPO_SLUG is {slug}"
+                         for s in found if s != slug]
+    return problems
+
+
+def set_repo_slug(slug: str, root: str | Path = ROOT) -> list[Path]:
+    """Point the course in ``root`` at the GitHub repository ``slug`` (``owner/name``).
+
+    Rewrites ``REPO_SLUG`` in course_lib/__init__.py, and in every notebooks/*.ipynb the Colab
+    badge URLs of the first cell and the clone URL of the install cell (the first code cell).
+    Only those lines change; the rest of each file stays byte for byte. Idempotent: files that
+    already agree are not written. Returns the files rewritten, relative to ``root``.
+
+    Example: ``set_repo_slug("my-org/rl-course")`` after forking the course to that repository.
+    """
+    check_repo_slug(slug)
+    root = Path(root)
+    init = root / "course_lib" / "__init__.py"
+    text = init.read_bytes().decode("utf-8")
+    new, n = _SLUG_LINE.subn(f'REPO_SLUG = "{slug}"', text)
+    if n != 1:
+        raise ValueError(f"{init}: expected one line REPO_SLUG = \"owner/name\", found {n}")
+    rewrites = {init: (text, new)}
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        text = path.read_bytes().decode("utf-8")
+        new = text
+        for cell, pattern in zip(_first_cells(json.loads(text), path), (_BADGE, _CLONE)):
+            lines = cell["source"]
+            for line in [lines] if isinstance(lines, str) else lines:
+                fixed = pattern.sub(lambda m: m[1] + slug + m[3], line)
+                # replace the line as JSON encodes it, so the rest of the file stays as it is
+                old = json.dumps(line, ensure_ascii=False)
+                if fixed != line and old not in new:
+                    raise ValueError(f"{path.name}: cannot find the line {old} in the file")
+                new = new.replace(old, json.dumps(fixed, ensure_ascii=False), 1)
+        rewrites[path] = (text, new)
+    changed = []
+    for path, (text, new) in rewrites.items():  # written only once every file was read
+        if new != text:
+            path.write_bytes(new.encode("utf-8"))
+            changed.append(path.relative_to(root))
+    if root.resolve() == ROOT:
+        course_lib.REPO_SLUG = slug
+    return changed

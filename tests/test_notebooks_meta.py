@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import course_lib
-from course_lib.notebook import fast_mode
+from course_lib.notebook import fast_mode, repo_slug_mismatches
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -68,11 +68,23 @@ def test_install_cell_runs_only_on_colab_and_installs_this_package(notebook):
     install = source(code_cells(nb)[0])
     assert 'if "google.colab" in sys.modules:' in install, f"{path.name}: install cell not guarded"
     assert f"https://github.com/{course_lib.REPO_SLUG}" in install
-    assert re.search(r'"pip", "install".*"-e"', install), f"{path.name}: must pip install -e the clone"
+    # course_lib.notebook.colab_install: the clone with --no-deps, then only what Colab lacks
+    assert "colab_install(root)" in install, f"{path.name}: must call colab_install(root)"
+    assert "jupyterlab" not in install and '"pip"' not in install, f"{path.name}: pip is colab_install's"
     # nothing outside the guard: the cell does nothing locally or in CI
     body = install.split('if "google.colab" in sys.modules:')[0]
     assert all(line.startswith(("#", "import sys")) or not line.strip()
                for line in body.splitlines())
+
+
+def test_install_cells_are_all_the_same():
+    cells = {p.name: source(code_cells(load(p))[0]) for p in PATHS}
+    first = cells[PATHS[0].name]
+    assert [name for name, cell in cells.items() if cell != first] == [], "copy the install cell"
+
+
+def test_badges_and_clone_urls_agree_with_repo_slug():
+    assert repo_slug_mismatches() == []  # `make slug SLUG=owner/name` rewrites them all
 
 
 def test_environment_cell_calls_setup(notebook):
