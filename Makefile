@@ -49,8 +49,7 @@ lint: $(STAMP)
 # GitHub repository: `make slug SLUG=owner/name`.
 slug: $(STAMP)
 	@test -n "$(SLUG)" || { echo "usage: make slug SLUG=owner/name"; exit 2; }
-	$(PY) -c 'import sys; from course_lib.notebook import set_repo_slug; \
-	  print("\n".join(map(str, set_repo_slug(sys.argv[1]))) or "already up to date")' "$(SLUG)"
+	$(PY) -m course_lib slug "$(SLUG)"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -272,6 +272,22 @@ def demo_main(argv) -> int:
     return code
 
 
+def slug_main(argv) -> int:
+    from course_lib.notebook import repo_slug_mismatches, set_repo_slug
+
+    ap = _Parser(prog="python -m course_lib slug", description="Point the notebooks' Colab badges, clone "
+                 "URLs and course_lib.REPO_SLUG at a GitHub repository.")
+    ap.add_argument("slug", nargs="?", help="owner/name")
+    ap.add_argument("--check", action="store_true", help="only list what disagrees with REPO_SLUG (exit 1 if any)")
+    args = ap.parse_args(argv)
+    if args.check or not args.slug:
+        problems = repo_slug_mismatches()
+        print("\n".join(problems) or "every badge and clone URL agrees with REPO_SLUG")
+        return 1 if problems else 0
+    print("\n".join(map(str, set_repo_slug(args.slug))) or "already up to date")
+    return 0
+
+
 # command -> (function, one-line help)
 COMMANDS = {
     "demo": (demo_main, "the main job of `make demo`"),
@@ -279,6 +295,7 @@ COMMANDS = {
     "evaluate": (evaluate_main, "held-out accuracy, pass@k and lengths of a run"),
     "reproduce": (reproduce_main, "the paper's comparison, every objective and seed"),
     "pretrain-micro": (pretrain_main, "train the micro base model from scratch"),
+    "slug": (slug_main, "point the notebooks' badges and clone URLs at another repository"),
 }
 
 

@@ -60,6 +60,10 @@ def _score_rollout(task, roll, examples, group):
         "len_incorrect": [n for n, ok in zip(lengths, correct) if not ok],
         "len_incorrect_complete": [n for n, ok, t in zip(lengths, correct, roll.truncated.tolist())
                                    if not ok and not t],
+        # the error mix: a wrong answer with working shows at least one "a op b = c" step
+        "len_incorrect_worked": [n for n, ok, t, text in zip(lengths, correct, roll.truncated.tolist(), roll.texts)
+                                 if not ok and not t and "=" in text],
+        "incorrect_guess": [float("=" not in text) for ok, text in zip(correct, roll.texts) if not ok],
         "truncated": roll.truncated.tolist(),
         "lengths": lengths,
     }
@@ -96,7 +100,9 @@ def evaluate(
     Returns:
         dict with ``accuracy`` (sampled), ``accuracy_greedy``, ``pass@k``, ``reward_mean``,
         ``len_mean``, ``len_correct``, ``len_incorrect``, ``len_incorrect_complete`` (wrong
-        answers that ended before the cap), ``truncated``, ``n_examples``, ``samples`` and
+        answers that ended before the cap), ``len_incorrect_worked`` (those of them that show
+        working, an ``=``), ``share_incorrect_guess`` (wrong answers without any ``=``: bare
+        guesses), ``truncated``, ``n_examples``, ``samples`` and
         ``correct_per_problem`` (right answers among each problem's samples). Lengths are None
         when there is no completion of that kind.
 
@@ -123,6 +129,8 @@ def evaluate(
             out["len_correct"] = _mean(s["len_correct"])
             out["len_incorrect"] = _mean(s["len_incorrect"])
             out["len_incorrect_complete"] = _mean(s["len_incorrect_complete"])  # not cut at the cap
+            out["len_incorrect_worked"] = _mean(s["len_incorrect_worked"])  # ... and with working shown
+            out["share_incorrect_guess"] = _mean(s["incorrect_guess"])  # wrong answers without working
             out["truncated"] = _mean([float(t) for t in s["truncated"]])
             per_problem = [sum(s["correct"][i * samples : (i + 1) * samples]) for i in range(len(examples))]
             out["correct_per_problem"] = per_problem

@@ -117,6 +117,20 @@ _QWEN_DEFAULT = dict(
     eval_samples=1,
     precision="auto",  # bf16 where the GPU has it, else fp16 with a GradScaler (T4)
 )
+#: A free Colab T4 session (about 3-4 hours, results lost on disconnect unless on Drive) fits
+#: notebook 06's GPU section, grpo vs sft+- on one task with an evaluation at the start and the
+#: end, in about an hour. Cost model (Qwen2.5-0.5B, NF4 + LoRA, fp16, T4): sampling is decode-
+#: bound, about 24 tokens/s for one sequence with HF generate in fp16 (a published Colab T4
+#: measurement), so ~42 ms per decode step, taken as ~60 ms for a batch of 40 rows in NF4; a
+#: step's rollout runs to its longest completion, at worst the 256-token cap: ~15 s. The
+#: update (forward + backward + recomputation under gradient checkpointing, plus the reference
+#: forward for the KL) on 40 x ~350 tokens is ~4 x 2 x 0.5e9 x 14k FLOPs ~ 6e13, ~8 s at an
+#: effective 8 TFLOP/s. So ~23 s per step: 2 runs x 40 steps ~ 31 min, plus 4 evaluations of
+#: 100 problems (~30 s each) and loading: ~35 min, leaving room for the model being slower than
+#: estimated. `train` prints the measured estimate after the first step; `make gpu-check`
+#: measures it.
+_QWEN_COLAB = {**_QWEN_DEFAULT, "max_new_tokens": 256, "steps": 40, "eval_examples": 100, "eval_every": 0,
+               "checkpoint_every": 5}
 _QWEN = dict(
     tasks=("gsm8k", "countdown"),
     quantization="nf4",
@@ -152,14 +166,15 @@ PROFILES: dict[str, Profile] = {
         name="qwen2.5-0.5b",
         model_id="Qwen/Qwen2.5-0.5B",
         description="Qwen2.5-0.5B base, QLoRA; a free Colab T4 (15 GB)",
-        budgets={"default": _QWEN_DEFAULT},
+        budgets={"default": _QWEN_DEFAULT, "colab": _QWEN_COLAB},
         **_QWEN,
     ),
     "qwen2.5-1.5b": Profile(
         name="qwen2.5-1.5b",
         model_id="Qwen/Qwen2.5-1.5B",
         description="Qwen2.5-1.5B base, QLoRA; a T4 fits it, an L4/A100 is comfortable",
-        budgets={"default": {**_QWEN_DEFAULT, "micro_batch_size": 2, "steps": 100}},
+        budgets={"default": {**_QWEN_DEFAULT, "micro_batch_size": 2, "steps": 100},
+                 "colab": {**_QWEN_COLAB, "micro_batch_size": 2, "steps": 15}},  # ~3x the 0.5B step cost
         **_QWEN,
     ),
     "llama3.2-1b-instruct": Profile(

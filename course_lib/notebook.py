@@ -39,18 +39,25 @@ def fast_mode() -> bool:
     return ci or os.environ.get("COURSE_FAST", "").strip() == "1"
 
 
-def setup(seed: int = 0) -> bool:
-    """Seed Python, NumPy and torch, print versions, device and profile; return fast mode.
+def setup(seed: int = 0, profile: str | None = None, budget: str | None = None) -> bool:
+    """Seed Python, NumPy and torch, print versions, device, and the profile and budget this
+    notebook will actually train with; return fast mode.
 
-    Also turns off transformers' progress bars, which would otherwise land in stored outputs.
+    Args:
+        profile: the profile the notebook uses (None: ``COURSE_PROFILE``, else micro on a CPU
+            and qwen2.5-0.5b on a GPU). Notebooks that always run micro pass ``"micro"``.
+        budget: the profile's budget (None: ``"colab"`` where the profile has one, else
+            ``"default"``).
 
     Example (first cell of a notebook)::
 
-        FAST = course_lib.notebook.setup()
+        FAST = course_lib.notebook.setup(profile="micro")
         steps = 20 if FAST else 200
     """
     import torch
     import transformers
+
+    from course_lib.models import choose_profile, use_profile_threads
 
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars in outputs
     # bitsandbytes announces on CPU that an optional kernels package is missing; nothing is wrong
@@ -58,24 +65,27 @@ def setup(seed: int = 0) -> bool:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        device = f"cuda ({torch.cuda.get_device_name(0)})"
-    else:
-        device = f"cpu ({os.cpu_count()} cores)"
+    device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
     fast = fast_mode()
+    prof, why = choose_profile(profile)
+    budget = budget or ("colab" if "colab" in prof.budgets else "default")
+    threads = use_profile_threads(prof)  # micro: one thread, steady on a busy machine
     print(f"course_lib    {course_lib.__version__}  (data: {course_lib.DATA_DIR.name}/)")
-    print(f"device        {device}")
-    print(f"python        {platform.python_version()}")
-    print(f"torch         {torch.__version__}")
-    print(f"transformers  {transformers.__version__}")
+    print(f"device        {device}, {threads} CPU thread(s)")
+    print(f"python        {platform.python_version()}, torch {torch.__version__}, "
+          f"transformers {transformers.__version__}")
     print(f"fast mode     {fast}" + ("  (CI or COURSE_FAST=1: reduced steps)" if fast else ""))
-    from course_lib.models import choose_profile, use_profile_threads
-
-    profile, why = choose_profile()
-    threads = use_profile_threads(profile)  # micro: one thread, steady on a busy machine
-    print(f"threads       {threads}")
-    print(f"profile       {profile.name} ({why}): {profile.describe()}")
+    print(f"profile       {prof.name} ({'this notebook runs it' if profile else why})")
+    print(f"budget        {prof.describe(budget)}" + ("; the notebook shrinks it in fast mode" if fast else ""))
     return fast
+
+
+def runs_root(name: str = "runs") -> Path:
+    """Where a notebook keeps its run directories: on Google Drive when it is mounted at
+    /content/drive (so a Colab disconnect loses nothing, and re-running a cell resumes), else
+    ``name`` next to the notebook."""
+    drive = Path("/content/drive/MyDrive")
+    return drive / "rl-in-name-only" / name if drive.is_dir() else Path(name)
 
 
 # --- Colab ------------------------------------------------------------------------------------

@@ -110,7 +110,7 @@ def draw_tree(
 # ------------------------------------------------------------------------ reproduction figures
 
 
-def _read_jsonl(path) -> list[dict]:
+def read_jsonl(path) -> list[dict]:
     import json
     from pathlib import Path
 
@@ -148,11 +148,11 @@ def _curves(out, runs, task, objective, aggregation, key, k):
             continue
         d = Path(out) / "runs" / r["run_dir"]
         if key.startswith("eval:"):
-            rows = _read_jsonl(d / "eval.jsonl")
+            rows = read_jsonl(d / "eval.jsonl")
             curves.append([e.get(key[5:]) for e in rows])
             steps = [e["step"] for e in rows]
         else:
-            curves.append(smooth([h.get(key) for h in _read_jsonl(d / "metrics.jsonl")], k))
+            curves.append(smooth([h.get(key) for h in read_jsonl(d / "metrics.jsonl")], k))
     if not curves or not min(map(len, curves)):
         return None, None
     m = _mean_curve(curves)

@@ -190,7 +190,8 @@ def seeds_for_tost(sd: float, margin: float, power: float = 0.8) -> int:
 
 
 SUMMARY_METRICS = ("base_accuracy", "final_accuracy", "gain", "len_correct", "len_incorrect",
-                   "len_incorrect_complete", "train_len_correct", "train_len_incorrect")
+                   "len_incorrect_complete", "len_incorrect_worked", "share_incorrect_guess",
+                   "train_len_correct", "train_len_incorrect")
 
 
 def summarize(runs: list[dict], *, reference: str = "grpo") -> list[dict]:
@@ -271,7 +272,10 @@ def run_record(spec: RunSpec, history: list[dict], evals: list[dict], wall_s: fl
     rec = {"task": spec.task, "objective": spec.objective, "seed": spec.seed, "aggregation": spec.aggregation,
            "ablation": spec.ablation, "steps": len(history), "base_accuracy": base.get("accuracy"),
            "final_accuracy": final.get("accuracy")}
-    rec.update({k: final.get(k) for k in ("len_correct", "len_incorrect", "len_incorrect_complete")})
+    rec.update({k: final.get(k) for k in ("len_correct", "len_incorrect", "len_incorrect_complete",
+                                           "len_incorrect_worked", "share_incorrect_guess")})
+    rec.update({f"base_{k}": base.get(k) for k in ("len_incorrect_complete", "len_incorrect_worked",
+                                                   "share_incorrect_guess")})
     rec.update(base_len_correct=base.get("len_correct"), base_len_incorrect=base.get("len_incorrect"),
                final_truncated=final.get("truncated"), eval_step=final.get("step"),
                train_accuracy=_tail_mean(history, "accuracy"),
@@ -518,11 +522,45 @@ def write_outputs(out: Path, profile: str, specs: list[RunSpec], settings: Setti
         "pass_at_k": pass_at_k_rows(runs, base),
         "ablation": [s for s in summary if (s["task"], s["objective"]) in ablated],
     }
+    results["curves"] = curves(out, runs)
     if figures and runs:
         results["figures"] = plots.result_figures(out, results)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(results_markdown(results, load_paper_results()))
     return results
+
+
+CURVE_KEYS = ("accuracy", "len_correct", "len_incorrect", "truncated", "entropy", "zero_var_groups", "kl")
+
+
+def curves(out: Path, runs: list[dict]) -> list[dict]:
+    """Per (task, objective, aggregation): the training metrics in ``CURVE_KEYS`` step by step and
+    the held-out accuracy at each evaluation, as means over seeds (so notebooks can draw the
+    shipped runs without their run directories)."""
+    from course_lib.plots import read_jsonl
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["task"], r["objective"], r["aggregation"]), []).append(r)
+    rows = []
+    for (task, obj, agg), rs in groups.items():
+        hist = [read_jsonl(out / "runs" / r["run_dir"] / "metrics.jsonl") for r in rs]
+        evals = [read_jsonl(out / "runs" / r["run_dir"] / "eval.jsonl") for r in rs]
+        n, m = min(map(len, hist)), min(map(len, evals))
+        row = {"task": task, "objective": obj, "aggregation": agg, "seeds": len(rs)}
+        for k in CURVE_KEYS:
+            row[k] = [_round(mean_ci(h[i].get(k) for h in hist)["mean"]) for i in range(n)]
+        row["eval_step"] = [evals[0][i]["step"] for i in range(m)]
+        row["eval_accuracy"] = [_round(mean_ci(e[i]["accuracy"] for e in evals)["mean"]) for i in range(m)]
+        top = max((k for h in hist for x in h for k in x.get("correct_per_group", [])), default=0)
+        row["k_correct_hist"] = [[sum(h[i].get("correct_per_group", []).count(k) for h in hist)
+                                  for k in range(top + 1)] for i in range(n)]  # groups with k right, per step
+        rows.append(row)
+    return rows
+
+
+def _round(x, digits: int = 4):
+    return None if x is None else round(x, digits)
 
 
 def default_workers(profile: str) -> int:

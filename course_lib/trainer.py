@@ -264,14 +264,15 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
 # ---------------------------------------------------------------------------------- the loop
 
 
-def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resume: bool = False,
+def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resume: bool | str = False,
           overwrite: bool = False, model=None, tokenizer=None, task=None,
           callback: Callable[[dict, list[dict]], object] | None = None, progress: bool = True) -> RunResult:
     """Run the on-policy loop for ``config.steps`` steps.
 
     Args:
         run_dir: where the record goes (None: nothing on disk). resume: continue the run there
-            (same settings; ``steps`` may be larger). overwrite: replace a run already there.
+            (same settings; ``steps`` may be larger; ``"auto"``: if there is one). overwrite:
+            replace a run already there.
         model, tokenizer, task: default ``models.load_policy(profile)`` and ``get_task(task)``.
         callback: ``callback(metrics, history)`` after every step (live plots); ``False`` stops.
 
@@ -293,7 +294,7 @@ def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resu
     train_examples = task.load("train")
     held_out = task.load("test", n=cfg.eval_examples) if cfg.eval_examples else []
     reference = (lambda: models.reference_policy(model)) if objective.kl and cfg.beta > 0 else None
-    P, G = cfg.prompts_per_step, cfg.group_size
+    P, G, start = cfg.prompts_per_step, cfg.group_size, run.step
     error, stopped, interrupted = None, None, False
     bar = _progress_bar(cfg, run.step, progress)
     try:
@@ -324,6 +325,8 @@ def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resu
                 if out is not None and cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0:
                     save_checkpoint(out, _state(cfg, run, model, optimizer, scaler))
                 bar.update(1)
+                if run.step == start + 1:
+                    _say_estimate(cfg, m, start)
                 if callback is not None and callback(m, run.history) is False:
                     stopped = "callback"
             if not stop.requested and run.evals[-1:] and run.evals[-1]["step"] != run.step:
@@ -348,6 +351,8 @@ def _open(cfg, run_dir, resume, overwrite, model, optimizer, scaler) -> tuple[Pa
     if run_dir is None:
         return None, Progress()
     out = Path(run_dir)
+    if resume == "auto":  # notebooks: resume the run that is there, else start one
+        resume = any((out / f).exists() for f in RECORD) and not overwrite
     saved = open_run_dir(out, cfg, resume=resume, overwrite=overwrite)
     run = _restore(saved, model, optimizer, scaler) if saved else Progress()
     _write_record(out, cfg, run)
@@ -623,6 +628,15 @@ def _say_interrupted(run: Progress, out: Path | None) -> None:
     else:
         where = f"checkpoint saved in {out}: resume with --resume" if out else "no run_dir: nothing saved"
     print(f"interrupted after step {run.step}; {where}", file=sys.stderr)
+
+
+def _say_estimate(cfg: TrainConfig, first: dict, start: int, threshold_s: float = 300.0) -> None:
+    """After the first step of a long run, one line: the measured step time and the estimate."""
+    step_s = first["seconds_gen"] + first["seconds_score"] + first["seconds_train"]
+    left = step_s * (cfg.steps - start - 1)
+    if left > threshold_s:
+        print(f"first step took {step_s:.1f} s: about {left / 60:.0f} min for the remaining "
+              f"{cfg.steps - start - 1} steps, plus the evaluations", file=sys.stderr)
 
 
 def _progress_bar(cfg: TrainConfig, start: int, show: bool):

@@ -70,6 +70,10 @@ def test_tiny_reproduction_writes_every_output_with_the_documented_keys(tiny_rep
     (eq,) = data["equivalence"]
     assert set(eq) >= {"task", "objective", "reference", "margin", "diff", "ci_low", "ci_high", "equivalent"}
     assert eq["objective"] == "sft+-" and eq["reference"] == "grpo" and isinstance(eq["equivalent"], bool)
+    curve = next(c for c in data["curves"] if c["objective"] == "grpo" and c["aggregation"] == "sequence")
+    assert len(curve["accuracy"]) == BUDGET.steps and curve["seeds"] == 2
+    assert curve["eval_step"] == [0, 1, 2] and len(curve["k_correct_hist"][0]) <= 5  # k = 0..G
+    assert sum(curve["k_correct_hist"][0]) == 2 * 4  # 4 groups per step, 2 seeds
     ks = {(r["model"], r["k"]) for r in data["pass_at_k"]}
     assert ks == {(m, k) for m in ("base", "grpo", "sft+-") for k in (1, 2, 4)}  # k <= samples
     for r in data["pass_at_k"]:
