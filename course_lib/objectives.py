@@ -49,6 +49,8 @@ __all__ = [
     "signed_weights",
     "mixed_groups",
     "grpo_loss",
+    "gspo_loss",
+    "clipped",
     "signed_sft_loss",
     "clip_fraction",
     "kl_k3",
@@ -71,9 +73,15 @@ class Objective:
         positive, negative: the two signed weights (F-ISFT+: 1, 0; F-ISFT-: 0, 1; +-: 1, 1).
         balance: signed only; each group's negatives are scaled by min(1, k / (G - k)).
         sized: signed only; GRPO's advantage magnitudes instead of 1 (exactly GRPO's weights).
-        ratio: PPO's clipped ratio on every token (it matters only with mu > 1 updates).
+        std: advantage only; divide by the group's std (False: only centre, as Dr. GRPO).
+        mixed_only: give weight 0 to groups that are all right or all wrong (Reinforce-Rej).
+        ratio: PPO's clipped ratio: ``"token"`` per token (GRPO), ``"sequence"`` one ratio per
+            completion, the exp of its mean log-ratio (GSPO); None: no ratio. The ratio and
+            its clip matter only with mu > 1 updates per rollout.
         kl: subtract beta * KL(pi || pi_ref) per token.
-        source: where it comes from; "course's own" marks variants the paper does not have.
+        aggregation: the row's own normaliser (Dr. GRPO: "constant"); None: the run's.
+        source: where it comes from: "paper: ..." (the paper's runs), "course's own: ...", or
+            the later paper it reproduces (notebook 08).
     """
 
     name: str
@@ -82,16 +90,19 @@ class Objective:
     negative: float = 1.0
     balance: bool = False
     sized: bool = False
-    ratio: bool = False
+    std: bool = True
+    mixed_only: bool = False
+    ratio: str | None = None
     kl: bool = False
+    aggregation: str | None = None
     source: str = ""
 
 
 #: The objective table. The balanced variant equals GRPO's weights divided by A+ whenever a
 #: group has k <= G/2 correct samples (notebook 05); compare it with GRPO knowing that.
 OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
-    Objective("grpo", "advantage", ratio=True, kl=True, source="paper: GRPO"),
-    Objective("grpo-no-kl", "advantage", ratio=True, source="paper: GRPO-wo-KL"),
+    Objective("grpo", "advantage", ratio="token", kl=True, source="paper: GRPO"),
+    Objective("grpo-no-kl", "advantage", ratio="token", source="paper: GRPO-wo-KL"),
     Objective("sft+", "signed", negative=0.0, source="paper: Filtered-ISFT+ (RAFT)"),
     Objective("sft-", "signed", positive=0.0, source="paper: Filtered-ISFT-"),
     Objective("sft+-", "signed", source="paper: Filtered-ISFT+-, weights +1 / -1"),
@@ -99,6 +110,12 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               source="course's own: Filtered-ISFT+- with negatives scaled by min(1, k/(G-k))"),
     Objective("sft+-sized", "signed", sized=True,
               source="course's own: GRPO's advantages as signed-SFT weights (the exact-GRPO check)"),
+    # notebook 08: what later papers claim about "RL" for LLMs (RAFT is sft+)
+    Objective("reinforce-rej", "signed", mixed_only=True, ratio="token",
+              source="Xiong et al. 2504.11343: +1/-1 on mixed groups only, PPO ratio"),
+    Objective("dr-grpo", "advantage", std=False, ratio="token", aggregation="constant",
+              source="Liu et al. 2503.20783: no std scaling, constant normaliser"),
+    Objective("gspo", "advantage", ratio="sequence", source="Zheng et al. 2507.18071: sequence-level ratio"),
 )}
 
 
@@ -116,21 +133,38 @@ def weights(objective: Objective, rewards: torch.Tensor, correct: torch.Tensor, 
     sft+- ``[1, -1, -1, -1]``, sft+ ``[1, 0, 0, 0]``, sft+-balanced ``[1, -1/3, -1/3, -1/3]``.
     """
     if objective.weights == "advantage":
-        return group_advantages(rewards, group_size)
-    return signed_weights(correct, group_size, positive=objective.positive, negative=objective.negative,
-                          sized=objective.sized, balance=objective.balance, rewards=rewards)
+        w = group_advantages(rewards, group_size, scale="group" if objective.std else "none")
+    else:
+        w = signed_weights(correct, group_size, positive=objective.positive, negative=objective.negative,
+                           sized=objective.sized, balance=objective.balance, rewards=rewards)
+    if objective.mixed_only:
+        w = w * mixed_groups(rewards > 0, group_size).repeat_interleave(group_size).to(w.dtype)
+    return w
 
 
 def loss(objective: Objective, logprobs, old_logprobs, w, mask, *, beta: float = 0.0,
          ref_logprobs=None, epsilon: float = 0.2, aggregation: str = "sequence", **norm):
     """Scalar loss of ``objective`` on one (micro-)batch: the clipped ratio (+ KL) or the
     weighted negative log-likelihood. Arguments as in :func:`grpo_loss`; ``beta`` is used only
-    by rows with ``kl=True``."""
+    by rows with ``kl=True``, ``aggregation`` only by rows without their own."""
+    agg = objective.aggregation or aggregation
+    if objective.ratio == "sequence":
+        return gspo_loss(logprobs, old_logprobs, w, mask, epsilon=epsilon, **norm)
     if objective.ratio or objective.kl:
         return grpo_loss(logprobs, old_logprobs, w, mask, epsilon=epsilon,
-                         beta=beta if objective.kl else 0.0, ref_logprobs=ref_logprobs,
-                         aggregation=aggregation, **norm)
-    return signed_sft_loss(logprobs, w, mask, aggregation=aggregation, **norm)
+                         beta=beta if objective.kl else 0.0, ref_logprobs=ref_logprobs, aggregation=agg, **norm)
+    return signed_sft_loss(logprobs, w, mask, aggregation=agg, **norm)
+
+
+def clipped(objective: Objective, logprobs, old_logprobs, w, mask, epsilon: float = 0.2) -> float:
+    """Fraction of the row's clipping units (tokens; completions for a sequence ratio) where the
+    clip cut the gradient. Always 0 with one update per rollout."""
+    if objective.ratio != "sequence":
+        return clip_fraction(logprobs, old_logprobs, w, mask, epsilon=epsilon)
+    with torch.no_grad():
+        ratio = _sequence_ratio(logprobs, old_logprobs, mask)
+        cut = ((ratio > 1 + epsilon) & (w > 0)) | ((ratio < 1 - epsilon) & (w < 0))
+        return float(cut.float().mean()) if cut.numel() else 0.0
 
 
 # ------------------------------------------------------------------------------ the pieces
@@ -325,6 +359,28 @@ def grpo_loss(
             raise ValueError("beta > 0 needs ref_logprobs (the reference policy's log-probs)")
         term = term - beta * kl_k3(logprobs, ref_logprobs)
     return -aggregate(term, mask, aggregation, **norm)
+
+
+def _sequence_ratio(logprobs, old_logprobs, mask) -> torch.Tensor:
+    """(B,) exp(mean over each completion's tokens of logp - old_logp)."""
+    m = mask.to(logprobs.dtype)
+    return torch.exp(((logprobs - old_logprobs) * m).sum(dim=1) / m.sum(dim=1).clamp(min=1))
+
+
+def gspo_loss(logprobs, old_logprobs, advantages, mask, *, epsilon: float = 0.2, **norm) -> torch.Tensor:
+    """GSPO's clipped surrogate with one length-normalised ratio per completion, negated.
+
+    ``s_i = exp(mean_t(logp - old_logp))``; loss = -mean_i min(s_i A_i, clip(s_i) A_i) (over the
+    full batch's ``num_sequences`` when given). At mu = 1, s_i = 1 and
+    grad s_i = mean_t grad logp: the update is GRPO's with sequence aggregation.
+
+    Args: as :func:`grpo_loss` (no KL; GSPO's paper uses none).
+    """
+    adv = advantages.to(logprobs.dtype)
+    s = _sequence_ratio(logprobs, old_logprobs, mask)
+    term = torch.min(s * adv, torch.clamp(s, 1 - epsilon, 1 + epsilon) * adv)
+    n = norm.get("num_sequences") or logprobs.shape[0]
+    return -term.sum() / max(n, 1)
 
 
 def signed_sft_loss(

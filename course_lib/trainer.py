@@ -55,7 +55,7 @@ from course_lib.evaluate import evaluate
 from course_lib.objectives import (
     AGGREGATIONS,
     OBJECTIVES,
-    clip_fraction,
+    clipped,
     get_objective,
     kl_k3,
     loss,
@@ -230,7 +230,7 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
     params = models.trainable_parameters(model)
     for inner in range(cfg.mu):
         optimizer.zero_grad(set_to_none=True)
-        total, clipped, kl_sum, ent_sum, tokens = 0.0, 0.0, 0.0, 0.0, 0
+        total, cut, kl_sum, ent_sum, tokens = 0.0, 0.0, 0.0, 0.0, 0
         for (p, wp), o, r in zip(parts, old, ref):
             m = p.completion_mask.to(device)
             with amp():
@@ -241,16 +241,16 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
             scaler.scale(value).backward()
             n = int(m.sum())
             total, tokens = total + float(value.detach()), tokens + n
-            clipped += clip_fraction(lp.detach(), o, wp, m, epsilon=cfg.epsilon) * n
+            cut += clipped(objective, lp.detach(), o, wp, m, epsilon=cfg.epsilon) * n
             ent_sum += float((ent * m).sum()) if ent is not None else 0.0
             kl_sum += float((kl_k3(lp.detach(), r) * m).sum()) if r is not None else 0.0
         scaler.unscale_(optimizer)
         gn = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf")))
         t = max(tokens, 1)
         if inner == 0:
-            stats.update(loss=total, grad_norm=gn, clip_frac=clipped / t, entropy=ent_sum / t,
+            stats.update(loss=total, grad_norm=gn, clip_frac=cut / t, entropy=ent_sum / t,
                          kl=kl_sum / t if beta > 0 else None)
-        stats["clip_frac"] = max(stats["clip_frac"] or 0.0, clipped / t)
+        stats["clip_frac"] = max(stats["clip_frac"] or 0.0, cut / t)
         if not math.isfinite(total) or (not math.isfinite(gn) and not scaler.is_enabled()):
             optimizer.zero_grad(set_to_none=True)
             stats["finite"] = False

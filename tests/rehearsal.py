@@ -1,0 +1,121 @@
+"""``make rehearsal``: the Colab T4 code path of the Qwen profiles, end to end, on a CPU.
+
+What runs is what a learner's Colab session runs, shrunk only where a CPU must:
+
+- a randomly initialised model with Qwen2.5-0.5B's widths and vocabulary (151,936 tokens) but
+  2 layers instead of 24, saved to disk and loaded through ``course_lib.models.load_policy``
+  with the ``qwen2.5-0.5b`` profile: 4-bit NF4 weights (bitsandbytes), LoRA on every projection,
+  gradient checkpointing, float16 compute (a T4 has no bfloat16) with a ``GradScaler``;
+- the real Qwen tokenizer (the offline copy in tests/offline_qwen.py) and real GSM8K prompts in
+  the profile's format (the bundled data/gsm8k copy);
+- the profile's ``colab`` budget, shrunk to 2 prompts x G = 2 x 24 new tokens and 3 steps;
+- GRPO with its KL term against the adapters-off reference (so every completion goes through
+  the backward pass even when a random model earns no reward), the chunked log-probs at the
+  full vocabulary, a checkpoint, and an exact resume: 3 steps in one go must equal 2 steps then
+  a resume to 3 (same LoRA weights bit for bit, same metrics).
+
+It prints one line starting with ``rehearsal`` (step time, peak RSS, finite or not, resume exact
+or not) and exits 1 if any loss or gradient was non-finite or the resume was not exact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from offline_qwen import qwen_tokenizer_files  # noqa: E402
+
+QWEN05 = dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_attention_heads=14,
+              num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-6,
+              tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151643)
+SHRUNK = dict(steps=3, prompts_per_step=2, group_size=2, max_new_tokens=24, micro_batch_size=2,
+              eval_examples=2, eval_samples=1, eval_every=0, checkpoint_every=1, learning_rate=1e-3)
+
+
+def build(folder: Path, layers: int = 2) -> Path:
+    """A random Qwen2.5-0.5B-shaped model with ``layers`` layers and the Qwen tokenizer, in ``folder``."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(Qwen2Config(**QWEN05, num_hidden_layers=layers)).to(torch.float16).save_pretrained(folder)
+    for f in qwen_tokenizer_files().iterdir():
+        shutil.copy(f, folder)
+    return folder
+
+
+def run(folder: Path, run_dir: Path, steps: int, resume: bool, precision: str):
+    from course_lib.models import load_policy
+    from course_lib.trainer import TrainConfig, train
+
+    cfg = TrainConfig.from_profile("qwen2.5-0.5b", "colab", task="gsm8k", objective="grpo",
+                                   precision=precision, **{**SHRUNK, "steps": steps})
+    with contextlib.redirect_stderr(io.StringIO()):
+        model, tok = load_policy("qwen2.5-0.5b", device="cpu", precision=precision, model_id=str(folder))
+    res = train(cfg, run_dir=run_dir, resume=resume, model=model, tokenizer=tok, progress=False)
+    lora = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    return res, lora, model
+
+
+def check(precision: str = "fp16", keep: Path | None = None) -> dict:
+    """Run the rehearsal; returns the summary (also what the one printed line says)."""
+    from course_lib.tasks import get_task
+
+    tmp = Path(tempfile.mkdtemp(prefix="rehearsal-")) if keep is None else keep
+    try:
+        folder = build(tmp / "model")
+        prompt = get_task("gsm8k").prompt(get_task("gsm8k").load("train", n=1)[0])
+        t0 = time.perf_counter()
+        full, lora_full, model = run(folder, tmp / "full", SHRUNK["steps"], False, precision)
+        wall = time.perf_counter() - t0
+        run(folder, tmp / "split", 2, False, precision)
+        resumed, lora_resumed, _ = run(folder, tmp / "split", SHRUNK["steps"], True, precision)
+        drop = ("seconds_gen", "seconds_score", "seconds_train", "cpu_seconds")
+        same_rows = [{k: v for k, v in r.items() if k not in drop} for r in full.history] == \
+                    [{k: v for k, v in r.items() if k not in drop} for r in resumed.history]
+        exact = same_rows and all(torch.equal(lora_full[n], lora_resumed[n]) for n in lora_full)
+        losses = [r["loss"] for r in full.history]
+        norms = [r["grad_norm"] for r in full.history]
+        finite = all(x is not None and math.isfinite(x) for x in losses + norms) and not any(
+            r["skipped"] for r in full.history)
+        kinds = {type(m).__name__ for m in model.modules()}
+        return {
+            "precision": precision, "steps": len(full.history),
+            "step_s": sum(r["seconds_gen"] + r["seconds_score"] + r["seconds_train"] for r in full.history) / len(full.history),
+            "run_wall_s": wall, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "finite": finite, "resume_exact": exact, "losses": losses, "grad_norms": norms,
+            "kl": [r["kl"] for r in full.history], "n_backward": [r["n_backward"] for r in full.history],
+            "nf4": "Linear4bit" in kinds, "lora": any("lora" in k.lower() for k in kinds),
+            "checkpointing": bool(getattr(model.get_base_model(), "is_gradient_checkpointing", False)),
+            "vocab": model.get_output_embeddings().weight.shape[0], "prompt_chars": len(prompt),
+        }
+    finally:
+        if keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    torch.set_num_threads(1)
+    s = check()
+    ok = s["finite"] and s["resume_exact"] and s["nf4"] and s["lora"]
+    print(json.dumps({k: v for k, v in s.items()}, indent=1), file=sys.stderr)
+    print(f"rehearsal {'passed' if ok else 'FAILED'}: qwen2.5-0.5b shape (2 layers, vocab {s['vocab']}), "
+          f"NF4={s['nf4']} LoRA={s['lora']} checkpointing={s['checkpointing']} {s['precision']}+GradScaler, "
+          f"KL to the adapters-off reference, {s['steps']} steps at {s['step_s']:.1f} s/step, "
+          f"peak RSS {s['peak_rss_mb']:.0f} MB, every loss and gradient finite: {s['finite']}, "
+          f"resume exact: {s['resume_exact']}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
