@@ -13,6 +13,11 @@ vocabulary and checks, by exact enumeration, what follows from the two assumptio
    ``r(o) - V(s_0)``, and the bandit gradient that gives *every* token the same credit
    ``r(o) - b`` equals the exact MDP policy gradient (:func:`policy_gradient_mdp` vs
    :func:`policy_gradient_bandit`).
+3. Exact per-token credit and uniform credit give the same expected gradient but not the same
+   variance (:func:`gradient_estimates`): what a critic would buy, and what GRPO pays without one.
+4. The contrast case: with a transition that is not deterministic (:func:`typo_step`), states
+   are no longer the policy's action histories, and backward induction over states
+   (:func:`optimal_values`) can beat every fixed response of the bandit (:func:`open_loop_values`).
 
 What is simplified, and why:
 
@@ -347,3 +352,134 @@ def policy_gradient_bandit(
             g[a] += 1.0
             grad[s] += p * adv[t] * g / policy.temperature
     return grad
+
+
+# --------------------------------------------------------------------------------- variance
+
+
+def flatten(grad: dict[State, np.ndarray], policy: Policy) -> np.ndarray:
+    """A per-state gradient (as from :func:`policy_gradient_mdp`) as one vector.
+
+    Returns shape ``(S * A,)``: the ``S`` states of ``policy.logits`` in their order, each
+    with its ``A`` logits; states missing from ``grad`` count as zeros.
+    """
+    k = len(next(iter(policy.logits.values())))
+    return np.concatenate([grad.get(s, np.zeros(k)) for s in policy.logits])
+
+
+def gradient_estimates(
+    tree: TokenTree,
+    policy: Policy,
+    reward: Reward,
+    responses: Sequence[State],
+    credit: str = "uniform",
+    baseline: float | None = None,
+) -> np.ndarray:
+    """One policy-gradient estimate per sampled response, ``sum_t c_t grad log pi(o_t | o_<t)``.
+
+    Args:
+        responses: ``n`` complete responses (leaves), e.g. from :func:`sample_responses`.
+        credit: ``"uniform"``: every token gets ``r(o) - b`` (GRPO's credit, no critic);
+            ``"exact"``: token ``t`` gets ``V(s_{t+1}) - V(s_t)`` (a perfect critic).
+        baseline: ``b`` for uniform credit (default: ``V(root)``, the expected reward).
+
+    Returns:
+        shape ``(n, S * A)``, coordinates as in :func:`flatten`. Both credits are unbiased: the
+        mean over responses drawn from the policy is ``flatten(policy_gradient_mdp(...))``;
+        their variances differ (notebook 01, section 7).
+
+    Example:
+        >>> g = gradient_estimates(tree, policy, reward, sample_responses(tree, policy, 5))
+        >>> g.shape == (5, len(policy.logits) * len(tree.actions))
+        True
+    """
+    if credit not in ("uniform", "exact"):
+        raise ValueError(f"credit must be 'uniform' or 'exact', got {credit!r}")
+    V = state_values(tree, policy, reward)
+    b = V[()] if baseline is None else baseline
+    row = {s: i for i, s in enumerate(policy.logits)}
+    k = len(tree.actions)
+    out = np.zeros((len(responses), len(row), k))
+    for n, o in enumerate(responses):
+        if credit == "uniform":
+            c = uniform_credit(reward(tree.text(o)), b, len(o))
+        else:
+            c = token_advantages(tree, V, o)
+        for t, a in enumerate(o):
+            g = -policy.probs(o[:t])
+            g[a] += 1.0
+            out[n, row[o[:t]]] += c[t] * g / policy.temperature
+    return out.reshape(len(responses), -1)
+
+
+# --------------------------------------------------------------------------------- contrast
+
+#: ``step(s, a)`` -> ``[(probability, next state), ...]``; the next states are children of s.
+Step = Callable[[State, int], list[tuple[float, State]]]
+
+
+def deterministic_step(s: State, a: int) -> list[tuple[float, State]]:
+    """Assumption 1: the action is appended, ``s' = s + (a,)``, with probability 1."""
+    return [(1.0, s + (a,))]
+
+
+def typo_step(tree: TokenTree, q: float) -> Step:
+    """A transition that is *not* deterministic: the state is the text actually written.
+
+    With probability ``1 - q`` the chosen ordinary token is written; with probability ``q`` one
+    of the other ordinary tokens is, uniformly. The end token is never corrupted nor produced
+    by a typo. Two different action sequences can now reach the same state, and one action
+    sequence can reach several: states are no longer the policy's own action histories.
+
+    Example: with actions ``("1", "2", "+", "$")`` and ``q = 0.2``, ``typo_step(tree, 0.2)((), 1)``
+    is ``[(0.8, (1,)), (0.1, (0,)), (0.1, (2,))]``.
+    """
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be in [0, 1], got {q}")
+    ordinary = len(tree.actions) - (tree.eos is not None)
+
+    def step(s: State, a: int) -> list[tuple[float, State]]:
+        if a >= ordinary or ordinary == 1:
+            return [(1.0, s + (a,))]
+        others = [b for b in range(ordinary) if b != a]
+        return [(1.0 - q, s + (a,))] + [(q / len(others), s + (b,)) for b in others]
+
+    return step
+
+
+def optimal_values(tree: TokenTree, reward: Reward, step: Step = deterministic_step) -> dict[State, float]:
+    """``V*(s)`` by backward induction over states: ``max_a sum_s' P(s'|s,a) V*(s')``.
+
+    The policy sees the state before each action (closed loop), so it can react to what the
+    transition did. Example: with ``deterministic_step``, ``V*(root)`` is the best leaf's reward.
+    """
+    V: dict[State, float] = {}
+    for s in reversed(tree.states):
+        if not tree.children[s]:
+            V[s] = float(reward(tree.text(s)))
+        else:
+            V[s] = max(sum(p * V[c] for p, c in step(s, a)) for a in range(len(tree.actions)))
+    return V
+
+
+def open_loop_values(tree: TokenTree, reward: Reward, step: Step = deterministic_step) -> dict[State, float]:
+    """The bandit over whole responses: expected reward of each fixed action sequence.
+
+    Each leaf ``o`` of ``tree``, read as the actions chosen in advance (an arm), is pushed
+    through ``step``; a state that became terminal stays where it is. With
+    ``deterministic_step`` this is ``{o: r(o)}``: the arm *is* the response.
+
+    Returns:
+        ``{action sequence: E[r]}`` over all leaves; ``max`` of it is the bandit's best arm.
+    """
+    out = {}
+    for o in tree.leaves:
+        dist: dict[State, float] = {(): 1.0}
+        for a in o:
+            nxt: dict[State, float] = {}
+            for s, p in dist.items():
+                for pq, c in ([(1.0, s)] if not tree.children[s] else step(s, a)):
+                    nxt[c] = nxt.get(c, 0.0) + p * pq
+            dist = nxt
+        out[o] = sum(p * reward(tree.text(s)) for s, p in dist.items())
+    return out

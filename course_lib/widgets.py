@@ -1,8 +1,10 @@
 """ipywidgets the notebooks use: the token-tree explorer and the verifier playground.
 
-Each function returns a widget; display it as a cell's last expression. Under nbval or on
-GitHub a widget shows only as text, so every notebook also draws a static figure of the same
-thing before it. Simplified: no custom widget code, only ``ipywidgets`` built-ins.
+Each function returns a widget; display it as a cell's last expression. A widget needs a running
+kernel: under nbval, on GitHub or nbviewer it shows only as text (or "model not found"), so
+each notebook shows the same thing statically before it (01: the tree figure; 03: the tables
+of verdicts) and says so in a one-line note beside it. Simplified: no custom widget code, only
+``ipywidgets`` built-ins.
 """
 
 from __future__ import annotations

@@ -6,8 +6,13 @@ import pytest
 from course_lib.mdp import (
     arithmetic_value,
     build_tree,
+    deterministic_step,
     expected_reward,
+    flatten,
+    gradient_estimates,
     num_states,
+    open_loop_values,
+    optimal_values,
     policy_gradient_bandit,
     policy_gradient_mdp,
     random_policy,
@@ -16,6 +21,7 @@ from course_lib.mdp import (
     state_values,
     sum_verifier,
     token_advantages,
+    typo_step,
     uniform_credit,
 )
 
@@ -157,3 +163,76 @@ def test_sampling_token_by_token_draws_whole_responses_with_their_probability():
     for o, p in response_probs(tree, policy).items():
         assert draws.count(o) / len(draws) == pytest.approx(p, abs=0.03)
     assert sample_responses(tree, policy, 5, seed=1) == sample_responses(tree, policy, 5, seed=1)
+
+
+@pytest.mark.parametrize("credit", ["uniform", "exact"])
+def test_both_credits_are_unbiased_but_exact_credit_has_less_variance(credit):
+    """Weighted by P(o) over every response, each estimator's mean is the exact gradient."""
+    tree = build_tree(("1", "2", "+"), depth=3, eos="$")
+    policy = random_policy(tree, 1.0, seed=0)
+    reward = sum_verifier(2)
+    P = response_probs(tree, policy)
+    leaves = list(P)
+    p = np.array([P[o] for o in leaves])
+    true = flatten(policy_gradient_mdp(tree, policy, reward), policy)
+    g = gradient_estimates(tree, policy, reward, leaves, credit)
+    assert g.shape == (len(leaves), len(policy.logits) * len(tree.actions)) == (40, 13 * 4)
+    np.testing.assert_allclose(p @ g, true, atol=1e-12)
+    var = {c: p @ ((gradient_estimates(tree, policy, reward, leaves, c) - true) ** 2).sum(1)
+           for c in ("uniform", "exact")}
+    assert var["exact"] < 0.5 * var["uniform"]  # 0.068 vs 0.155 on this tree
+    # a wrong baseline keeps the mean, costs variance
+    g0 = gradient_estimates(tree, policy, reward, leaves, "uniform", baseline=0.0)
+    np.testing.assert_allclose(p @ g0, true, atol=1e-12)
+    assert p @ ((g0 - true) ** 2).sum(1) > var["uniform"]
+    with pytest.raises(ValueError, match="credit"):
+        gradient_estimates(tree, policy, reward, leaves, "critic")
+
+
+def test_flatten_orders_states_like_the_policy():
+    tree = build_tree(("a", "b"), depth=2)
+    policy = random_policy(tree)
+    flat = flatten({(1,): np.array([1.0, 2.0])}, policy)
+    assert flat.tolist() == [0, 0, 0, 0, 1, 2]  # states (), (0,), (1,)
+
+
+def test_deterministic_transitions_make_the_optimum_a_best_arm():
+    tree = build_tree(("1", "2", "+"), depth=3, eos="$")
+    reward = sum_verifier(2)
+    V = optimal_values(tree, reward)
+    arms = open_loop_values(tree, reward)
+    assert arms == {o: reward(tree.text(o)) for o in tree.leaves}
+    assert V[()] == max(arms.values()) == 1.0
+    # q = 0 is the deterministic step
+    assert open_loop_values(tree, reward, typo_step(tree, 0.0)) == arms
+    assert optimal_values(tree, reward, typo_step(tree, 0.0)) == V
+
+
+TYPO = [  # (q, closed-loop V*(root) by hand, best fixed response by hand)
+    # write "2"; if it comes out "1", continue "+1"; a fixed "2$" cannot react: 1 - q
+    (0.2, 0.8 + 0.1 * 0.8**2, 0.8),
+    (0.3, 0.7 + 0.15 * 0.7**2, 0.7),
+    (0.5, 0.5 + 0.25 * 0.5**2, 0.5),
+]
+
+
+@pytest.mark.parametrize("q,closed,open_", TYPO)
+def test_typos_make_backward_induction_beat_every_fixed_response(q, closed, open_):
+    tree = build_tree(("1", "2", "+"), depth=3, eos="$")
+    reward = sum_verifier(2)
+    step = typo_step(tree, q)
+    for s in tree.states:
+        for a in range(len(tree.actions)):
+            if tree.children[s]:
+                out = step(s, a)
+                assert sum(p for p, _ in out) == pytest.approx(1.0)
+                assert all(c in tree.children[s] for _, c in out)
+    V = optimal_values(tree, reward, step)
+    arms = open_loop_values(tree, reward, step)
+    assert V[()] == pytest.approx(closed, abs=1e-12)
+    assert max(arms.values()) == pytest.approx(open_, abs=1e-12)
+    assert tree.text(max(arms, key=arms.get)) == "2"
+    assert all(v <= V[()] + 1e-12 for v in arms.values())  # reacting is never worse
+    assert step((), 3) == deterministic_step((), 3)  # the end token is never corrupted
+    with pytest.raises(ValueError, match="q"):
+        typo_step(tree, 1.5)

@@ -44,3 +44,21 @@ def test_verifier_playground_shows_verdict_and_reason():
     assert "reward 1" in verdict.value and "correct=True" in verdict.value
     text.value = "<answer>99**98**97</answer>"
     assert "reward 0" in verdict.value and "not allowed" in verdict.value
+
+
+def test_every_widget_in_a_notebook_has_a_running_kernel_note_beside_it():
+    """Opened without a kernel (GitHub, nbviewer) a widget shows no controls; the note says so."""
+    import json
+    from pathlib import Path
+
+    found = 0
+    for path in sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        for i, cell in enumerate(cells):
+            text = "".join(cell["source"])
+            if cell["cell_type"] == "code" and "from course_lib.widgets import" in text:
+                found += 1
+                before = "".join(cells[i - 1]["source"]) if i else ""
+                assert cells[i - 1]["cell_type"] == "markdown" and "needs a running kernel" in before.lower(), (
+                    f"{path.name}: cell {i} shows a widget without a note that it needs a running kernel")
+    assert found >= 2  # notebooks 01 and 03
