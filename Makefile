@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 UNAME       ?= $(shell uname -s)
 
-.PHONY: demo test test-unit test-notebooks test-slow lint slug clean-venv
+.PHONY: demo test test-unit test-notebooks test-slow rehearsal gpu-check lint slug clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ test-notebooks: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m "slow or gpu" tests
+
+# The Colab T4 path of the Qwen profiles (NF4 + LoRA, fp16 + GradScaler, KL, checkpoint, exact
+# resume) on a CPU with a 2-layer random Qwen2.5 shape; one line starting with "rehearsal".
+rehearsal: $(STAMP)
+	$(PY) tests/rehearsal.py
+
+# Everything that needs a CUDA GPU (gpu tests, the GPU benchmark against TRL, a 10-step run of
+# the colab budget), one table at the end; without a GPU it says so and runs the rehearsal.
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check course_lib tests benchmarks

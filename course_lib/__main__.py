@@ -117,6 +117,8 @@ def _reproduce_parser() -> argparse.ArgumentParser:
     ap.add_argument("--profile", default=None, help="micro, qwen2.5-0.5b, ... (default: micro without a GPU)")
     ap.add_argument("--budget", default="default", help="the profile's budget the runs start from")
     ap.add_argument("--out", required=True, help="output folder (runs/, results.json, results.md, *.png)")
+    ap.add_argument("--plan", choices=("main", "beyond"), default="main",
+                    help="main: the paper's comparison; beyond: notebook 08's arms (reproduce.BEYOND_ARMS)")
     ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3; --quick: 1)")
     ap.add_argument("--quick", action="store_true", help="a few-minute smoke run of the whole pipeline")
     ap.add_argument("--tasks", nargs="+", default=None, help="default: the profile's tasks")
@@ -176,6 +178,8 @@ def reproduce_main(argv) -> int:
     abl = [o for o in ["grpo"] if o in objectives] if args.ablation_objectives is None else args.ablation_objectives
     specs = R.plan_runs(tasks, objectives, range(seeds), ablation_objectives=abl, main_aggregation=args.aggregation,
                         ablation_tasks=args.ablation_tasks if args.ablation_tasks is not None else (tasks[:1] if q else tasks))
+    if args.plan == "beyond":
+        specs = R.plan_beyond(range(seeds))
     out = Path(args.out)
     configs = [R.make_config(prof.name, s, settings) for s in specs]  # validates every setting first
     conflicts = R.check_run_dirs(out, specs, configs, args.overwrite)

@@ -81,7 +81,7 @@ class Objective:
         kl: subtract beta * KL(pi || pi_ref) per token.
         aggregation: the row's own normaliser (Dr. GRPO: "constant"); None: the run's.
         source: where it comes from: "paper: ..." (the paper's runs), "course's own: ...", or
-            the later paper it reproduces (notebook 08).
+            "later paper: ..." (the claims notebook 08 tests).
     """
 
     name: str
@@ -112,10 +112,10 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               source="course's own: GRPO's advantages as signed-SFT weights (the exact-GRPO check)"),
     # notebook 08: what later papers claim about "RL" for LLMs (RAFT is sft+)
     Objective("reinforce-rej", "signed", mixed_only=True, ratio="token",
-              source="Xiong et al. 2504.11343: +1/-1 on mixed groups only, PPO ratio"),
+              source="later paper: Xiong et al. 2504.11343: +1/-1 on mixed groups only, PPO ratio"),
     Objective("dr-grpo", "advantage", std=False, ratio="token", aggregation="constant",
-              source="Liu et al. 2503.20783: no std scaling, constant normaliser"),
-    Objective("gspo", "advantage", ratio="sequence", source="Zheng et al. 2507.18071: sequence-level ratio"),
+              source="later paper: Liu et al. 2503.20783: no std scaling, constant normaliser"),
+    Objective("gspo", "advantage", ratio="sequence", source="later paper: Zheng et al. 2507.18071: sequence-level ratio"),
 )}
 
 

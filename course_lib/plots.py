@@ -144,7 +144,7 @@ def _curves(out, runs, task, objective, aggregation, key, k):
 
     curves, steps = [], None
     for r in runs:
-        if (r["task"], r["objective"], r["aggregation"]) != (task, objective, aggregation):
+        if (r["task"], r["objective"], r["aggregation"], r.get("mu", 1)) != (task, objective, aggregation, 1):
             continue
         d = Path(out) / "runs" / r["run_dir"]
         if key.startswith("eval:"):

@@ -59,14 +59,16 @@ class RunSpec:
     seed: int
     aggregation: str = "sequence"
     ablation: bool = False
+    mu: int = 1  # updates per rollout (notebook 08: > 1 makes the ratio and the clip act)
 
     @property
     def dirname(self) -> str:
-        return f"{self.task}/{self.objective}_{self.aggregation}/seed{self.seed}"
+        mu = f"_mu{self.mu}" if self.mu != 1 else ""
+        return f"{self.task}/{self.objective}_{self.aggregation}{mu}/seed{self.seed}"
 
     @property
     def label(self) -> str:
-        return f"{self.task} {self.objective} [{self.aggregation}] seed {self.seed}"
+        return f"{self.task} {self.objective} [{self.aggregation}, mu {self.mu}] seed {self.seed}"
 
 
 @dataclass(frozen=True)
@@ -194,40 +196,46 @@ SUMMARY_METRICS = ("base_accuracy", "final_accuracy", "gain", "len_correct", "le
                    "train_len_correct", "train_len_incorrect")
 
 
+def _key(r: dict) -> tuple:
+    """A run's arm: (task, objective, aggregation, mu); its seeds are repeats of it."""
+    return r["task"], r["objective"], r["aggregation"], r.get("mu", 1)
+
+
 def summarize(runs: list[dict], *, reference: str = "grpo") -> list[dict]:
-    """One entry per (task, objective, aggregation): mean and 95% CI over seeds of each metric in
-    ``SUMMARY_METRICS``, plus ``diff_vs_grpo``: the paired difference of final accuracy to
-    ``reference`` (same task, aggregation and seed)."""
+    """One entry per arm (task, objective, aggregation, mu): mean and 95% CI over seeds of each
+    metric in ``SUMMARY_METRICS``, plus ``diff_vs_grpo``: the paired difference of final
+    accuracy to ``reference`` in the same task, aggregation and mu, seed by seed."""
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
-        groups.setdefault((r["task"], r["objective"], r["aggregation"]), []).append(r)
+        groups.setdefault(_key(r), []).append(r)
     out = []
-    for (task, obj, agg), rs in groups.items():
-        entry = {"task": task, "objective": obj, "aggregation": agg,
+    for (task, obj, agg, mu), rs in groups.items():
+        entry = {"task": task, "objective": obj, "aggregation": agg, "mu": mu,
                  "ablation": all(r.get("ablation", False) for r in rs),
                  "seeds": sorted(r["seed"] for r in rs), "n": len(rs)}
         entry.update({m: mean_ci(r.get(m) for r in rs) for m in SUMMARY_METRICS})
-        diffs = _paired(runs, task, obj, agg, reference)
+        diffs = _paired(runs, (task, obj, agg, mu), reference)
         entry[f"diff_vs_{reference}"] = mean_ci(diffs) if diffs and obj != reference else None
         out.append(entry)
     return out
 
 
-def _paired(runs, task, objective, aggregation, reference) -> list[float]:
-    ref = {r["seed"]: r["final_accuracy"] for r in runs
-           if (r["task"], r["objective"], r["aggregation"]) == (task, reference, aggregation)}
-    return [r["final_accuracy"] - ref[r["seed"]] for r in runs
-            if (r["task"], r["objective"], r["aggregation"]) == (task, objective, aggregation)
-            and r["seed"] in ref and r["final_accuracy"] is not None and ref[r["seed"]] is not None]
+def _paired(runs, key: tuple, reference: str, metric: str = "final_accuracy") -> list[float]:
+    """``metric`` of arm ``key`` minus that of ``reference`` in the same task, aggregation and
+    mu, for each seed both have."""
+    task, _, agg, mu = key
+    ref = {r["seed"]: r[metric] for r in runs if _key(r) == (task, reference, agg, mu)}
+    return [r[metric] - ref[r["seed"]] for r in runs if _key(r) == key
+            and r["seed"] in ref and r[metric] is not None and ref[r["seed"]] is not None]
 
 
 def equivalence(runs: list[dict], margin: float, *, reference: str = "grpo") -> list[dict]:
-    """TOST of every main-comparison objective against ``reference``, per task."""
+    """TOST of every main-comparison arm against ``reference`` (same task, mu), per task."""
     rows = []
-    for task, obj, agg in dict.fromkeys((r["task"], r["objective"], r["aggregation"]) for r in runs
-                                        if not r.get("ablation")):
-        if obj != reference and (diffs := _paired(runs, task, obj, agg, reference)):
-            rows.append({"task": task, "objective": obj, "reference": reference, **tost(diffs, margin)})
+    for key in dict.fromkeys(_key(r) for r in runs if not r.get("ablation")):
+        if key[1] != reference and (diffs := _paired(runs, key, reference)):
+            rows.append({"task": key[0], "objective": key[1], "mu": key[3], "reference": reference,
+                         **tost(diffs, margin)})
     return rows
 
 
@@ -237,7 +245,7 @@ def pass_at_k_rows(runs: list[dict], base: dict[str, dict]) -> list[dict]:
             for t, curve in base.items() for k, v in curve.items()]
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
-        if r.get("pass_at_k") and not r.get("ablation"):
+        if r.get("pass_at_k") and not r.get("ablation") and r.get("mu", 1) == 1:
             groups.setdefault((r["task"], r["objective"]), []).append(r["pass_at_k"])
     for (task, obj), curves in groups.items():
         for k in curves[0]:
@@ -254,10 +262,24 @@ def make_config(profile: str, spec: RunSpec, settings: Settings, extra: dict | N
     """The TrainConfig of one run: the profile's budget, the run's spec, the settings."""
     from course_lib.trainer import TrainConfig
 
+    mu = {"mu": spec.mu} if spec.mu != 1 else {}
     return TrainConfig.from_profile(
         profile, budget=settings.budget, task=spec.task, objective=spec.objective, seed=spec.seed,
         aggregation=spec.aggregation, steps=settings.steps, eval_every=settings.eval_every,
-        eval_examples=settings.eval_examples, eval_samples=settings.eval_samples, **(extra or {}))
+        eval_examples=settings.eval_examples, eval_samples=settings.eval_samples, **mu, **(extra or {}))
+
+
+#: notebook 08's arms on countdown-micro, beside the main runs it reuses (grpo, sft+, sft-):
+#: Reinforce-Rej and Dr. GRPO at one update per rollout; GSPO and GRPO at mu = 4 (the ratio and
+#: clip act); GRPO on random rewards at mu = 1 and mu = 4 (spurious rewards, clip off vs on)
+BEYOND_ARMS = (("countdown-micro", "reinforce-rej", 1), ("countdown-micro", "dr-grpo", 1),
+               ("countdown-micro", "grpo", 4), ("countdown-micro", "gspo", 4),
+               ("countdown-micro-random", "grpo", 1), ("countdown-micro-random", "grpo", 4))
+
+
+def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
+    """Notebook 08's runs, seed by seed. Example: ``len(plan_beyond(range(5)))`` -> 30."""
+    return [RunSpec(t, o, s, mu=mu) for s in seeds for t, o, mu in arms]
 
 
 def _tail_mean(history: list[dict], key: str, k: int = 10):
@@ -270,7 +292,7 @@ def run_record(spec: RunSpec, history: list[dict], evals: list[dict], wall_s: fl
     base = next((e for e in evals if e["step"] == 0), {})
     final = evals[-1] if evals else {}
     rec = {"task": spec.task, "objective": spec.objective, "seed": spec.seed, "aggregation": spec.aggregation,
-           "ablation": spec.ablation, "steps": len(history), "base_accuracy": base.get("accuracy"),
+           "mu": spec.mu, "ablation": spec.ablation, "steps": len(history), "base_accuracy": base.get("accuracy"),
            "final_accuracy": final.get("accuracy")}
     rec.update({k: final.get(k) for k in ("len_correct", "len_incorrect", "len_incorrect_complete",
                                            "len_incorrect_worked", "share_incorrect_guess")})
@@ -541,13 +563,13 @@ def curves(out: Path, runs: list[dict]) -> list[dict]:
 
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
-        groups.setdefault((r["task"], r["objective"], r["aggregation"]), []).append(r)
+        groups.setdefault(_key(r), []).append(r)
     rows = []
-    for (task, obj, agg), rs in groups.items():
+    for (task, obj, agg, mu), rs in groups.items():
         hist = [read_jsonl(out / "runs" / r["run_dir"] / "metrics.jsonl") for r in rs]
         evals = [read_jsonl(out / "runs" / r["run_dir"] / "eval.jsonl") for r in rs]
         n, m = min(map(len, hist)), min(map(len, evals))
-        row = {"task": task, "objective": obj, "aggregation": agg, "seeds": len(rs)}
+        row = {"task": task, "objective": obj, "aggregation": agg, "mu": mu, "seeds": len(rs)}
         for k in CURVE_KEYS:
             row[k] = [_round(mean_ci(h[i].get(k) for h in hist)["mean"]) for i in range(n)]
         row["eval_step"] = [evals[0][i]["step"] for i in range(m)]

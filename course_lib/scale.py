@@ -144,7 +144,8 @@ def grpo_config(cfg: TrainConfig, output_dir: str, *, use_vllm: bool | None = No
         learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup",
         warmup_steps=cfg.warmup_steps, weight_decay=0.0, max_grad_norm=cfg.grad_clip, optim="adamw_torch",
         num_iterations=cfg.mu, epsilon=cfg.epsilon, beta=cfg.beta if row.kl else 0.0,
-        loss_type=TRL_LOSS_TYPE[cfg.aggregation], scale_rewards="group", use_bias_correction_kl=False,
+        loss_type=TRL_LOSS_TYPE[row.aggregation or cfg.aggregation], scale_rewards="group" if row.std else "none",
+        importance_sampling_level="sequence" if row.ratio == "sequence" else "token", use_bias_correction_kl=False,
         reward_weights=[1.0, 0.0], bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16,
         use_cpu=not cuda, use_vllm=use_vllm, vllm_mode="colocate", logging_steps=1, report_to="none",
         save_strategy="steps" if cfg.checkpoint_every else "no", save_steps=cfg.checkpoint_every or 500,
@@ -183,7 +184,7 @@ class CourseGRPOTrainer(GRPOTrainer):
             raise ValueError("CourseGRPOTrainer: " + "; ".join(problems) + " (grpo_config sets all of these)")
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, **kwargs)
         self.objective = row
-        self.course_weights = row.weights == "signed" or course_advantages
+        self.course_weights = row.weights == "signed" or row.mixed_only or course_advantages
         self._all_rewards = None
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):

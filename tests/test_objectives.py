@@ -192,6 +192,9 @@ R3 = 1 / 3
         ("sft+-", [1, -1, -1, -1, 1, 1, 1, 1]),          # the paper's plain +1 / -1
         ("sft+-balanced", [1, -R3, -R3, -R3, 1, 1, 1, 1]),
         ("sft+-sized", [A_PLUS, A_MINUS, A_MINUS, A_MINUS, 0, 0, 0, 0]),
+        ("reinforce-rej", [1, -1, -1, -1, 0, 0, 0, 0]),     # +-1, the all-right group dropped
+        ("dr-grpo", [0.75, -0.25, -0.25, -0.25, 0, 0, 0, 0]),  # centred only, no std
+        ("gspo", [A_PLUS, A_MINUS, A_MINUS, A_MINUS, 0, 0, 0, 0]),
     ],
 )
 def test_each_row_of_the_table_makes_its_weights(name, expected):
@@ -203,7 +206,7 @@ def test_the_table_has_one_row_per_name_and_labels_the_course_variants():
     assert list(O.OBJECTIVES)[:5] == ["grpo", "grpo-no-kl", "sft+", "sft-", "sft+-"]
     for name, row in O.OBJECTIVES.items():
         assert row.name == name and row.source
-        assert row.source.startswith("paper") or row.source.startswith("course's own")
+        assert row.source.split(":")[0] in ("paper", "course's own", "later paper")
     assert O.OBJECTIVES["sft+-balanced"].source.startswith("course's own")
     with pytest.raises(ValueError, match="grpo, grpo-no-kl"):
         O.get_objective("ppo")
@@ -231,10 +234,14 @@ def test_loss_reads_the_row(name, float64_rollout):
         lp, _ = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
     ref = lp + 0.1 * mask
     got = O.loss(row, lp, lp - 0.05 * mask, w, mask, beta=0.5, ref_logprobs=ref)
-    if row.ratio or row.kl:
-        want = grpo_loss(lp, lp - 0.05 * mask, w, mask, beta=0.5 if row.kl else 0.0, ref_logprobs=ref)
+    agg = row.aggregation or "sequence"
+    if row.ratio == "sequence":
+        want = O.gspo_loss(lp, lp - 0.05 * mask, w, mask)
+    elif row.ratio or row.kl:
+        want = grpo_loss(lp, lp - 0.05 * mask, w, mask, beta=0.5 if row.kl else 0.0, ref_logprobs=ref,
+                         aggregation=agg)
     else:
-        want = signed_sft_loss(lp, w, mask)
+        want = signed_sft_loss(lp, w, mask, aggregation=agg)
     assert got.item() == pytest.approx(want.item(), abs=1e-12)
 
 
@@ -264,3 +271,32 @@ def test_the_loop_never_branches_on_an_objective_name():
                if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     assert not strings & set(O.OBJECTIVES) - {"grpo"}  # "grpo" is only TrainConfig's default
     assert 'objective == "' not in inspect.getsource(trainer)
+
+
+def _grad(model, roll, fn):
+    model.zero_grad()
+    lp, _ = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, roll.completion_mask)
+    fn(lp).backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def test_gspo_is_grpo_at_mu_1_and_not_after_the_policy_moves(float64_rollout):
+    """One ratio per sequence: at mu = 1 the same update as token-level GRPO (sequence aggregation);
+    once old != current the two clip different things."""
+    model, roll = float64_rollout
+    mask, adv = roll.completion_mask, group_advantages(CORRECT.double(), 4)
+    g_seq = _grad(model, roll, lambda lp: O.gspo_loss(lp, lp.detach(), adv, mask))
+    g_tok = _grad(model, roll, lambda lp: grpo_loss(lp, lp.detach(), adv, mask))
+    assert g_tok.abs().max() > 1e-4 and (g_seq - g_tok).abs().max().item() <= 1e-7  # float32 log-probs
+    shift = 0.4 * torch.randn(mask.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    off = lambda lp: lp.detach() + shift * mask  # noqa: E731  a moved policy, token ratios that vary
+    g_seq = _grad(model, roll, lambda lp: O.gspo_loss(lp, off(lp), adv, mask))
+    g_tok = _grad(model, roll, lambda lp: grpo_loss(lp, off(lp), adv, mask))
+    assert (g_seq - g_tok).abs().max().item() > 1e-6
+
+
+def test_sequence_clip_counts_completions():
+    lp, mask = torch.zeros(2, 3), torch.ones(2, 3)
+    old = torch.tensor([[-0.5, -0.5, -0.5], [0.0, 0.0, 0.0]])  # ratio e^0.5 = 1.65 on row 0
+    assert O.clipped(O.get_objective("gspo"), lp, old, torch.tensor([1.0, 1.0]), mask) == 0.5
+    assert O.clipped(O.get_objective("grpo"), lp, old, torch.tensor([1.0, 1.0]), mask) == 0.5

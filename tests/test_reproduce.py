@@ -212,3 +212,24 @@ def test_report_only_rebuilds_the_outputs_without_training(tiny_reproduction):
                              progress=False, train=False)
     assert res["status"] == ["skipped"] * len(specs) + ["pending"]
     assert (out / "results.md").exists() and res["finished_runs"] == len(specs)
+
+
+def test_notebook_08_plan_has_its_arms_seed_by_seed():
+    specs = R.plan_beyond(range(2))
+    assert len(specs) == 2 * len(R.BEYOND_ARMS) and [s.seed for s in specs] == sorted(s.seed for s in specs)
+    assert {(s.objective, s.mu) for s in specs} >= {("gspo", 4), ("grpo", 4), ("reinforce-rej", 1)}
+    assert len({s.dirname for s in specs}) == len(specs)  # mu is part of the run directory
+    assert R.RunSpec("countdown-micro", "grpo", 0).dirname == "countdown-micro/grpo_sequence/seed0"
+    assert R.make_config("micro", R.RunSpec("countdown-micro", "gspo", 0, mu=4), BUDGET).mu == 4
+
+
+def test_random_rewards_keep_the_verdict():
+    from course_lib.tasks import get_task
+
+    real, fake = get_task("countdown-micro"), get_task("countdown-micro-random")
+    examples = real.load("test", n=40)
+    answers = [f"<answer>{e['nums'][0]}+{e['nums'][1]}</answer>" for e in examples]
+    rewards = [fake.score(a, e).reward for a, e in zip(answers, examples)]
+    assert [fake.score(a, e).correct for a, e in zip(answers, examples)] == [
+        real.score(a, e).correct for a, e in zip(answers, examples)]
+    assert 0.25 < sum(rewards) / len(rewards) < 0.75 and set(rewards) == {0.0, 1.0}  # a coin, not the verdict

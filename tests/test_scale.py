@@ -195,8 +195,14 @@ def _differences(course, trl):
     return abs(lc - lt), max(float((gc[n] - gt[n]).abs().max()) for n in gc)
 
 
-CASES = [(o, a, adv) for o in OBJECTIVES for a in scale.TRL_LOSS_TYPE
-         for adv in (("trl", "course") if OBJECTIVES[o].weights == "advantage" else ("course",))]
+def _aggregations(row):
+    """A row with its own normaliser (dr-grpo) or a sequence ratio (gspo: one term per completion)
+    is defined at that aggregation only."""
+    return [row.aggregation] if row.aggregation else ["sequence"] if row.ratio == "sequence" else list(scale.TRL_LOSS_TYPE)
+
+
+CASES = [(o, a, adv) for o, row in OBJECTIVES.items() for a in _aggregations(row)
+         for adv in (("trl", "course") if row.weights == "advantage" and row.std else ("course",))]
 
 
 def test_only_scale_imports_trl():

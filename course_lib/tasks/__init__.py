@@ -9,11 +9,15 @@ A ``Task`` bundles three pure functions; the trainer never needs to know which t
 
 Four tasks: ``countdown`` and ``gsm8k`` (the paper's), and their CPU-sized variants
 ``countdown-micro`` and ``gsm8k-micro`` (``course_lib.tasks.micro``), which are scored by the
-*same* verifiers. Simplified on purpose: no registry or plugin system, just ``get_task``.
+*same* verifiers. ``NAME-random`` is task NAME with *spurious* rewards (notebook 08): the reward
+is a fair coin per completion, independent of the answer, while ``correct`` stays the
+verifier's verdict (so accuracy is still measured honestly). Simplified on purpose: no registry
+or plugin system, just ``get_task``.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,7 +26,7 @@ from .common import Score
 
 __all__ = ["TASK_NAMES", "Score", "Task", "countdown", "get_task", "gsm8k"]
 
-TASK_NAMES = ("countdown", "gsm8k", "countdown-micro", "gsm8k-micro")
+TASK_NAMES = ("countdown", "gsm8k", "countdown-micro", "gsm8k-micro", "countdown-micro-random", "gsm8k-micro-random")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,22 @@ def score_gsm8k(completion: str, example: dict) -> Score:
     return gsm8k.score(completion, example["answer"])
 
 
+def coin(completion: str, example: dict) -> float:
+    """A spurious reward: 0 or 1 from a hash of the completion and its problem, right or wrong.
+
+    Example: ``coin("x", {"a": 1}) in (0.0, 1.0)``; the same text and problem always give the same.
+    """
+    return float(zlib.crc32(f"{sorted(example.items())}|{completion}".encode()) & 1)
+
+
+def _random_rewards(task: Task) -> Task:
+    def score(completion: str, example: dict) -> Score:
+        verdict = task.score(completion, example)
+        return Score(coin(completion, example), verdict.correct, verdict.well_formed, "random reward; " + verdict.reason)
+
+    return Task(f"{task.name}-random", task.load, task.prompt, score)
+
+
 def get_task(name: str) -> Task:
     """The task called ``name`` (one of ``TASK_NAMES``).
 
@@ -64,6 +84,8 @@ def get_task(name: str) -> Task:
         >>> get_task("gsm8k").name
         'gsm8k'
     """
+    if name.endswith("-random") and name in TASK_NAMES:
+        return _random_rewards(get_task(name[: -len("-random")]))
     if name == "countdown":
         return Task(name, countdown.load, countdown.prompt, score_countdown)
     if name == "gsm8k":
