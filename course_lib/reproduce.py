@@ -552,7 +552,8 @@ def write_outputs(out: Path, profile: str, specs: list[RunSpec], settings: Setti
     return results
 
 
-CURVE_KEYS = ("accuracy", "len_correct", "len_incorrect", "truncated", "entropy", "zero_var_groups", "kl")
+CURVE_KEYS = ("accuracy", "reward_mean", "len_correct", "len_incorrect", "truncated", "entropy", "zero_var_groups", "kl",
+              "clip_frac")
 
 
 def curves(out: Path, runs: list[dict]) -> list[dict]:
