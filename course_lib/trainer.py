@@ -372,6 +372,7 @@ def _setup(cfg: TrainConfig, model, tokenizer, task):
     cfg.validate()
     profile = models.get_profile(cfg.profile)
     if model is None or tokenizer is None:
+        torch.manual_seed(cfg.seed)  # LoRA adapters are initialised at random: the seed decides them
         model, tokenizer = models.load_policy(profile, precision=cfg.precision)
     if task is None:
         task = get_task(cfg.task)

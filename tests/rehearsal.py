@@ -86,6 +86,7 @@ def run(folder: Path, run_dir: Path, steps: int, resume: bool, precision: str):
 
     cfg = TrainConfig.from_profile("qwen2.5-0.5b", "colab", task="gsm8k", objective="grpo",
                                    precision=precision, **{**SHRUNK, "steps": steps})
+    torch.manual_seed(cfg.seed)  # the LoRA initialisation draws from torch's generator, as train() does
     with contextlib.redirect_stderr(io.StringIO()):
         model, tok = load_policy("qwen2.5-0.5b", device="cpu", precision=precision, model_id=str(folder))
     res = train(cfg, run_dir=run_dir, resume=resume, model=model, tokenizer=tok, task=short_gsm8k(),

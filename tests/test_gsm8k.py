@@ -257,3 +257,15 @@ def test_prompts():
     assert ex["question"] in r1 and "<answer>" in r1 and r1.endswith("<think>")
     with pytest.raises(ValueError, match="style"):
         gsm8k.prompt(ex, style="chat")
+
+
+@pytest.mark.parametrize("line", ['{"question": "q"', '{"question": "q"}', '[1, 2]'])
+def test_a_malformed_bundled_line_names_file_and_line(tmp_path, monkeypatch, line):
+    from course_lib.tasks import gsm8k as G
+
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "test.jsonl").write_text('{"question": "q", "answer": "#### 1"}\n' + line + "\n")
+    monkeypatch.setattr(G, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(G, "hub_reachable", lambda *a, **k: False)
+    with pytest.raises(ValueError, match=r"test.jsonl, line 2: not a GSM8K row"):
+        G.load("test")

@@ -287,6 +287,22 @@ def _load_hub(split: str) -> list[dict] | str:
     return [{"question": r["question"], "answer": r["answer"]} for r in ds]
 
 
+def _read_bundled(path) -> list[dict]:
+    """The rows of a bundled JSONL file; a malformed line is a ValueError naming file and line."""
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                rows.append({"question": str(r["question"]), "answer": str(r["answer"])})
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(f"{path}, line {number}: not a GSM8K row ({type(err).__name__}: {err}); "
+                                 "restore the file from the repository") from None
+    return rows
+
+
 def load(split: str = "train", n: int | None = None, seed: int = 0) -> list[dict]:
     """GSM8K examples ``{"question": str, "answer": str}`` (answer ends in ``#### N``).
 
@@ -313,9 +329,7 @@ def load(split: str = "train", n: int | None = None, seed: int = 0) -> list[dict
                 "from the repository"
             )
         print(f"gsm8k: {why}; using the bundled copy in data/gsm8k ({split})")
-        with path.open(encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-        rows = [{"question": r["question"], "answer": r["answer"]} for r in rows]
+        rows = _read_bundled(path)
     if n is not None and n < len(rows):
         rows = [rows[i] for i in sorted(random.Random(seed).sample(range(len(rows)), n))]
     return rows
