@@ -7,9 +7,11 @@ A ``Task`` bundles three pure functions; the trainer never needs to know which t
     text = task.prompt(examples[0])               # str
     verdict = task.score(completion, examples[0]) # Score(reward, correct, well_formed, reason)
 
-Four tasks: ``countdown`` and ``gsm8k`` (the paper's), and their CPU-sized variants
+Six tasks: ``countdown`` and ``gsm8k`` (the paper's), their CPU-sized variants
 ``countdown-micro`` and ``gsm8k-micro`` (``course_lib.tasks.micro``), which are scored by the
-*same* verifiers. Simplified on purpose: no registry or plugin system, just ``get_task``.
+*same* verifiers, and ``arith`` and ``word-problems`` (``course_lib.tasks.arith``): one-step
+arithmetic on which a small real instruct model (SmolLM2-135M-Instruct) is partly competent.
+Simplified on purpose: no registry or plugin system, just ``get_task``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .common import Score
 
 __all__ = ["TASK_NAMES", "Score", "Task", "countdown", "get_task", "gsm8k"]
 
-TASK_NAMES = ("countdown", "gsm8k", "countdown-micro", "gsm8k-micro")
+TASK_NAMES = ("countdown", "gsm8k", "countdown-micro", "gsm8k-micro", "arith", "word-problems")
 
 
 @dataclass(frozen=True)
@@ -74,4 +76,9 @@ def get_task(name: str) -> Task:
         if name == "countdown-micro":
             return Task(name, micro.countdown_examples, micro.countdown_prompt, score_countdown)
         return Task(name, micro.gsm8k_examples, micro.gsm8k_prompt, score_gsm8k)
+    if name in ("arith", "word-problems"):
+        from . import arith
+
+        load = arith.arith_examples if name == "arith" else arith.word_examples
+        return Task(name, load, arith.prompt, arith.score)
     raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}")
