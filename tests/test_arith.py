@@ -23,7 +23,7 @@ def test_registered(name):
     assert task.prompt(ex) == f"{ex['question']} Reply with only the final number."
 
 
-@pytest.mark.parametrize("name, n_test, n_train", [("arith", 50, 105), ("word-problems", 60, 306)])
+@pytest.mark.parametrize("name, n_test, n_train", [("arith", 50, 105), ("word-problems", 80, 228)])
 def test_split_sizes_and_balance(name, n_test, n_train):
     test, train = arith.load(name, "test"), arith.load(name, "train")
     assert (len(test), len(train)) == (n_test, n_train)
@@ -50,6 +50,7 @@ def test_generator_is_deterministic(name):
 def test_splits_are_disjoint_by_arithmetic(name):
     test, train = arith.load(name, "test"), arith.load(name, "train")
     assert not {key(ex) for ex in test} & {key(ex) for ex in train}
+    assert len({key(ex) for ex in test}) == arith.TEST_SUMS[name]
     assert not {ex["question"] for ex in test} & {ex["question"] for ex in train}
     assert len({ex["question"] for ex in test + train}) == len(test + train)  # no duplicates
 
@@ -60,20 +61,23 @@ def test_gold_answers_are_right_and_small(name):
         a, op, b = key(ex)
         want = a + b if op == "+" else a - b
         assert ex["answer"] == f"#### {want}"
-        assert 0 <= want <= 21
+        assert 0 <= want <= 18
         assert str(a) in ex["question"] and str(b) in ex["question"]
         if name == "arith":
             assert ex["question"] == f"What is {a} {op} {b}?" and 0 <= b <= 9 and 0 <= a <= 9
         else:
-            assert 2 <= a <= 12 and 1 <= b <= 9 and (op == "+" or b < a)
+            assert 2 <= a <= 9 and 1 <= b <= 9 and (op == "+" or b <= a)
 
 
-def test_word_problem_train_tells_each_sum_three_ways():
-    train = arith.load("word-problems", "train")
+@pytest.mark.parametrize("split, sums, ways", [("test", 40, 2), ("train", 76, 3)])
+def test_word_problems_tell_each_sum_several_ways(split, sums, ways):
+    rows = arith.load("word-problems", split)
     by_sum: dict[tuple, set] = {}
-    for ex in train:
+    for ex in rows:
         by_sum.setdefault(key(ex), set()).add(ex["question"])
-    assert len(by_sum) == 102 and all(len(q) == 3 for q in by_sum.values())
+    assert len(by_sum) == sums and all(len(q) == ways for q in by_sum.values())
+    if split == "test":  # the first 40 test problems are the 40 sums, once each
+        assert len({key(ex) for ex in rows[:40]}) == 40
 
 
 GOLD_12 = {"answer": "#### 12"}
