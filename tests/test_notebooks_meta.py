@@ -90,7 +90,7 @@ def test_badges_and_clone_urls_agree_with_repo_slug():
 def test_environment_cell_calls_setup(notebook):
     path, nb = notebook
     env = source(code_cells(nb)[1])
-    assert "setup()" in env and "FAST" in env, f"{path.name}: 2nd code cell should be FAST = setup()"
+    assert re.search(r"FAST = setup\(", env), f"{path.name}: 2nd code cell should be FAST = setup(...)"
 
 
 def test_numbered_sections_and_exercises(notebook):

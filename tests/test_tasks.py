@@ -19,7 +19,10 @@ def reference_completion(name: str, example: dict) -> str:
 
 
 def test_task_names():
-    assert TASK_NAMES == ("countdown", "gsm8k", "countdown-micro", "gsm8k-micro")
+    assert TASK_NAMES[:4] == ("countdown", "gsm8k", "countdown-micro", "gsm8k-micro")
+    assert {"arith", "word-problems", "countdown-micro-random"} <= set(TASK_NAMES)
+    for name in TASK_NAMES:
+        assert get_task(name).name == name
 
 
 def test_unknown_task_names_the_allowed_ones():

@@ -7,12 +7,13 @@ A ``Task`` bundles three pure functions; the trainer never needs to know which t
     text = task.prompt(examples[0])               # str
     verdict = task.score(completion, examples[0]) # Score(reward, correct, well_formed, reason)
 
-Four tasks: ``countdown`` and ``gsm8k`` (the paper's), and their CPU-sized variants
+Six tasks: ``countdown`` and ``gsm8k`` (the paper's), their CPU-sized variants
 ``countdown-micro`` and ``gsm8k-micro`` (``course_lib.tasks.micro``), which are scored by the
-*same* verifiers. ``NAME-random`` is task NAME with *spurious* rewards (notebook 08): the reward
-is a fair coin per completion, independent of the answer, while ``correct`` stays the
-verifier's verdict (so accuracy is still measured honestly). Simplified on purpose: no registry
-or plugin system, just ``get_task``.
+*same* verifiers; ``arith`` and ``word-problems`` (``course_lib.tasks.arith``): one-step
+arithmetic on which a small real instruct model (SmolLM2-135M-Instruct) is partly competent.
+``NAME-random`` is task NAME with *spurious* rewards (notebook 08): the reward is a fair coin per
+completion, independent of the answer, while ``correct`` stays the verifier's verdict (so
+accuracy is still measured honestly). Simplified on purpose: no registry or plugin system.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from .common import Score
 
 __all__ = ["TASK_NAMES", "Score", "Task", "countdown", "get_task", "gsm8k"]
 
-TASK_NAMES = ("countdown", "gsm8k", "countdown-micro", "gsm8k-micro", "countdown-micro-random", "gsm8k-micro-random")
+TASK_NAMES = ("countdown", "gsm8k", "countdown-micro", "gsm8k-micro", "arith", "word-problems",
+              "countdown-micro-random", "gsm8k-micro-random")
 
 
 @dataclass(frozen=True)
@@ -96,4 +98,9 @@ def get_task(name: str) -> Task:
         if name == "countdown-micro":
             return Task(name, micro.countdown_examples, micro.countdown_prompt, score_countdown)
         return Task(name, micro.gsm8k_examples, micro.gsm8k_prompt, score_gsm8k)
+    if name in ("arith", "word-problems"):
+        from . import arith
+
+        load = arith.arith_examples if name == "arith" else arith.word_examples
+        return Task(name, load, arith.prompt, arith.score)
     raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}")
