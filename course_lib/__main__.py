@@ -136,6 +136,8 @@ def _reproduce_parser() -> argparse.ArgumentParser:
                     help="objectives rerun with every aggregation (default: grpo; none: no ablation)")
     ap.add_argument("--ablation-tasks", nargs="*", default=None, help="default: all; --quick: the first")
     ap.add_argument("--aggregation", default="sequence", choices=AGGREGATIONS)
+    ap.add_argument("--precision", default=None, choices=("auto", "fp32", "fp16", "bf16"),
+                    help="override the budget's precision (bf16 halves a CPU step where it has avx512_bf16)")
     ap.add_argument("--workers", type=int, default=None, help="parallel run processes (default: 2 for micro on CPU)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads in all (split between workers)")
     ap.add_argument("--overwrite", action="store_true", help="start over the runs whose saved settings differ")
@@ -181,7 +183,8 @@ def reproduce_main(argv) -> int:
     if args.plan == "beyond":
         specs = R.plan_beyond(range(seeds))
     out = Path(args.out)
-    configs = [R.make_config(prof.name, s, settings) for s in specs]  # validates every setting first
+    extra = {"precision": args.precision} if args.precision else {}
+    configs = [R.make_config(prof.name, s, settings, extra) for s in specs]  # validates every setting first
     conflicts = R.check_run_dirs(out, specs, configs, args.overwrite)
     if conflicts and not args.overwrite:
         from course_lib.trainer import RunDirError
@@ -192,7 +195,7 @@ def reproduce_main(argv) -> int:
     torch.set_num_threads(args.threads or workers)  # one thread per worker: small matrices, busy machines
     command = "python -m course_lib reproduce " + " ".join(argv)
     print(f"reproduce: profile {prof.name}, {len(specs)} runs, {steps} steps each, {workers} worker(s) -> {out}")
-    res = R.run_reproduction(out, profile=prof.name, specs=specs, settings=settings, workers=workers,
+    res = R.run_reproduction(out, profile=prof.name, specs=specs, settings=settings, workers=workers, extra=extra,
                              progress=not args.no_progress, command=command, train=not args.report_only)
     print("\n" + R.summary_table(res))
     if res["equivalence"]:
@@ -313,6 +316,19 @@ COMMANDS = {
 }
 
 
+def _quiet_libraries() -> None:
+    """No loading bars from transformers, no notice from bitsandbytes about optional CPU kernels."""
+    import logging
+
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    try:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -320,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m course_lib COMMAND [options]\n\ncommands:\n"
               + "\n".join(f"  {n:<{width}}  {h}" for n, (_, h) in COMMANDS.items()))
         return 0
+    _quiet_libraries()
     if argv[0] not in COMMANDS:
         print(f"error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2

@@ -389,6 +389,7 @@ def _worker_init(profile: str, threads: int) -> None:
     from course_lib.models import load_policy
 
     torch.set_num_threads(threads)
+    torch.manual_seed(0)  # LoRA's random A matrices: the same starting adapters in every process
     model, tok = load_policy(profile)
     _WORKER.update(model=model, tokenizer=tok,
                    init={n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
@@ -445,8 +446,11 @@ def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], setti
     try:
         if train and (todo and workers == 1 or _base_pass_k(out, specs, configs, settings, get_task, None)):
             if model is None:
+                import torch
+
                 from course_lib.models import load_policy
 
+                torch.manual_seed(0)  # as in the worker processes: the same starting adapters
                 model, tokenizer = load_policy(profile)
             _base_pass_k(out, specs, configs, settings, get_task, (model, tokenizer))
         if todo and workers > 1:
