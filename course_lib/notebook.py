@@ -127,7 +127,7 @@ def colab_install(root: str = "/content/course") -> list[str]:
        together; upgrading them would need a restart and can break Colab's own Jupyter stack.
     2. Each of course_lib's core dependencies (``jupyterlab`` is in the ``local`` extra) that
        is not installed at all, at the version pyproject.toml asks for: on the Colab image of
-       August 2026 that is only bitsandbytes.
+       August 2026 that is bitsandbytes and gguf.
 
     A re-run finds everything installed and calls no pip. Returns the requirements installed in
     step 2 (``[]`` when none) and prints one line saying what it did.

@@ -167,8 +167,10 @@ def tost(diffs, margin: float) -> dict:
     """
     ci = mean_ci(diffs, level=0.90)
     ok = ci["ci_low"] is not None and -margin < ci["ci_low"] and ci["ci_high"] < margin
-    return {"diff": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "n": ci["n"],
-            "margin": margin, "equivalent": bool(ok)}
+    sd = ci["std"]
+    return {"diff": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "n": ci["n"], "sd": sd,
+            "margin": margin, "equivalent": bool(ok),
+            "seeds_needed": seeds_for_tost(sd, margin) if sd else None}  # for 80% power at this spread
 
 
 def seeds_for_tost(sd: float, margin: float, power: float = 0.8) -> int:
@@ -299,7 +301,7 @@ def run_record(spec: RunSpec, history: list[dict], evals: list[dict], wall_s: fl
     rec.update({f"base_{k}": base.get(k) for k in ("len_incorrect_complete", "len_incorrect_worked",
                                                    "share_incorrect_guess")})
     rec.update(base_len_correct=base.get("len_correct"), base_len_incorrect=base.get("len_incorrect"),
-               final_truncated=final.get("truncated"), eval_step=final.get("step"),
+               base_truncated=base.get("truncated"), final_truncated=final.get("truncated"), eval_step=final.get("step"),
                train_accuracy=_tail_mean(history, "accuracy"),
                train_len_correct=_tail_mean(history, "len_correct"),
                train_len_incorrect=_tail_mean(history, "len_incorrect"), wall_s=round(wall_s, 1))
@@ -327,7 +329,7 @@ def run_one(spec: RunSpec, cfg, run_dir: Path, settings: Settings, *, model, tok
 
     from course_lib.trainer import CHECKPOINT, PREVIOUS, train
 
-    prev = _finished(run_dir, cfg)
+    prev = _finished(run_dir, cfg, spec)
     if prev is not None:
         return {**prev, "status": "skipped"}
     resume = (run_dir / CHECKPOINT).exists() or (run_dir / PREVIOUS).exists()
@@ -351,13 +353,18 @@ def run_one(spec: RunSpec, cfg, run_dir: Path, settings: Settings, *, model, tok
     return {**rec, "status": "resumed" if resume else "ran"}
 
 
-def _finished(run_dir: Path, cfg) -> dict | None:
+def _finished(run_dir: Path, cfg, spec: RunSpec) -> dict | None:
+    """The record of a run finished with the settings ``cfg``, rebuilt from its files (so a
+    record gains the fields this version computes), or None."""
+    from course_lib.plots import read_jsonl
+
     done = run_dir / RESULT
-    if done.exists():
-        prev = json.loads(done.read_text())
-        if prev.get("config") == asdict(cfg):
-            return prev["record"]
-    return None
+    prev = json.loads(done.read_text()) if done.exists() else {}
+    if prev.get("config") != asdict(cfg):
+        return None
+    old = prev["record"]
+    rec = run_record(spec, read_jsonl(run_dir / "metrics.jsonl"), read_jsonl(run_dir / "eval.jsonl"), old["wall_s"])
+    return {**rec, **{k: old[k] for k in ("run_dir", "skipped_updates", "pass_at_k") if k in old}}
 
 
 def check_run_dirs(out: Path, specs, configs, overwrite: bool) -> list[str]:
@@ -434,7 +441,7 @@ def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], setti
     configs = [make_config(profile, s, settings, extra) for s in specs]
     get_task = get_task or tasks.get_task
     records = {s: {**r, "status": "skipped"} for s, c in zip(specs, configs)
-               if (r := _finished(out / "runs" / s.dirname, c)) is not None}
+               if (r := _finished(out / "runs" / s.dirname, c, s)) is not None}
     todo = [(s, c) for s, c in zip(specs, configs) if s not in records] if train else []
     started, interrupted = time.perf_counter(), False
 
@@ -635,10 +642,14 @@ def equivalence_table(results: dict) -> str:
     def verdict(e):
         if e["ci_low"] is None:
             return "no interval (one seed)"
+        if e["ci_low"] == e["ci_high"]:
+            return f"no spread: the same difference in every seed ({'inside' if e['equivalent'] else 'outside'} the margin)"
         if e["equivalent"]:
             return "equivalent"
         if e["ci_high"] < -e["margin"] or e["ci_low"] > e["margin"]:
             return "different"
+        if e.get("seeds_needed") and e["n"] < e["seeds_needed"]:
+            return f"not shown equivalent, underpowered ({e['seeds_needed']} seeds needed at this spread)"
         return "not shown equivalent"
 
     return _table(["task", "objective", "seeds", "diff vs grpo (pts)", "90% CI (pts)", "margin (pts)", "verdict"],

@@ -27,6 +27,7 @@ from course_lib.notebook import (
 ROOT = Path(__file__).resolve().parent.parent
 # what the Colab GPU image ships among course_lib's core dependencies, from
 # github.com/googlecolab/backend-info pip-freeze.gpu.txt (2026-08-19): everything but bitsandbytes
+# (and gguf, which the smollm2 profile reads its offline copy with)
 COLAB_HAS = {"torch", "transformers", "peft", "datasets", "tokenizers", "safetensors", "numpy",
              "tqdm", "matplotlib", "ipywidgets"}
 
@@ -74,9 +75,9 @@ def fake_colab(monkeypatch):
 
 
 def test_colab_install_adds_the_clone_and_only_what_colab_lacks(fake_colab, capsys):
-    assert colab_install("/content/course") == ["bitsandbytes>=0.46"]
+    assert colab_install("/content/course") == ["bitsandbytes>=0.46", "gguf>=0.17"]
     assert fake_colab == [["-q", "--no-deps", "-e", "/content/course"],
-                          ["-q", "bitsandbytes>=0.46"]]
+                          ["-q", "bitsandbytes>=0.46", "gguf>=0.17"]]
     assert capsys.readouterr().out.startswith("installed: course_lib (editable, --no-deps), bitsa")
 
 
@@ -89,7 +90,7 @@ def test_colab_install_rerun_calls_no_pip(fake_colab, capsys):
 
 def test_core_dependencies_leave_out_the_local_jupyter():
     names = {r.split(">")[0].split("=")[0] for r in core_requirements()}
-    assert "jupyterlab" not in names and names - COLAB_HAS == {"bitsandbytes"}
+    assert "jupyterlab" not in names and names - COLAB_HAS == {"bitsandbytes", "gguf"}
 
 
 # --- the repository slug ------------------------------------------------------------------------

@@ -581,3 +581,11 @@ def test_qlora_profile_fits_a_t4_on_cuda(name, tmp_path, qwen_files):
           f"train micro-batch {cfg.micro_batch_size}x{seqs.shape[1]} {train:.2f}")
     assert torch.isfinite(loss)
     assert max(loaded, rollout, train) < 14.0  # leaves room on a 15 GB T4
+
+
+@pytest.mark.parametrize("name", ["qwen2.5-0.5b", "qwen2.5-1.5b"])
+def test_the_colab_budget_fits_a_free_session_by_the_cost_model(name):
+    """Notebook 06's GPU section (grpo vs sft+-, evaluation at start and end) within an hour."""
+    minutes = models.estimate_minutes(PROFILES[name], "colab")
+    assert 15 <= minutes <= 60, minutes
+    assert models.estimate_minutes(PROFILES[name], "default") > 2 * minutes  # the default budget does not fit
