@@ -80,6 +80,8 @@ class Objective:
             its clip matter only with mu > 1 updates per rollout.
         kl: subtract beta * KL(pi || pi_ref) per token.
         aggregation: the row's own normaliser (Dr. GRPO: "constant"); None: the run's.
+        clip: the row's own clip range (low, high): ratio kept in [1 - low, 1 + high]; None: the
+            run's epsilon both ways. GSPO clips its sequence ratio at (3e-4, 4e-4).
         source: where it comes from: "paper: ..." (the paper's runs), "course's own: ...", or
             "later paper: ..." (the claims notebook 08 tests).
     """
@@ -95,6 +97,7 @@ class Objective:
     ratio: str | None = None
     kl: bool = False
     aggregation: str | None = None
+    clip: tuple[float, float] | None = None
     source: str = ""
 
 
@@ -115,7 +118,8 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               source="later paper: Xiong et al. 2504.11343: +1/-1 on mixed groups only, PPO ratio"),
     Objective("dr-grpo", "advantage", std=False, ratio="token", aggregation="constant",
               source="later paper: Liu et al. 2503.20783: no std scaling, constant normaliser"),
-    Objective("gspo", "advantage", ratio="sequence", source="later paper: Zheng et al. 2507.18071: sequence-level ratio"),
+    Objective("gspo", "advantage", ratio="sequence", clip=(3e-4, 4e-4),
+              source="later paper: Zheng et al. 2507.18071: sequence-level ratio, clipped at (3e-4, 4e-4)"),
 )}
 
 
@@ -148,10 +152,11 @@ def loss(objective: Objective, logprobs, old_logprobs, w, mask, *, beta: float =
     weighted negative log-likelihood. Arguments as in :func:`grpo_loss`; ``beta`` is used only
     by rows with ``kl=True``, ``aggregation`` only by rows without their own."""
     agg = objective.aggregation or aggregation
+    low, high = objective.clip or (epsilon, epsilon)
     if objective.ratio == "sequence":
-        return gspo_loss(logprobs, old_logprobs, w, mask, epsilon=epsilon, **norm)
+        return gspo_loss(logprobs, old_logprobs, w, mask, epsilon=low, epsilon_high=high, **norm)
     if objective.ratio or objective.kl:
-        return grpo_loss(logprobs, old_logprobs, w, mask, epsilon=epsilon,
+        return grpo_loss(logprobs, old_logprobs, w, mask, epsilon=low, epsilon_high=high,
                          beta=beta if objective.kl else 0.0, ref_logprobs=ref_logprobs, aggregation=agg, **norm)
     return signed_sft_loss(logprobs, w, mask, aggregation=agg, **norm)
 
@@ -159,11 +164,12 @@ def loss(objective: Objective, logprobs, old_logprobs, w, mask, *, beta: float =
 def clipped(objective: Objective, logprobs, old_logprobs, w, mask, epsilon: float = 0.2) -> float:
     """Fraction of the row's clipping units (tokens; completions for a sequence ratio) where the
     clip cut the gradient. Always 0 with one update per rollout."""
+    low, high = objective.clip or (epsilon, epsilon)
     if objective.ratio != "sequence":
-        return clip_fraction(logprobs, old_logprobs, w, mask, epsilon=epsilon)
+        return clip_fraction(logprobs, old_logprobs, w, mask, epsilon=low, epsilon_high=high)
     with torch.no_grad():
         ratio = _sequence_ratio(logprobs, old_logprobs, mask)
-        cut = ((ratio > 1 + epsilon) & (w > 0)) | ((ratio < 1 - epsilon) & (w < 0))
+        cut = ((ratio > 1 + high) & (w > 0)) | ((ratio < 1 - low) & (w < 0))
         return float(cut.float().mean()) if cut.numel() else 0.0
 
 
@@ -367,7 +373,8 @@ def _sequence_ratio(logprobs, old_logprobs, mask) -> torch.Tensor:
     return torch.exp(((logprobs - old_logprobs) * m).sum(dim=1) / m.sum(dim=1).clamp(min=1))
 
 
-def gspo_loss(logprobs, old_logprobs, advantages, mask, *, epsilon: float = 0.2, **norm) -> torch.Tensor:
+def gspo_loss(logprobs, old_logprobs, advantages, mask, *, epsilon: float = 0.2, epsilon_high: float | None = None,
+              **norm) -> torch.Tensor:
     """GSPO's clipped surrogate with one length-normalised ratio per completion, negated.
 
     ``s_i = exp(mean_t(logp - old_logp))``; loss = -mean_i min(s_i A_i, clip(s_i) A_i) (over the
@@ -378,7 +385,8 @@ def gspo_loss(logprobs, old_logprobs, advantages, mask, *, epsilon: float = 0.2,
     """
     adv = advantages.to(logprobs.dtype)
     s = _sequence_ratio(logprobs, old_logprobs, mask)
-    term = torch.min(s * adv, torch.clamp(s, 1 - epsilon, 1 + epsilon) * adv)
+    hi = epsilon if epsilon_high is None else epsilon_high
+    term = torch.min(s * adv, torch.clamp(s, 1 - epsilon, 1 + hi) * adv)
     n = norm.get("num_sequences") or logprobs.shape[0]
     return -term.sum() / max(n, 1)
 

@@ -195,7 +195,7 @@ def seeds_for_tost(sd: float, margin: float, power: float = 0.8) -> int:
 
 SUMMARY_METRICS = ("base_accuracy", "final_accuracy", "gain", "len_correct", "len_incorrect",
                    "len_incorrect_complete", "len_incorrect_worked", "share_incorrect_guess",
-                   "train_len_correct", "train_len_incorrect")
+                   "train_len_correct", "train_len_incorrect", "train_clip_frac")
 
 
 def _key(r: dict) -> tuple:
@@ -304,7 +304,8 @@ def run_record(spec: RunSpec, history: list[dict], evals: list[dict], wall_s: fl
                base_truncated=base.get("truncated"), final_truncated=final.get("truncated"), eval_step=final.get("step"),
                train_accuracy=_tail_mean(history, "accuracy"),
                train_len_correct=_tail_mean(history, "len_correct"),
-               train_len_incorrect=_tail_mean(history, "len_incorrect"), wall_s=round(wall_s, 1))
+               train_len_incorrect=_tail_mean(history, "len_incorrect"),
+               train_clip_frac=_tail_mean(history, "clip_frac", len(history)), wall_s=round(wall_s, 1))
     rec["gain"] = (None if rec["final_accuracy"] is None or rec["base_accuracy"] is None
                    else rec["final_accuracy"] - rec["base_accuracy"])
     return {**rec, **more}

@@ -234,12 +234,12 @@ def test_loss_reads_the_row(name, float64_rollout):
         lp, _ = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
     ref = lp + 0.1 * mask
     got = O.loss(row, lp, lp - 0.05 * mask, w, mask, beta=0.5, ref_logprobs=ref)
-    agg = row.aggregation or "sequence"
+    agg, (low, high) = row.aggregation or "sequence", row.clip or (0.2, 0.2)
     if row.ratio == "sequence":
-        want = O.gspo_loss(lp, lp - 0.05 * mask, w, mask)
+        want = O.gspo_loss(lp, lp - 0.05 * mask, w, mask, epsilon=low, epsilon_high=high)
     elif row.ratio or row.kl:
         want = grpo_loss(lp, lp - 0.05 * mask, w, mask, beta=0.5 if row.kl else 0.0, ref_logprobs=ref,
-                         aggregation=agg)
+                         aggregation=agg, epsilon=low, epsilon_high=high)
     else:
         want = signed_sft_loss(lp, w, mask, aggregation=agg)
     assert got.item() == pytest.approx(want.item(), abs=1e-12)
