@@ -1,17 +1,24 @@
 """course_lib: the small library behind the course "RL in Name Only?".
 
-Modules, in the order the course meets them:
+The argument, in the order the course meets it:
 
-- ``tasks``       Countdown and GSM8K (and their micro variants): data, prompts, verifiers.
+- ``tasks``       Countdown and GSM8K, their micro variants, one-step arithmetic for SmolLM2:
+                  data, prompts, verifiers.
 - ``mdp``         the toy token-tree MDP of the first notebooks.
-- ``models``      profiles (micro / qwen2.5-*), model loading, QLoRA, the reference policy.
-- ``rollout``     batched sampling of G completions per prompt.
-- ``objectives``  group advantages, the GRPO loss and the signed-SFT loss.
-- ``trainer``     the one on-policy loop shared by every objective, with checkpoint/resume.
+- ``models``      profiles (model + named budgets), loading (QLoRA, the micro model, SmolLM2
+                  offline), the reference policy.
+- ``rollout``     sampling G completions per prompt; log-probs at the sampling temperature.
+- ``objectives``  the objective table (GRPO, signed SFT and the variants): weights and losses.
+- ``trainer``     the one on-policy loop, its config, checkpoints and the run record.
 - ``evaluate``    held-out accuracy, pass@k and answer lengths.
+- ``plots``, ``widgets``, ``notebook``   figures, ipywidgets and the notebooks' first cells.
+
+Machinery a learner may skip: ``reproduce`` (the experiment grid, statistics and tables),
+``pretrain`` (how the micro model was made), ``gguf`` (fetching SmolLM2 offline), ``scale``
+(the objectives on TRL + accelerate, optional extra), ``demo`` and ``__main__`` (the command line).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import os
 from pathlib import Path
@@ -19,7 +26,7 @@ from pathlib import Path
 #: GitHub "owner/name" of this course; the notebooks' Colab badges and install cells use it.
 REPO_SLUG = "rl-in-name-only/course"
 
-#: Bundled data (GSM8K copy, micro base model, the paper's numbers). The package is meant to be
-#: installed editable from a clone (``pip install -e .``), so data/ sits beside course_lib/;
-#: ``COURSE_DATA_DIR`` points elsewhere if needed.
+#: Bundled data (GSM8K copy, micro base model, the paper's numbers, the shipped results). The
+#: package is meant to be installed editable from a clone (``pip install -e .``), so data/ sits
+#: beside course_lib/; ``COURSE_DATA_DIR`` points elsewhere if needed.
 DATA_DIR = Path(os.environ.get("COURSE_DATA_DIR", Path(__file__).resolve().parent.parent / "data"))

@@ -304,6 +304,30 @@ def fetch_smollm2_main(argv) -> int:
     return 0
 
 
+def scale_main(argv) -> int:
+    from course_lib import scale
+    from course_lib.trainer import TrainConfig
+
+    ap = _Parser(prog="accelerate launch -m course_lib scale",
+                 description="One course run (any objective) on TRL's GRPOTrainer, on N processes.")
+    ap.add_argument("--out", required=True, help="TRL's output folder; the trained model is saved here")
+    ap.add_argument("--model", default=None, help="hub id or folder (default: the profile's model)")
+    ap.add_argument("--budget", default="default", help="the profile's budget")
+    ap.add_argument("--course-advantages", action="store_true", help="grpo rows: the course's std (divide by G)")
+    ap.add_argument("--no-vllm", action="store_true", help="sample with Hugging Face generate even if vLLM is there")
+    ap.add_argument("--trl", action="append", default=[], metavar="FIELD=VALUE",
+                    help="any GRPOConfig field, e.g. vllm_gpu_memory_utilization=0.5 (repeatable)")
+    for f in dataclasses.fields(TrainConfig):
+        typ = int if f.type == "int" else float if f.type == "float" else str
+        ap.add_argument("--" + f.name.replace("_", "-"), type=typ, default=None)
+    args = vars(ap.parse_args(argv))
+    opts = {k: args.pop(k) for k in ("out", "model", "budget", "course_advantages", "no_vllm", "trl")}
+    cfg = TrainConfig.from_profile(args.pop("profile") or "micro", opts["budget"], **args)
+    scale.run(cfg, opts["out"], model=opts["model"], course_advantages=opts["course_advantages"],
+              use_vllm=False if opts["no_vllm"] else None, trl_fields=opts["trl"])
+    return 0
+
+
 # command -> (function, one-line help)
 COMMANDS = {
     "demo": (demo_main, "the main job of `make demo`"),
@@ -312,6 +336,7 @@ COMMANDS = {
     "reproduce": (reproduce_main, "the paper's comparison, every objective and seed"),
     "pretrain-micro": (pretrain_main, "train the micro base model from scratch"),
     "fetch-smollm2": (fetch_smollm2_main, "fetch the offline copy of SmolLM2-135M-Instruct (the smollm2 profile)"),
+    "scale": (scale_main, "one run on TRL + accelerate (many GPUs): accelerate launch -m course_lib scale ..."),
     "slug": (slug_main, "point the notebooks' badges and clone URLs at another repository"),
 }
 

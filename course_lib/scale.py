@@ -57,7 +57,7 @@ the place to run the paper's budget, not the place to see that GRPO is signed SF
 Launch: one process per GPU; vLLM samples (colocated, ``vllm_gpu_memory_utilization`` 0.3 of
 each GPU) when it is installed. Unset options come from the profile's budget::
 
-    accelerate launch --num_processes 8 -m course_lib.scale --profile qwen2.5-1.5b \\
+    accelerate launch --num_processes 8 -m course_lib scale --profile qwen2.5-1.5b \\
         --task gsm8k --objective sft+- --learning-rate 1e-6 --prompts-per-step 64 \\
         --group-size 5 --max-new-tokens 1024 --temperature 0.6 --out runs/scale/gsm8k-sft+- \\
         [--model Qwen/Qwen2.5-3B] [--trl vllm_gpu_memory_utilization=0.5]
@@ -69,7 +69,6 @@ starts two gloo processes (``--cpu`` starts only one); ``tests/test_scale.py`` r
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
 import json
@@ -272,34 +271,19 @@ def make_trainer(cfg: TrainConfig, output_dir: str, *, model=None, tokenizer=Non
                              course_advantages=course_advantages, **kwargs)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``accelerate launch [...] -m course_lib.scale --out DIR [options]``: one run, then the
-    trained model and tokenizer are saved in DIR. Unset options come from the profile's budget."""
-    ap = argparse.ArgumentParser(prog="accelerate launch -m course_lib.scale",
-                                 description="One course run (any objective) on TRL's GRPOTrainer, on N processes.")
-    ap.add_argument("--out", required=True, help="TRL's output folder; the trained model is saved here")
-    ap.add_argument("--model", default=None, help="hub id or folder (default: the profile's model)")
-    ap.add_argument("--budget", default="default", help="the profile's budget")
-    ap.add_argument("--course-advantages", action="store_true", help="grpo rows: the course's std (divide by G)")
-    ap.add_argument("--no-vllm", action="store_true", help="sample with Hugging Face generate even if vLLM is there")
-    ap.add_argument("--trl", action="append", default=[], metavar="FIELD=VALUE",
-                    help="any GRPOConfig field, e.g. vllm_gpu_memory_utilization=0.5 (repeatable)")
-    for f in dataclasses.fields(TrainConfig):
-        typ = int if f.type == "int" else float if f.type == "float" else str
-        ap.add_argument("--" + f.name.replace("_", "-"), type=typ, default=None)
-    args = vars(ap.parse_args(argv))
-    opts = {k: args.pop(k) for k in ("out", "model", "budget", "course_advantages", "no_vllm", "trl")}
-    cfg = TrainConfig.from_profile(args.pop("profile") or "micro", opts["budget"], **args)
-    fields = dict(_field(text) for text in opts["trl"])
-    trainer = make_trainer(cfg, opts["out"], model=opts["model"], course_advantages=opts["course_advantages"],
-                           use_vllm=False if opts["no_vllm"] else None, **fields)
+def run(cfg: TrainConfig, out: str, *, model=None, course_advantages: bool = False, use_vllm: bool | None = None,
+        trl_fields: list[str] = ()) -> None:
+    """One course run on TRL (``accelerate launch -m course_lib scale ...``); the trained model,
+    its tokenizer and ``course_config.json`` are saved in ``out``. ``trl_fields``: any
+    ``GRPOConfig`` field as ``"FIELD=VALUE"``."""
+    fields = dict(_field(text) for text in trl_fields)
+    trainer = make_trainer(cfg, out, model=model, course_advantages=course_advantages, use_vllm=use_vllm, **fields)
     trainer.train()
-    trainer.save_model(opts["out"])
+    trainer.save_model(out)
     if trainer.accelerator.is_main_process:
-        trainer.processing_class.save_pretrained(opts["out"])
-        with open(os.path.join(opts["out"], "course_config.json"), "w") as f:
+        trainer.processing_class.save_pretrained(out)
+        with open(os.path.join(out, "course_config.json"), "w") as f:
             json.dump(dataclasses.asdict(cfg), f, indent=2)
-    return 0
 
 
 def _field(text: str) -> tuple[str, object]:
@@ -312,7 +296,3 @@ def _field(text: str) -> tuple[str, object]:
         return name, json.loads(value)
     except json.JSONDecodeError:
         return name, value
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
