@@ -84,7 +84,7 @@ from course_lib.tasks import get_task
 from course_lib.trainer import TrainConfig
 
 __all__ = ["TRL_LOSS_TYPE", "CourseGRPOTrainer", "reward_functions", "task_dataset", "grpo_config",
-           "make_trainer", "main"]
+           "make_trainer", "run"]
 
 #: course aggregation -> TRL loss_type with the same normaliser
 TRL_LOSS_TYPE = {"sequence": "grpo", "token": "dapo", "constant": "dr_grpo"}
