@@ -80,11 +80,15 @@ def test_update_in_micro_batches_equals_one_batch():
     after = []
     for mb in (12, 5, 1):
         model = tiny_model(seed=0)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+        # SGD, not Adam: Adam's first step is lr * sign(grad), so a gradient that is zero up to
+        # float rounding (summed in another order) would flip a weight by 2 * lr
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
         scaler = torch.amp.GradScaler("cpu", enabled=False)
         st = update(config(micro_batch_size=mb), get_objective("sft+-"), model, opt, scaler, roll, w)
         assert st["finite"] and st["n_backward"] == 12
         after.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    start = torch.cat([p.detach().flatten() for p in tiny_model(seed=0).parameters()])
+    assert not torch.allclose(after[0], start)  # the step moved the weights
     assert torch.allclose(after[0], after[1], atol=1e-6) and torch.allclose(after[0], after[2], atol=1e-6)
 
 
