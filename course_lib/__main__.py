@@ -193,7 +193,8 @@ def reproduce_main(argv) -> int:
                                f"{conflicts[0]}): use the same options, another --out, or --overwrite to start them over")
     workers = args.workers or R.default_workers(prof.name)
     torch.set_num_threads(args.threads or workers)  # one thread per worker: small matrices, busy machines
-    command = "python -m course_lib reproduce " + " ".join(argv)
+    # --report-only rebuilds the outputs of the same runs: the recorded command is the one that makes them
+    command = "python -m course_lib reproduce " + " ".join(a for a in argv if a != "--report-only")
     print(f"reproduce: profile {prof.name}, {len(specs)} runs, {steps} steps each, {workers} worker(s) -> {out}")
     res = R.run_reproduction(out, profile=prof.name, specs=specs, settings=settings, workers=workers, extra=extra,
                              progress=not args.no_progress, command=command, train=not args.report_only)
