@@ -258,7 +258,7 @@ def load_gguf(
         raise ModuleNotFoundError("reading a GGUF file needs the gguf package: pip install gguf")
     path = Path(folder).expanduser() / gguf_file
     if not path.is_file():
-        raise FileNotFoundError(f"no GGUF file at {path}; for SmolLM2 run course_lib.gguf.fetch_smollm2()")
+        raise FileNotFoundError(f"no GGUF file at {path}; for SmolLM2 run make smollm2 (python -m course_lib fetch-smollm2)")
     with _quiet(not progress):
         tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(

@@ -137,7 +137,7 @@ def estimate_minutes(profile: Profile, budget: str = "colab", runs: int = 2) -> 
     ~60 ms per decode step to the token cap, ~8 s per update of 40 x ~350 tokens, ~30 s per
     evaluation of 100 problems of 256 tokens, 2 min loading; Qwen2.5-1.5B about 3x per step).
 
-    Example: ``estimate_minutes(PROFILES["qwen2.5-0.5b"], "colab")`` -> about 33.
+    Example: ``estimate_minutes(PROFILES["qwen2.5-0.5b"], "colab")`` -> about 35.
     """
     b = profile.budgets[budget]
     rows, size = b["prompts_per_step"] * b["group_size"], 3.0 if "1.5b" in profile.name else 1.0

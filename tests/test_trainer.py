@@ -9,6 +9,7 @@ line and exit code 2.
 import json
 import os
 import signal
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -315,6 +316,26 @@ def test_command_line_train_resume_then_evaluate(tmp_path, tiny_cli):
     assert len(rows(tmp_path / "metrics.jsonl")) == 3
     assert cli(["evaluate", "--run-dir", str(tmp_path), "--samples", "2", "--no-greedy"]) == 0
     assert 0 <= json.loads((tmp_path / "evaluate.json").read_text())["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("objective", ["sft+-", "sft+-balanced", "grpo"])
+def test_train_command_and_reproduce_run_the_same_algorithm(objective, tmp_path, tiny_cli):
+    # one name = one algorithm: `train --objective NAME` writes the config that reproduce builds for NAME
+    from course_lib import reproduce as R
+
+    assert cli(["train", *tiny_cli, "--objective", objective, "--steps", "2", "--run-dir", str(tmp_path)]) == 0
+    from_cli = json.loads((tmp_path / "config.json").read_text())
+    settings = R.Settings(steps=2, eval_every=0, eval_examples=4, eval_samples=2)
+    extra = dict(prompts_per_step=4, group_size=4, micro_batch_size=8, max_new_tokens=8, checkpoint_every=1)
+    from_reproduce = asdict(R.make_config("micro", R.RunSpec("countdown-micro", objective, 0), settings, extra))
+    assert from_cli == from_reproduce
+    row = get_objective(from_cli["objective"])
+    assert row is get_objective(objective)  # the same row of the table: the same weights, ratio/clip and KL
+    if objective == "sft+-":  # the plain +1/-1 weights, not the balanced ones
+        from course_lib.objectives import weights
+
+        w = weights(row, torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.tensor([True, False, False, False]), 4)
+        assert w.tolist() == [1.0, -1.0, -1.0, -1.0]
 
 
 def _bad_cases(tmp_path):
