@@ -629,11 +629,16 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
+def _arm(s: dict) -> str:
+    """An arm's objective cell: the name, and its mu when the ratio and clip act (mu > 1)."""
+    return s["objective"] + (f" (mu {s['mu']})" if s.get("mu", 1) != 1 else "")
+
+
 def summary_table(results: dict) -> str:
-    """The main comparison: one row per (task, objective), mean ± 95% half-width over seeds."""
+    """The main comparison: one row per (task, objective, mu), mean ± 95% half-width over seeds."""
     return _table(["task", "objective", "seeds", "base acc %", "final acc %", "gain (pts)",
                    "vs grpo (pts, paired)", "len correct", "len incorrect"],
-                  [[s["task"], s["objective"], str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
+                  [[s["task"], _arm(s), str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
                     _pct(s["gain"]), _pct(s.get("diff_vs_grpo")), _num(s["len_correct"]),
                     _num(s["len_incorrect"])] for s in results["summary"]])
 
@@ -654,7 +659,7 @@ def equivalence_table(results: dict) -> str:
         return "not shown equivalent"
 
     return _table(["task", "objective", "seeds", "diff vs grpo (pts)", "90% CI (pts)", "margin (pts)", "verdict"],
-                  [[e["task"], e["objective"], str(e["n"]), f"{100 * e['diff']:+.1f}",
+                  [[e["task"], _arm(e), str(e["n"]), f"{100 * e['diff']:+.1f}",
                     "-" if e["ci_low"] is None else f"[{100 * e['ci_low']:+.1f}, {100 * e['ci_high']:+.1f}]",
                     f"{100 * e['margin']:.1f}", verdict(e)] for e in results["equivalence"]])
 

@@ -233,3 +233,16 @@ def test_random_rewards_keep_the_verdict():
     assert [fake.score(a, e).correct for a, e in zip(answers, examples)] == [
         real.score(a, e).correct for a, e in zip(answers, examples)]
     assert 0.25 < sum(rewards) / len(rewards) < 0.75 and set(rewards) == {0.0, 1.0}  # a coin, not the verdict
+
+
+def test_tables_tell_arms_apart_by_mu():
+    # notebook 08's file holds grpo at mu = 1 and mu = 4 on one task: two rows, each labelled
+    runs = [dict(task="t", objective=o, aggregation="sequence", mu=mu, seed=s, final_accuracy=acc + s / 100,
+                 base_accuracy=0.2) for o, mu, acc in (("grpo", 1, 0.3), ("grpo", 4, 0.25), ("gspo", 4, 0.27))
+            for s in range(3)]
+    results = {"summary": R.summarize(runs), "equivalence": R.equivalence(runs, 0.05)}
+    rows = [line.split(" | ")[1] for line in R.summary_table(results).splitlines()[2:]]
+    assert rows == ["grpo", "grpo (mu 4)", "gspo (mu 4)"]
+    (eq,) = results["equivalence"]  # gspo at mu 4 is paired with grpo at mu 4, not at mu 1
+    assert eq["objective"] == "gspo" and eq["mu"] == 4 and eq["diff"] == pytest.approx(0.02)
+    assert "| t | gspo (mu 4) | 3 |" in R.equivalence_table(results)
