@@ -138,13 +138,13 @@ def _mean_curve(curves: list[list[float]]):
         return np.nanmean(arr, axis=0)
 
 
-def _curves(out, runs, task, objective, aggregation, key, k):
+def _curves(out, runs, task, objective, aggregation, key, k, mu=1):
     """Per-seed curves of ``key``: eval points (key starts with "eval:") or smoothed training steps."""
     from pathlib import Path
 
     curves, steps = [], None
     for r in runs:
-        if (r["task"], r["objective"], r["aggregation"], r.get("mu", 1)) != (task, objective, aggregation, 1):
+        if (r["task"], r["objective"], r["aggregation"], r.get("mu", 1)) != (task, objective, aggregation, mu):
             continue
         d = Path(out) / "runs" / r["run_dir"]
         if key.startswith("eval:"):
@@ -169,7 +169,7 @@ def result_figures(out, results: dict) -> list[str]:
     out, runs, written = Path(out), results["runs"], []
     tasks = list(dict.fromkeys(r["task"] for r in runs))
     main = [r for r in runs if not r["ablation"]]
-    objectives = list(dict.fromkeys(r["objective"] for r in main))
+    arms = list(dict.fromkeys((r["objective"], r.get("mu", 1)) for r in main))  # mu > 1: its own line
     agg = main[0]["aggregation"] if main else "sequence"
     k = max(1, min(10, max(r["steps"] for r in runs) // 6))
     panels = {"accuracy_over_steps.png": (("eval:accuracy", "held-out sampled accuracy"),
@@ -181,11 +181,11 @@ def result_figures(out, results: dict) -> list[str]:
         axes = fig.subplots(len(tasks), 2, squeeze=False)
         for row, task in enumerate(tasks):
             for col, (key, title) in enumerate(cols):
-                for i, obj in enumerate(objectives):
-                    x, y = _curves(out, main, task, obj, agg, key, k)
+                for i, (obj, mu) in enumerate(arms):
+                    x, y = _curves(out, main, task, obj, agg, key, k, mu)
                     if x is not None:
-                        axes[row, col].plot(x, y, "o-" if key.startswith("eval") else "-", ms=3,
-                                            color=f"C{i}", label=obj)
+                        axes[row, col].plot(x, y, "o-" if key.startswith("eval") else "-", ms=3, color=f"C{i}",
+                                            label=obj + (f" (mu {mu})" if mu != 1 else ""))
                 axes[row, col].set_title(f"{task}: {title}", fontsize=9)
                 axes[row, col].set_xlabel("step")
             axes[row, 0].legend(fontsize=7)
