@@ -22,3 +22,24 @@ def test_readme_quotes_the_command_that_made_them():
     res = R.load_results(MICRO)
     assert f"`{res['command']}`" in README
     assert f"{res['settings']['steps']} steps" in README and f"{len({r['seed'] for r in res['runs']})} seeds" in README
+
+
+@pytest.mark.parametrize("name, folder", [("micro", "micro_evidence"), ("beyond", "beyond")])
+def test_shipped_run_records_rebuild_the_shipped_results(name, folder, tmp_path):
+    # every run's config, metrics and evaluations ship (without checkpoints): the recorded command,
+    # in report-only mode over them, gives the shipped file again
+    import json
+    import shlex
+    import tarfile
+
+    from course_lib.__main__ import main
+
+    with tarfile.open(DATA_DIR / "results" / f"{name}_runs.tar.gz") as tar:
+        tar.extractall(tmp_path, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    shipped = R.load_results(DATA_DIR / "results" / f"{name}_results.json")
+    argv = shlex.split(shipped["command"])[3:]
+    argv[argv.index("--out") + 1] = str(tmp_path / folder)
+    assert main([*argv, "--report-only"]) == 0
+    rebuilt = json.loads((tmp_path / folder / "results.json").read_text())
+    for key in ("settings", "runs", "summary", "equivalence", "pass_at_k", "ablation", "curves"):
+        assert rebuilt[key] == shipped[key], key
