@@ -138,6 +138,11 @@ def _mean_curve(curves: list[list[float]]):
         return np.nanmean(arr, axis=0)
 
 
+def arm_label(objective: str, mu: int = 1) -> str:
+    """An arm's name in tables and legends: the objective, and its mu when the ratio and clip act."""
+    return objective + (f" (mu {mu})" if mu != 1 else "")
+
+
 def _curves(out, runs, task, objective, aggregation, key, k, mu=1):
     """Per-seed curves of ``key``: eval points (key starts with "eval:") or smoothed training steps."""
     from pathlib import Path
@@ -185,7 +190,7 @@ def result_figures(out, results: dict) -> list[str]:
                     x, y = _curves(out, main, task, obj, agg, key, k, mu)
                     if x is not None:
                         axes[row, col].plot(x, y, "o-" if key.startswith("eval") else "-", ms=3, color=f"C{i}",
-                                            label=obj + (f" (mu {mu})" if mu != 1 else ""))
+                                            label=arm_label(obj, mu))
                 axes[row, col].set_title(f"{task}: {title}", fontsize=9)
                 axes[row, col].set_xlabel("step")
             axes[row, 0].legend(fontsize=7)

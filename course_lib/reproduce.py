@@ -630,8 +630,9 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 
 
 def _arm(s: dict) -> str:
-    """An arm's objective cell: the name, and its mu when the ratio and clip act (mu > 1)."""
-    return s["objective"] + (f" (mu {s['mu']})" if s.get("mu", 1) != 1 else "")
+    from course_lib.plots import arm_label
+
+    return arm_label(s["objective"], s.get("mu", 1))
 
 
 def summary_table(results: dict) -> str:
