@@ -328,6 +328,7 @@ def run_one(spec: RunSpec, cfg, run_dir: Path, settings: Settings, *, model, tok
     "interrupted" (no result.json then)."""
     import torch
 
+    from course_lib.models import weights_source
     from course_lib.trainer import CHECKPOINT, PREVIOUS, train
 
     prev = _finished(run_dir, cfg, spec)
@@ -345,7 +346,8 @@ def run_one(spec: RunSpec, cfg, run_dir: Path, settings: Settings, *, model, tok
                 tokenizer=tokenizer, task=task, progress=progress)
     wall = prior + time.perf_counter() - t0
     wall_file.write_text(json.dumps({"wall_s": wall}))
-    rec = run_record(spec, res.history, res.evals, wall, run_dir=spec.dirname, skipped_updates=res.skipped_updates)
+    rec = run_record(spec, res.history, res.evals, wall, run_dir=spec.dirname, skipped_updates=res.skipped_updates,
+                     weights=weights_source(model))
     if res.interrupted:
         return {**rec, "status": "interrupted"}
     if settings.pass_k and not spec.ablation and spec.seed < settings.pass_k_seeds:
@@ -365,7 +367,7 @@ def _finished(run_dir: Path, cfg, spec: RunSpec) -> dict | None:
         return None
     old = prev["record"]
     rec = run_record(spec, read_jsonl(run_dir / "metrics.jsonl"), read_jsonl(run_dir / "eval.jsonl"), old["wall_s"])
-    return {**rec, **{k: old[k] for k in ("run_dir", "skipped_updates", "pass_at_k") if k in old}}
+    return {**rec, **{k: old[k] for k in ("run_dir", "skipped_updates", "pass_at_k", "weights") if k in old}}
 
 
 def check_run_dirs(out: Path, specs, configs, overwrite: bool) -> list[str]:
@@ -548,6 +550,7 @@ def write_outputs(out: Path, profile: str, specs: list[RunSpec], settings: Setti
         "units": {"accuracy": "fraction of sampled held-out answers that are correct (0-1)",
                   "length": "tokens per completion, end-of-text token included",
                   "ci": "95% Student-t interval over seeds; equivalence: 90% interval (TOST)"},
+        "weights": sorted({r["weights"] for r in runs if r.get("weights")}),  # which weights the runs started from
         "planned_runs": len(specs), "finished_runs": len(runs), "wall_s": round(wall_s, 1),
         "runs_wall_s": round(sum(r.get("wall_s") or 0 for r in runs), 1),
         "runs": runs,
@@ -702,6 +705,7 @@ def results_markdown(results: dict, paper: dict | None = None) -> str:
     st = results["settings"]
     parts = [f"# Reproduction: profile `{results['profile']}`\n",
              f"Command: `{results['command']}`\n" if results.get("command") else "",
+             f"Weights: {'; '.join(results['weights'])}.\n" if results.get("weights") else "",
              f"{results['finished_runs']} of {results['planned_runs']} runs finished; {st['steps']} steps per "
              f"run; held-out evaluation on {st['eval_examples']} problems x {st['eval_samples']} samples. "
              f"Wall time: {results['runs_wall_s']:.0f} s summed over the runs.\n",

@@ -31,8 +31,10 @@ def one_thread():
 
 
 def reproduce(out, specs):
+    model = tiny_model()
+    object.__setattr__(model, "course_weights", "tiny test model")  # as load_policy names the weights it loaded
     return R.run_reproduction(out, profile="micro", specs=specs, settings=BUDGET, extra=TINY,
-                              model=tiny_model(), tokenizer=char_tokenizer(),
+                              model=model, tokenizer=char_tokenizer(),
                               get_task=lambda name: fake_task(), progress=False)
 
 
@@ -67,6 +69,9 @@ def test_tiny_reproduction_writes_every_output_with_the_documented_keys(tiny_rep
     md = (out / "results.md").read_text()
     assert "| countdown-micro | sft+- | 2 |" in md and "Aggregation ablation" in md and "TOST" in md
     assert "The paper's reported numbers" in md  # labelled and apart
+    # every result names the weights it started from (the SmolLM2 runs: hub or the Q4_1 GGUF)
+    assert data["weights"] == ["tiny test model"] and {r["weights"] for r in data["runs"]} == {"tiny test model"}
+    assert "Weights: tiny test model." in md
     (eq,) = data["equivalence"]
     assert set(eq) >= {"task", "objective", "reference", "margin", "diff", "ci_low", "ci_high", "equivalent"}
     assert eq["objective"] == "sft+-" and eq["reference"] == "grpo" and isinstance(eq["equivalent"], bool)
@@ -212,6 +217,7 @@ def test_report_only_rebuilds_the_outputs_without_training(tiny_reproduction):
                              progress=False, train=False)
     assert res["status"] == ["skipped"] * len(specs) + ["pending"]
     assert (out / "results.md").exists() and res["finished_runs"] == len(specs)
+    assert res["weights"] == ["tiny test model"]  # rebuilt from the run records, not from a loaded model
 
 
 def test_notebook_08_plan_has_its_arms_seed_by_seed():
