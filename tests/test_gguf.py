@@ -173,3 +173,32 @@ def test_the_profile_loads_it_offline_and_trains_two_steps_through_the_loop(smol
     assert any(not torch.equal(params[n], v) for n, v in lora.items())  # sft+- weighs every sample
     prompt = models.format_prompt(tok, models.PROFILES["smollm2-135m"], "What is 2 + 3?")
     assert prompt.startswith("<|im_start|>") and prompt.rstrip().endswith("assistant")
+
+
+@pytest.mark.slow
+def test_the_comparison_on_smollm2_runs_end_to_end(smollm2, monkeypatch, tmp_path):
+    """The shipped SmolLM2 comparison (data/results/smollm2_results.json) shrunk to 2 objectives x
+    2 seeds x 3 steps of 2 problems x G = 2: ``reproduce`` trains from the GGUF offline through the
+    chat template and writes results that name the weights (4 minutes on one thread of a busy 2-core machine)."""
+    import json
+
+    from course_lib import models
+    from course_lib import reproduce as R
+
+    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=3.0: False)
+    out = tmp_path / "smollm2"
+    specs = R.plan_runs(["arith"], ["grpo", "sft+-"], [0, 1], ablation_objectives=())
+    settings = R.Settings(steps=3, eval_every=3, eval_examples=8, eval_samples=2, pass_k=4, pass_k_examples=4,
+                          pass_k_seeds=2)
+    res = R.run_reproduction(out, profile="smollm2-135m", specs=specs, settings=settings, progress=False,
+                             extra=dict(prompts_per_step=2, group_size=2, max_new_tokens=12))
+    assert res["status"] == ["ran"] * 4 and res["weights"] == [cg.SMOLLM2_SOURCE]
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["profile"] == "smollm2-135m" and saved["weights"] == [cg.SMOLLM2_SOURCE]
+    assert {(r["objective"], r["seed"]) for r in saved["runs"]} == {(o, s) for o in ("grpo", "sft+-") for s in (0, 1)}
+    assert all(r["steps"] == 3 and 0 <= r["final_accuracy"] <= 1 for r in saved["runs"])
+    for seed in (0, 1):  # both objectives of a seed start from the same held-out evaluation
+        assert len({r["base_accuracy"] for r in saved["runs"] if r["seed"] == seed}) == 1
+    assert [e["objective"] for e in saved["equivalence"]] == ["sft+-"]
+    assert {r["model"] for r in saved["pass_at_k"]} == {"base", "grpo", "sft+-"}
+    assert f"Weights: {cg.SMOLLM2_SOURCE}." in (out / "results.md").read_text()
