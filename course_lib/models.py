@@ -31,6 +31,7 @@ What is simplified, and why:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 from collections.abc import Iterator, Mapping
@@ -516,6 +517,16 @@ def format_prompt(tokenizer, profile: Profile, prompt: str) -> str:
                                          add_generation_prompt=True)
 
 
+def prompted(task, tokenizer, profile: Profile):
+    """``task`` asking its questions as the model sees them (:func:`format_prompt`): the task itself
+    for base models, its prompts behind the chat template for instruct models. Training, the
+    held-out evaluation and pass@k all go through it, so all three ask the same question."""
+    if not profile.chat_template:
+        return task
+    raw = task.prompt
+    return dataclasses.replace(task, prompt=lambda ex: format_prompt(tokenizer, profile, raw(ex)))
+
+
 # ------------------------------------------------------------------------------ the micro model
 
 MICRO_EOS, MICRO_PAD, MICRO_UNK = "<|endoftext|>", "<|pad|>", "<unk>"
@@ -661,7 +672,7 @@ def reference_policy(model) -> Iterator[None]:
 __all__ = [
     "ALL_PROJECTIONS", "PRECISIONS", "PROFILES", "PROFILE_ENV", "LoraSettings", "ModelUnavailableError",
     "Profile", "build_micro_model", "build_micro_tokenizer", "choose_profile", "compute_dtype",
-    "configure_tokenizer", "format_prompt", "get_profile", "has_cuda", "has_reference", "load_micro",
+    "configure_tokenizer", "format_prompt", "prompted", "get_profile", "has_cuda", "has_reference", "load_micro",
     "load_policy", "reference_policy", "resolve_device", "snapshot_reference", "trainable_parameters",
     "use_profile_threads", "weights_source", "estimate_minutes",
 ]

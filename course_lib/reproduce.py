@@ -312,12 +312,18 @@ def run_record(spec: RunSpec, history: list[dict], evals: list[dict], wall_s: fl
 
 
 def _pass_curve(model, tokenizer, task, settings: Settings, cfg, seed: int) -> dict[str, float]:
-    from course_lib.evaluate import evaluate
+    """pass@k on held-out problems, asked as training asks them (chat template, compute dtype)."""
+    from course_lib import evaluate as E
+    from course_lib import models
+    from course_lib.trainer import autocast
 
     examples = task.load("test", n=settings.pass_k_examples)
-    res = evaluate(model, tokenizer, task, examples, samples=settings.pass_k, greedy=False,
-                   max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                   k_values=PASS_KS, batch_size=256, seed=seed)
+    task = models.prompted(task, tokenizer, models.get_profile(cfg.profile))
+    dtype = models.compute_dtype(cfg.precision, next(model.parameters()).device)
+    with autocast(model, dtype):
+        res = E.evaluate(model, tokenizer, task, examples, samples=settings.pass_k, greedy=False,
+                         max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                         k_values=PASS_KS, batch_size=256, seed=seed)
     return {str(k): res[f"pass@{k}"] for k in PASS_KS if k <= settings.pass_k}
 
 

@@ -217,7 +217,7 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
              "n_backward": len(rows), "finite": True}
     device = next(model.parameters()).device
     parts = [(roll.select(b), w[b].to(device)) for b in rows.split(cfg.micro_batch_size)]
-    amp = lambda: _amp(model, dtype)  # noqa: E731
+    amp = lambda: autocast(model, dtype)  # noqa: E731
     lp_of = lambda m, p, ent=False: completion_logprobs(  # noqa: E731
         m, p.prompt_ids, p.prompt_mask, p.completion_ids, p.completion_mask, chunk_size=LOGPROB_CHUNK,
         temperature=cfg.temperature, with_entropy=ent)
@@ -304,7 +304,7 @@ def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resu
                 t0, c0 = time.perf_counter(), time.process_time()
                 torch.manual_seed(_step_seed(cfg.seed, run.step))
                 examples = [train_examples[i] for i in _example_indices(len(train_examples), cfg.seed, run.position, P)]
-                with _amp(model, dtype):
+                with autocast(model, dtype):
                     roll = generate_rollouts(model, tokenizer, [task.prompt(e) for e in examples], G,  # sample
                                              max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                                              top_p=cfg.top_p)
@@ -376,9 +376,7 @@ def _setup(cfg: TrainConfig, model, tokenizer, task):
         model, tokenizer = models.load_policy(profile, precision=cfg.precision)
     if task is None:
         task = get_task(cfg.task)
-    if profile.chat_template:
-        raw = task.prompt
-        task = dataclasses.replace(task, prompt=lambda ex: models.format_prompt(tokenizer, profile, raw(ex)))
+    task = models.prompted(task, tokenizer, profile)
     if get_objective(cfg.objective).kl and cfg.beta > 0 and not models.has_reference(model):
         models.snapshot_reference(model)  # a model not loaded by load_policy: freeze it now
     if not models.trainable_parameters(model):
@@ -402,15 +400,15 @@ def _commit(run: Progress, metrics: dict, prompts: int, finite: bool, out: Path 
             "the last finite state is checkpointed: lower --learning-rate or use --precision fp32")
 
 
-def _amp(model, dtype):
-    """Autocast in the run's compute dtype (a no-op in float32)."""
+def autocast(model, dtype):
+    """Autocast in the run's compute dtype (a no-op in float32); evaluation after training uses it too."""
     return torch.autocast(next(model.parameters()).device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
 def _evaluate(cfg, model, tokenizer, task, held_out, run: Progress, out: Path | None, dtype) -> None:
     if not held_out:
         return
-    with _amp(model, dtype):
+    with autocast(model, dtype):
         res = evaluate(model, tokenizer, task, held_out, samples=cfg.eval_samples, greedy=False,
                        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                        seed=cfg.seed + 1234)

@@ -24,7 +24,7 @@ def test_readme_quotes_the_command_that_made_them():
     assert f"{res['settings']['steps']} steps" in README and f"{len({r['seed'] for r in res['runs']})} seeds" in README
 
 
-@pytest.mark.parametrize("name, folder", [("micro", "micro_evidence"), ("beyond", "beyond")])
+@pytest.mark.parametrize("name, folder", [("micro", "micro_evidence"), ("beyond", "beyond"), ("smollm2", "smollm2")])
 def test_shipped_run_records_rebuild_the_shipped_results(name, folder, tmp_path):
     # every run's config, metrics and evaluations ship (without checkpoints): the recorded command,
     # in report-only mode over them, gives the shipped file again
@@ -43,3 +43,13 @@ def test_shipped_run_records_rebuild_the_shipped_results(name, folder, tmp_path)
     rebuilt = json.loads((tmp_path / folder / "results.json").read_text())
     for key in ("settings", "runs", "summary", "equivalence", "pass_at_k", "ablation", "curves"):
         assert rebuilt[key] == shipped[key], key
+
+
+SMOLLM2 = DATA_DIR / "results" / "smollm2_results.json"
+
+
+@pytest.mark.parametrize("table", [R.summary_table, R.equivalence_table, R.pass_at_k_table])
+def test_readme_quotes_the_shipped_smollm2_results_with_their_command_and_weights(table):
+    res = R.load_results(SMOLLM2)
+    assert table(res) in README, f"README's copy of {table.__name__} differs from {SMOLLM2.name}"
+    assert f"`{res['command']}`" in README and res["weights"][0] in README.replace("\n", " ")

@@ -252,3 +252,28 @@ def test_tables_tell_arms_apart_by_mu():
     (eq,) = results["equivalence"]  # gspo at mu 4 is paired with grpo at mu 4, not at mu 1
     assert eq["objective"] == "gspo" and eq["mu"] == 4 and eq["diff"] == pytest.approx(0.02)
     assert "| t | gspo (mu 4) | 3 |" in R.equivalence_table(results)
+
+
+def test_pass_at_k_asks_the_question_training_asks(monkeypatch):
+    # an instruct profile trains and evaluates on prompts behind its chat template; pass@k (for
+    # the trained runs and the base) must ask the same text, or it measures another task
+    from course_lib import evaluate as E
+    from course_lib.tasks import get_task
+    from course_lib.trainer import TrainConfig
+
+    seen = []
+
+    def fake_evaluate(model, tokenizer, task, examples, **kw):
+        seen.append(task.prompt(examples[0]))
+        return {f"pass@{k}": 0.0 for k in R.PASS_KS}
+
+    class ChatTokenizer:
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+            return f"<user>{messages[0]['content']}</user><assistant>"
+
+    monkeypatch.setattr(E, "evaluate", fake_evaluate)
+    task = get_task("arith")
+    question = task.prompt(task.load("test", n=BUDGET.pass_k_examples)[0])
+    R._pass_curve(tiny_model(), ChatTokenizer(), task, BUDGET, TrainConfig.from_profile("smollm2-135m", task="arith"), 0)
+    R._pass_curve(tiny_model(), ChatTokenizer(), task, BUDGET, TrainConfig.from_profile("micro", task="arith"), 0)
+    assert seen == [f"<user>{question}</user><assistant>", question]  # instruct profile, then a base one
