@@ -357,3 +357,6 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:  # one process of t
     results = few_steps(sys.argv[2])
     if PartialState().is_main_process:
         torch.save(results, Path(sys.argv[2]) / "results.pt")
+    PartialState().wait_for_everyone()
+    if torch.distributed.is_initialized():  # tear gloo down before exit: left to the interpreter, a
+        torch.distributed.destroy_process_group()  # process can abort ("terminate called ...") at exit
