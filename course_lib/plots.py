@@ -110,14 +110,6 @@ def draw_tree(
 # ------------------------------------------------------------------------ reproduction figures
 
 
-def read_jsonl(path) -> list[dict]:
-    import json
-    from pathlib import Path
-
-    path = Path(path)
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-
-
 def smooth(xs: list, k: int) -> list:
     """Trailing moving average over ``k`` values that skips None (steps with no such answer).
 
@@ -130,43 +122,28 @@ def smooth(xs: list, k: int) -> list:
     return out
 
 
-def _mean_curve(curves: list[list[float]]):
-    n = min(len(c) for c in curves)
-    arr = np.array([c[:n] for c in curves], dtype=float)
-    with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
-        __import__("warnings").simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(arr, axis=0)
-
-
 def arm_label(objective: str, mu: int = 1) -> str:
     """An arm's name in tables and legends: the objective, and its mu when the ratio and clip act."""
     return objective + (f" (mu {mu})" if mu != 1 else "")
 
 
-def _curves(out, runs, task, objective, aggregation, key, k, mu=1):
-    """Per-seed curves of ``key``: eval points (key starts with "eval:") or smoothed training steps."""
-    from pathlib import Path
-
-    curves, steps = [], None
-    for r in runs:
-        if (r["task"], r["objective"], r["aggregation"], r.get("mu", 1)) != (task, objective, aggregation, mu):
-            continue
-        d = Path(out) / "runs" / r["run_dir"]
-        if key.startswith("eval:"):
-            rows = read_jsonl(d / "eval.jsonl")
-            curves.append([e.get(key[5:]) for e in rows])
-            steps = [e["step"] for e in rows]
-        else:
-            curves.append(smooth([h.get(key) for h in read_jsonl(d / "metrics.jsonl")], k))
-    if not curves or not min(map(len, curves)):
+def _curve(results: dict, task, objective, aggregation, key, k, mu=1):
+    """``(x, y)`` of one arm from ``results["curves"]`` (means over seeds): the held-out
+    evaluations for ``key="eval:accuracy"``, else a training metric smoothed over ``k`` steps."""
+    c = next((c for c in results.get("curves", []) if (c["task"], c["objective"], c["aggregation"],
+              c.get("mu", 1)) == (task, objective, aggregation, mu)), None)
+    if c is None:
         return None, None
-    m = _mean_curve(curves)
-    return (np.array(steps[: len(m)]) if steps else np.arange(1, len(m) + 1)), m
+    if key == "eval:accuracy":
+        return np.array(c["eval_step"]), np.array(c["eval_accuracy"], dtype=float)
+    ys = c.get(key) or []
+    return (np.arange(1, len(ys) + 1), np.array(smooth(ys, k))) if ys else (None, None)
 
 
 def result_figures(out, results: dict) -> list[str]:
-    """The figures of a reproduction in ``out``: accuracy and lengths over steps, the aggregation
-    ablation and pass@k (when measured). Returns the file names written."""
+    """The figures of a reproduction, drawn from its results (``curves``, ``pass_at_k``) into the
+    folder ``out``: accuracy and lengths over steps, the aggregation ablation and pass@k (when
+    measured). Returns the file names written."""
     from pathlib import Path
 
     from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
@@ -187,7 +164,7 @@ def result_figures(out, results: dict) -> list[str]:
         for row, task in enumerate(tasks):
             for col, (key, title) in enumerate(cols):
                 for i, (obj, mu) in enumerate(arms):
-                    x, y = _curves(out, main, task, obj, agg, key, k, mu)
+                    x, y = _curve(results, task, obj, agg, key, k, mu)
                     if x is not None:
                         axes[row, col].plot(x, y, "o-" if key.startswith("eval") else "-", ms=3, color=f"C{i}",
                                             label=arm_label(obj, mu))
@@ -216,7 +193,7 @@ def _ablation_figure(out, results: dict, k: int) -> str:
     for row, (task, obj) in enumerate(pairs):
         for i, agg in enumerate(("sequence", "token", "constant")):
             for col, (key, title) in enumerate(cols):
-                x, y = _curves(out, results["runs"], task, obj, agg, key, k)
+                x, y = _curve(results, task, obj, agg, key, k)
                 if x is not None:
                     axes[row, col].plot(x, y, ("o" if col == 2 else "") + ["-", "--", ":"][i], ms=3,
                                         color=f"C{i}", label=agg)

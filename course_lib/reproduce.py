@@ -203,13 +203,19 @@ def _key(r: dict) -> tuple:
     return r["task"], r["objective"], r["aggregation"], r.get("mu", 1)
 
 
+def _arms(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """The runs of each arm (:func:`_key`), arms in the order they first appear."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(_key(r), []).append(r)
+    return groups
+
+
 def summarize(runs: list[dict], *, reference: str = "grpo") -> list[dict]:
     """One entry per arm (task, objective, aggregation, mu): mean and 95% CI over seeds of each
     metric in ``SUMMARY_METRICS``, plus ``diff_vs_grpo``: the paired difference of final
     accuracy to ``reference`` in the same task, aggregation and mu, seed by seed."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in runs:
-        groups.setdefault(_key(r), []).append(r)
+    groups = _arms(runs)
     out = []
     for (task, obj, agg, mu), rs in groups.items():
         entry = {"task": task, "objective": obj, "aggregation": agg, "mu": mu,
@@ -365,8 +371,6 @@ def run_one(spec: RunSpec, cfg, run_dir: Path, settings: Settings, *, model, tok
 def _finished(run_dir: Path, cfg, spec: RunSpec) -> dict | None:
     """The record of a run finished with the settings ``cfg``, rebuilt from its files (so a
     record gains the fields this version computes), or None."""
-    from course_lib.plots import read_jsonl
-
     done = run_dir / RESULT
     prev = json.loads(done.read_text()) if done.exists() else {}
     if prev.get("config") != asdict(cfg):
@@ -581,11 +585,7 @@ def curves(out: Path, runs: list[dict]) -> list[dict]:
     """Per (task, objective, aggregation): the training metrics in ``CURVE_KEYS`` step by step and
     the held-out accuracy at each evaluation, as means over seeds (so notebooks can draw the
     shipped runs without their run directories)."""
-    from course_lib.plots import read_jsonl
-
-    groups: dict[tuple, list[dict]] = {}
-    for r in runs:
-        groups.setdefault(_key(r), []).append(r)
+    groups = _arms(runs)
     rows = []
     for (task, obj, agg, mu), rs in groups.items():
         hist = [read_jsonl(out / "runs" / r["run_dir"] / "metrics.jsonl") for r in rs]
@@ -601,6 +601,12 @@ def curves(out: Path, runs: list[dict]) -> list[dict]:
                                   for k in range(top + 1)] for i in range(n)]  # groups with k right, per step
         rows.append(row)
     return rows
+
+
+def read_jsonl(path) -> list[dict]:
+    """The rows of a ``.jsonl`` file (``[]`` when it does not exist)."""
+    path = Path(path)
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
 
 
 def _round(x, digits: int = 4):

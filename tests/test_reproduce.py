@@ -277,3 +277,22 @@ def test_pass_at_k_asks_the_question_training_asks(monkeypatch):
     R._pass_curve(tiny_model(), ChatTokenizer(), task, BUDGET, TrainConfig.from_profile("smollm2-135m", task="arith"), 0)
     R._pass_curve(tiny_model(), ChatTokenizer(), task, BUDGET, TrainConfig.from_profile("micro", task="arith"), 0)
     assert seen == [f"<user>{question}</user><assistant>", question]  # instruct profile, then a base one
+
+
+def test_result_figures_are_drawn_from_the_results_alone(tmp_path):
+    """The figures need only results.json (its seed-mean curves): the shipped micro results,
+    without their run directories, redraw every figure, and each line is the file's curve."""
+    from course_lib import plots
+
+    res = R.load_results("data/results/micro_results.json")
+    c = next(c for c in res["curves"] if c["objective"] == "grpo" and c["aggregation"] == "sequence")
+    x, y = plots._curve(res, c["task"], "grpo", "sequence", "eval:accuracy", 5)
+    assert list(x) == c["eval_step"] and list(y) == c["eval_accuracy"]
+    x, y = plots._curve(res, c["task"], "grpo", "sequence", "len_incorrect", 1)  # k = 1: no smoothing
+    want = [math.nan if v is None else v for v in c["len_incorrect"]]
+    assert list(x) == list(range(1, len(want) + 1))
+    assert all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(y, want))
+    written = plots.result_figures(tmp_path, res)
+    assert written == ["accuracy_over_steps.png", "lengths_over_steps.png", "aggregation_ablation.png",
+                       "pass_at_k.png"]
+    assert all((tmp_path / n).stat().st_size > 10_000 for n in written)
