@@ -36,26 +36,6 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = [
-    "AGGREGATIONS",
-    "ADVANTAGE_SCALES",
-    "OBJECTIVES",
-    "Objective",
-    "get_objective",
-    "weights",
-    "loss",
-    "aggregate",
-    "group_advantages",
-    "signed_weights",
-    "mixed_groups",
-    "grpo_loss",
-    "gspo_loss",
-    "clipped",
-    "signed_sft_loss",
-    "clip_fraction",
-    "kl_k3",
-]
-
 #: how per-token terms become one number; see :func:`aggregate`
 AGGREGATIONS = ("sequence", "token", "constant")
 #: how group advantages are scaled; see :func:`group_advantages`
@@ -72,7 +52,6 @@ class Objective:
             correct sample, -negative for an incorrect one.
         positive, negative: the two signed weights (F-ISFT+: 1, 0; F-ISFT-: 0, 1; +-: 1, 1).
         balance: signed only; each group's negatives are scaled by min(1, k / (G - k)).
-        sized: signed only; GRPO's advantage magnitudes instead of 1 (exactly GRPO's weights).
         std: advantage only; divide by the group's std (False: only centre, as Dr. GRPO).
         mixed_only: give weight 0 to groups that are all right or all wrong (Reinforce-Rej).
         ratio: PPO's clipped ratio: ``"token"`` per token (GRPO), ``"sequence"`` one ratio per
@@ -91,7 +70,6 @@ class Objective:
     positive: float = 1.0
     negative: float = 1.0
     balance: bool = False
-    sized: bool = False
     std: bool = True
     mixed_only: bool = False
     ratio: str | None = None
@@ -101,8 +79,9 @@ class Objective:
     source: str = ""
 
 
-#: The objective table. The balanced variant equals GRPO's weights divided by A+ whenever a
-#: group has k <= G/2 correct samples (notebook 05); compare it with GRPO knowing that.
+#: The objective table. ``sft+-sized`` is ``grpo-no-kl`` without the ratio: the table itself
+#: states the paper's claim (at mu = 1 the two rows are one update). The balanced variant equals
+#: GRPO's weights divided by A+ whenever a group has k <= G/2 correct samples (notebook 05).
 OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     Objective("grpo", "advantage", ratio="token", kl=True, source="paper: GRPO"),
     Objective("grpo-no-kl", "advantage", ratio="token", source="paper: GRPO-wo-KL"),
@@ -111,7 +90,7 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     Objective("sft+-", "signed", source="paper: Filtered-ISFT+-, weights +1 / -1"),
     Objective("sft+-balanced", "signed", balance=True,
               source="course's own: Filtered-ISFT+- with negatives scaled by min(1, k/(G-k))"),
-    Objective("sft+-sized", "signed", sized=True,
+    Objective("sft+-sized", "advantage",
               source="course's own: GRPO's advantages as signed-SFT weights (the exact-GRPO check)"),
     # notebook 08: what later papers claim about "RL" for LLMs (RAFT is sft+)
     Objective("reinforce-rej", "signed", mixed_only=True, ratio="token",
@@ -140,7 +119,7 @@ def weights(objective: Objective, rewards: torch.Tensor, correct: torch.Tensor, 
         w = group_advantages(rewards, group_size, scale="group" if objective.std else "none")
     else:
         w = signed_weights(correct, group_size, positive=objective.positive, negative=objective.negative,
-                           sized=objective.sized, balance=objective.balance, rewards=rewards)
+                           balance=objective.balance, dtype=rewards.dtype)
     if objective.mixed_only:
         w = w * mixed_groups(rewards > 0, group_size).repeat_interleave(group_size).to(w.dtype)
     return w
@@ -267,9 +246,8 @@ def signed_weights(
     *,
     positive: float = 1.0,
     negative: float = 1.0,
-    sized: bool = False,
     balance: bool = False,
-    rewards: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Per-completion weights for signed SFT (the paper's Filtered-ISFT).
 
@@ -278,32 +256,23 @@ def signed_weights(
         positive: weight of a correct sample (F-ISFT+ and +-: 1; F-ISFT-: 0).
         negative: size of the push-down on an incorrect sample (F-ISFT- and +-: 1; F-ISFT+: 0).
             The weight used is ``-negative``.
-        sized: use the GRPO group advantages' magnitudes instead of 1 (A+ for correct, |A-| for
-            incorrect; a group that is all right or all wrong then gives 0). With
-            ``positive = negative = 1`` this is *exactly* GRPO's weighting.
         balance: scale each group's negative weights by ``min(1, k / (G - k))`` (k = correct in
             the group), so the push-down mass never exceeds the push-up mass. Without it, a
             group with 1 correct of 8 pushes down 7 samples and up only 1, and an all-wrong
             group pushes down everything.
-        rewards: (B,) float rewards for ``sized`` (default: ``correct`` as 0/1).
+        dtype: of the weights (the trainer passes the rewards' dtype).
 
     Returns:
         (B,) float weights.
 
     Example: correct ``[T, F, F, F]``, G = 4: plain +- -> ``[1, -1, -1, -1]``;
-    balanced -> ``[1, -1/3, -1/3, -1/3]``; sized -> ``[1.73, -0.58, -0.58, -0.58]``.
+    balanced -> ``[1, -1/3, -1/3, -1/3]``. GRPO's advantages as weights are the row
+    ``sft+-sized`` (an advantage row without the ratio), not a flag here.
     """
     c = correct.to(torch.bool).reshape(-1)
     if c.numel() % group_size:
         raise ValueError(f"{c.numel()} verdicts is not a multiple of group_size={group_size}")
-    dtype = rewards.dtype if rewards is not None else torch.float32
-    if sized:
-        r = rewards if rewards is not None else c.to(dtype)
-        adv = group_advantages(r, group_size)
-        pos, neg = adv.clamp(min=0) * positive, adv.clamp(max=0) * negative
-    else:
-        pos = c.to(dtype) * positive
-        neg = -(~c).to(dtype) * negative
+    pos, neg = c.to(dtype) * positive, -(~c).to(dtype) * negative
     if balance:
         k = c.reshape(-1, group_size).sum(dim=1, keepdim=True).to(dtype)
         factor = torch.clamp(k / (group_size - k).clamp(min=1), max=1.0)

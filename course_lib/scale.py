@@ -11,8 +11,8 @@ How the rows map (B = completions per step, all processes together):
 
 - ``grpo``, ``grpo-no-kl``: TRL's own GRPO (group advantages, clipped ratio, k3 KL for
   ``grpo``), with the settings of :func:`grpo_config`.
-- ``sft+``, ``sft-``, ``sft+-``, ``sft+-balanced``, ``sft+-sized``: :class:`CourseGRPOTrainer`
-  swaps TRL's advantages for ``course_lib.objectives.weights(row, rewards, correct, G)`` and its
+- the rows without a ratio (``sft+``, ``sft-``, ``sft+-``, ``sft+-balanced``, ``sft+-sized``):
+  :class:`CourseGRPOTrainer` swaps TRL's advantages for ``course_lib.objectives.weights(row, rewards, correct, G)`` and its
   loss for the course's signed-SFT loss ``-aggregate(w * logp)``: no ratio, clip or KL. (TRL's
   own loss with those weights has the same *gradient* at one update per rollout, where the
   ratio is 1, but its value is ``-aggregate(w)``, not the signed-SFT loss.)
@@ -156,9 +156,9 @@ def grpo_config(cfg: TrainConfig, output_dir: str, *, use_vllm: bool | None = No
 class CourseGRPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` whose per-completion weights and loss are one row of the course's table.
 
-    Rows with ``weights="signed"`` (and the grpo rows when ``course_advantages``) get their
-    weights from ``course_lib.objectives.weights``; rows without ratio and KL get the signed-SFT
-    loss. Everything else (sampling, rewards, sharding, the optimizer) is TRL's.
+    Rows without ratio and KL, ``mixed_only`` rows (and every row when ``course_advantages``)
+    get their weights from ``course_lib.objectives.weights``; rows without ratio and KL get the
+    signed-SFT loss. Everything else (sampling, rewards, sharding, the optimizer) is TRL's.
 
     Args:
         objective: a name in ``OBJECTIVES``.
@@ -184,7 +184,7 @@ class CourseGRPOTrainer(GRPOTrainer):
             raise ValueError("CourseGRPOTrainer: " + "; ".join(problems) + " (grpo_config sets all of these)")
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, **kwargs)
         self.objective = row
-        self.course_weights = row.weights == "signed" or row.mixed_only or course_advantages
+        self.course_weights = not (row.ratio or row.kl) or row.mixed_only or course_advantages
         self._all_rewards = None
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):

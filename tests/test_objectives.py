@@ -1,5 +1,6 @@
 """Objectives: advantages, weights, losses, and the identity the course is about."""
 
+import dataclasses
 import math
 
 import pytest
@@ -70,8 +71,6 @@ T, F = True, False
         ([T, F, F, F], dict(balance=True), [1, -1 / 3, -1 / 3, -1 / 3]),
         ([F, F, F, F], dict(balance=True), [0, 0, 0, 0]),      # all wrong: nothing to balance against
         ([T, T, T, F], dict(balance=True), [1, 1, 1, -1]),     # negatives already the minority
-        ([T, F, F, F], dict(sized=True), [A_PLUS, A_MINUS, A_MINUS, A_MINUS]),
-        ([T, T, T, T], dict(sized=True), [0, 0, 0, 0]),
     ],
 )
 def test_signed_weights_table(correct, kwargs, expected):
@@ -79,9 +78,31 @@ def test_signed_weights_table(correct, kwargs, expected):
     assert torch.allclose(w, torch.tensor(expected, dtype=torch.float32), atol=1e-3)
 
 
-def test_sized_weights_equal_group_advantages():
-    correct = torch.tensor([T, F, F, T, F, F, F, F])
-    assert torch.allclose(signed_weights(correct, 4, sized=True), group_advantages(correct.float(), 4))
+def test_the_sized_row_is_grpo_without_the_ratio():
+    """The table states the claim: sft+-sized differs from grpo-no-kl in the ratio alone."""
+    no_kl, sized = O.get_objective("grpo-no-kl"), O.get_objective("sft+-sized")
+    assert dataclasses.replace(no_kl, name=sized.name, ratio=None, source=sized.source) == sized
+
+
+def test_the_sized_row_keeps_its_weights_loss_and_gradient(float64_rollout):
+    """The row's old definition (signed weights sized by GRPO's advantages: A+ for a correct
+    sample, A- for a wrong one, through the signed-SFT loss) on a fixed batch, computed by hand:
+    the new row gives the same weights, loss and gradient bit for bit."""
+    model, roll = float64_rollout
+    mask, rewards = roll.completion_mask, torch.tensor([1.0, 0.0, 0.5, 0.0, 1.0, 1.0, 1.0, 1.0], dtype=torch.float64)
+    adv = group_advantages(rewards, 4)
+    old_w = adv.clamp(min=0) * 1.0 + adv.clamp(max=0) * 1.0
+    row = O.get_objective("sft+-sized")
+    new_w = O.weights(row, rewards, rewards > 0.5, 4)
+    assert torch.equal(new_w, old_w) and new_w.dtype == torch.float64 and new_w[4:].eq(0).all()
+    out = []
+    for loss_of in (lambda lp: signed_sft_loss(lp, old_w, mask), lambda lp: O.loss(row, lp, lp.detach(), new_w, mask)):
+        model.zero_grad()
+        lp, _ = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
+        value = loss_of(lp)
+        value.backward()
+        out.append((value.item(), torch.cat([p.grad.flatten() for p in model.parameters()])))
+    assert out[0][0] == out[1][0] and torch.equal(out[0][1], out[1][1]) and out[0][1].abs().max() > 1e-6
 
 
 # --- aggregation and losses -----------------------------------------------------------------

@@ -201,8 +201,14 @@ def _aggregations(row):
     return [row.aggregation] if row.aggregation else ["sequence"] if row.ratio == "sequence" else list(scale.TRL_LOSS_TYPE)
 
 
+def _trl_advantages(row):
+    """Rows TRL weighs with its own advantages unless told otherwise: GRPO's, with a ratio (a row
+    without ratio and KL, such as sft+-sized, always gets the course's weights and loss)."""
+    return row.weights == "advantage" and row.std and bool(row.ratio or row.kl)
+
+
 CASES = [(o, a, adv) for o, row in OBJECTIVES.items() for a in _aggregations(row)
-         for adv in (("trl", "course") if row.weights == "advantage" and row.std else ("course",))]
+         for adv in (("trl", "course") if _trl_advantages(row) else ("course",))]
 
 
 def test_only_scale_imports_trl():
@@ -225,7 +231,7 @@ def test_only_scale_imports_trl():
 @pytest.mark.parametrize("objective,aggregation,advantages", CASES)
 def test_loss_and_gradient_equal_course_lib(batch, tmp_path, objective, aggregation, advantages):
     _, rewards, _, _ = batch
-    own = OBJECTIVES[objective].weights == "advantage" and advantages == "trl"
+    own = _trl_advantages(OBJECTIVES[objective]) and advantages == "trl"
     course = course_side(batch, objective, aggregation, w=sample_std_advantages(rewards, G) if own else None)
     trl = trl_side(batch, objective, aggregation, tmp_path, course_advantages=advantages == "course")
     dloss, dgrad = _differences(course, trl)
