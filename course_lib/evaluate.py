@@ -1,8 +1,10 @@
 """Held-out evaluation: accuracy (greedy and sampled), unbiased pass@k, answer lengths.
 
-``evaluate(model, tokenizer, task, examples)`` is what the trainer calls every N steps and what
-``python -m course_lib evaluate --run-dir DIR`` runs on a finished (or interrupted) run. It
-imports only ``course_lib.rollout``.
+``evaluate(model, tokenizer, task, examples)`` measures a model on the prompts it is given.
+``evaluate_as_trained(model, tokenizer, task, cfg, examples)`` asks the questions the way the
+run ``cfg`` asked them in training (the chat template of instruct profiles, the run's autocast
+dtype, token cap, temperature and top-p): the trainer's held-out evaluation, ``reproduce``'s
+pass@k and ``python -m course_lib evaluate --run-dir DIR`` all go through it.
 
 Simplified: one temperature and one top-p per evaluation (those of training unless told
 otherwise); lengths are counted in tokens, end-of-sequence token included. The sampled
@@ -17,9 +19,8 @@ from collections.abc import Sequence
 
 import torch
 
+from course_lib import models
 from course_lib.rollout import generate_rollouts
-
-__all__ = ["pass_at_k", "pass_at_k_curve", "evaluate"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -48,46 +49,31 @@ def _mean(xs: Sequence[float]) -> float | None:
     return float(sum(xs) / len(xs)) if xs else None
 
 
-def _score_rollout(task, roll, examples, group):
-    exs = [ex for ex in examples for _ in range(group)]
-    scores = [task.score(text, ex) for text, ex in zip(roll.texts, exs)]
-    lengths = roll.lengths.tolist()
+def _summary(task, roll, examples, group: int) -> dict:
+    """Accuracy, reward and the length breakdown of ``roll`` (``group`` samples per example)."""
+    scores = [task.score(text, ex) for text, ex in zip(roll.texts, (ex for ex in examples for _ in range(group)))]
+    lengths, truncated = roll.lengths.tolist(), roll.truncated.tolist()
     correct = [bool(s.correct) for s in scores]
+    wrong = [(n, t, text) for n, ok, t, text in zip(lengths, correct, truncated, roll.texts) if not ok]
     return {
-        "correct": correct,
-        "reward": [float(s.reward) for s in scores],
-        "len_correct": [n for n, ok in zip(lengths, correct) if ok],
-        "len_incorrect": [n for n, ok in zip(lengths, correct) if not ok],
-        "len_incorrect_complete": [n for n, ok, t in zip(lengths, correct, roll.truncated.tolist())
-                                   if not ok and not t],
+        "accuracy": _mean([float(c) for c in correct]), "reward_mean": _mean([float(s.reward) for s in scores]),
+        "len_mean": _mean(lengths), "len_correct": _mean([n for n, ok in zip(lengths, correct) if ok]),
+        "len_incorrect": _mean([n for n, _, _ in wrong]),
+        "len_incorrect_complete": _mean([n for n, t, _ in wrong if not t]),  # not cut at the cap
         # the error mix: a wrong answer with working shows at least one "a op b = c" step
-        "len_incorrect_worked": [n for n, ok, t, text in zip(lengths, correct, roll.truncated.tolist(), roll.texts)
-                                 if not ok and not t and "=" in text],
-        "incorrect_guess": [float("=" not in text) for ok, text in zip(correct, roll.texts) if not ok],
-        "truncated": roll.truncated.tolist(),
-        "lengths": lengths,
+        "len_incorrect_worked": _mean([n for n, t, text in wrong if not t and "=" in text]),
+        "share_incorrect_guess": _mean([float("=" not in text) for _, _, text in wrong]),  # without working
+        "truncated": _mean([float(t) for t in truncated]),
+        "correct_per_problem": [sum(correct[i * group:(i + 1) * group]) for i in range(len(examples))],
     }
 
 
-def evaluate(
-    model,
-    tokenizer,
-    task,
-    examples: Sequence[dict],
-    *,
-    samples: int = 4,
-    greedy: bool = True,
-    max_new_tokens: int = 64,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    k_values: Sequence[int] | None = None,
-    batch_size: int = 64,
-    seed: int = 1234,
-) -> dict:
-    """Accuracy and lengths on held-out examples.
+def evaluate(model, tokenizer, task, examples: Sequence[dict], *, samples: int = 4, greedy: bool = True,
+             max_new_tokens: int = 64, temperature: float = 1.0, top_p: float = 1.0,
+             k_values: Sequence[int] | None = None, batch_size: int = 64, seed: int = 1234) -> dict:
+    """Accuracy and lengths on held-out examples, for the prompts ``task.prompt`` writes.
 
     Args:
-        model, tokenizer: the policy.
         task: a ``course_lib.tasks.Task`` (``prompt`` and ``score`` are used).
         examples: held-out examples (``task.load("test", n)``).
         samples: sampled completions per problem (0 = no sampled evaluation).
@@ -98,50 +84,47 @@ def evaluate(
             evaluating in the middle of training does not change the training run.
 
     Returns:
-        dict with ``accuracy`` (sampled), ``accuracy_greedy``, ``pass@k``, ``reward_mean``,
-        ``len_mean``, ``len_correct``, ``len_incorrect``, ``len_incorrect_complete`` (wrong
-        answers that ended before the cap), ``len_incorrect_worked`` (those of them that show
-        working, an ``=``), ``share_incorrect_guess`` (wrong answers without any ``=``: bare
-        guesses), ``truncated``, ``n_examples``, ``samples`` and
-        ``correct_per_problem`` (right answers among each problem's samples). Lengths are None
-        when there is no completion of that kind.
+        dict with ``accuracy`` (sampled), ``accuracy_greedy``, ``len_greedy``, ``pass@k``,
+        ``reward_mean``, ``len_mean``, ``len_correct``, ``len_incorrect``,
+        ``len_incorrect_complete`` (wrong answers that ended before the cap),
+        ``len_incorrect_worked`` (those of them that show working, an ``=``),
+        ``share_incorrect_guess`` (wrong answers without any ``=``), ``truncated``,
+        ``n_examples``, ``samples`` and ``correct_per_problem`` (right answers among each
+        problem's samples). Lengths (tokens, eos included) are None when there is no
+        completion of that kind.
 
-    Example::
-
-        evaluate(model, tok, get_task("countdown-micro"), test[:100], samples=4)["accuracy"]
+    Example: ``evaluate(model, tok, get_task("countdown-micro"), test[:100], samples=4)["accuracy"]``
     """
     if not examples:
         raise ValueError("examples is empty: pass held-out examples, e.g. task.load('test', n=100)")
     prompts = [task.prompt(ex) for ex in examples]
     out: dict = {"n_examples": len(examples), "samples": samples}
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
         torch.manual_seed(seed)
         if samples > 0:
-            roll = generate_rollouts(
-                model, tokenizer, prompts, samples, max_new_tokens=max_new_tokens,
-                temperature=temperature, top_p=top_p, micro_batch_size=batch_size,
-            )
-            s = _score_rollout(task, roll, examples, samples)
-            out["accuracy"] = _mean([float(c) for c in s["correct"]])
-            out["reward_mean"] = _mean(s["reward"])
-            out["len_mean"] = _mean(s["lengths"])
-            out["len_correct"] = _mean(s["len_correct"])
-            out["len_incorrect"] = _mean(s["len_incorrect"])
-            out["len_incorrect_complete"] = _mean(s["len_incorrect_complete"])  # not cut at the cap
-            out["len_incorrect_worked"] = _mean(s["len_incorrect_worked"])  # ... and with working shown
-            out["share_incorrect_guess"] = _mean(s["incorrect_guess"])  # wrong answers without working
-            out["truncated"] = _mean([float(t) for t in s["truncated"]])
-            per_problem = [sum(s["correct"][i * samples : (i + 1) * samples]) for i in range(len(examples))]
-            out["correct_per_problem"] = per_problem
-            for k, v in pass_at_k_curve(per_problem, samples, sorted(set(k_values or (1, samples)))).items():
-                out[f"pass@{k}"] = v
+            roll = generate_rollouts(model, tokenizer, prompts, samples, max_new_tokens=max_new_tokens,
+                                     temperature=temperature, top_p=top_p, micro_batch_size=batch_size)
+            out.update(_summary(task, roll, examples, samples))
+            ks = sorted(set(k_values or (1, samples)))
+            out.update({f"pass@{k}": v for k, v in pass_at_k_curve(out["correct_per_problem"], samples, ks).items()})
         if greedy:
-            roll = generate_rollouts(
-                model, tokenizer, prompts, 1, max_new_tokens=max_new_tokens,
-                temperature=0.0, micro_batch_size=batch_size,
-            )
-            g = _score_rollout(task, roll, examples, 1)
-            out["accuracy_greedy"] = _mean([float(c) for c in g["correct"]])
-            out["len_greedy"] = _mean(g["lengths"])
+            roll = generate_rollouts(model, tokenizer, prompts, 1, max_new_tokens=max_new_tokens, temperature=0.0,
+                                     micro_batch_size=batch_size)
+            out["accuracy_greedy"] = _summary(task, roll, examples, 1)["accuracy"]
+            out["len_greedy"] = _mean(roll.lengths.tolist())
     return out
+
+
+def evaluate_as_trained(model, tokenizer, task, cfg, examples: Sequence[dict], **kwargs) -> dict:
+    """:func:`evaluate` asking the questions as the run ``cfg`` (a ``TrainConfig``) asked them in
+    training: ``task`` (the plain task) behind ``models.prompted`` (the chat template of instruct
+    profiles), under autocast in the run's compute dtype, at its ``max_new_tokens``,
+    ``temperature`` and ``top_p``. ``kwargs``: ``samples``, ``greedy``, ``k_values``,
+    ``batch_size``, ``seed`` of :func:`evaluate`.
+
+    Example: ``evaluate_as_trained(model, tok, get_task("arith"), cfg, test, samples=4)["accuracy"]``
+    """
+    asked = models.prompted(task, tokenizer, models.get_profile(cfg.profile))
+    with models.autocast(model, models.compute_dtype(cfg.precision, next(model.parameters()).device)):
+        return evaluate(model, tokenizer, asked, examples, max_new_tokens=cfg.max_new_tokens,
+                        temperature=cfg.temperature, top_p=cfg.top_p, **kwargs)

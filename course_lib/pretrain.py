@@ -38,9 +38,6 @@ from course_lib import models
 from course_lib.evaluate import evaluate
 from course_lib.tasks import get_task, micro
 
-__all__ = ["MAX_NEW_TOKENS", "TASKS", "RECIPE", "make_batch", "pretrain", "evaluate_micro", "save",
-           "write_manifest"]
-
 #: Completion cap of the micro setting, in tokens (the end-of-text token included).
 MAX_NEW_TOKENS = 64
 TASKS = ("countdown-micro", "gsm8k-micro")

@@ -46,15 +46,6 @@ from dataclasses import dataclass
 import torch
 from torch.utils.checkpoint import checkpoint
 
-__all__ = [
-    "Rollout",
-    "generate_rollouts",
-    "completion_logprobs",
-    "sampled_token_logprobs",
-    "position_ids_from_mask",
-    "completion_mask_from_eos",
-]
-
 
 @dataclass
 class Rollout:
@@ -72,7 +63,6 @@ class Rollout:
             ``max_new_tokens`` (the answer was cut off).
         texts: B decoded completions (without the end-of-sequence token).
         prompts: B prompt strings (each prompt repeated G times).
-        group_size: G.
     """
 
     prompt_ids: torch.Tensor
@@ -82,7 +72,6 @@ class Rollout:
     truncated: torch.Tensor
     texts: list[str]
     prompts: list[str]
-    group_size: int
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -104,7 +93,6 @@ class Rollout:
             truncated=self.truncated[index],
             texts=[self.texts[i] for i in index.tolist()],
             prompts=[self.prompts[i] for i in index.tolist()],
-            group_size=self.group_size,
         )
 
 
@@ -222,7 +210,7 @@ def generate_rollouts(
     for ids_row, m, trunc in zip(completion_ids, mask, truncated):
         n = int(m.sum()) - (0 if trunc else 1)  # drop the eos token itself
         texts.append(tokenizer.decode(ids_row[:n].tolist(), skip_special_tokens=False))
-    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, truncated, texts, rows, group_size)
+    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, truncated, texts, rows)
 
 
 def _cache_kwarg(model) -> str:

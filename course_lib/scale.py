@@ -83,9 +83,6 @@ from course_lib.objectives import aggregate, get_objective, weights
 from course_lib.tasks import get_task
 from course_lib.trainer import TrainConfig
 
-__all__ = ["TRL_LOSS_TYPE", "CourseGRPOTrainer", "reward_functions", "task_dataset", "grpo_config",
-           "make_trainer", "run"]
-
 #: course aggregation -> TRL loss_type with the same normaliser
 TRL_LOSS_TYPE = {"sequence": "grpo", "token": "dapo", "constant": "dr_grpo"}
 _AGGREGATION = {v: k for k, v in TRL_LOSS_TYPE.items()}

@@ -25,33 +25,30 @@ What is simplified, and why:
 - Half precision: autocast in the compute dtype; float16 adds ``GradScaler`` (T4 GPUs have no
   bfloat16). A GradScaler overflow skips that update, as ``GradScaler`` always does.
 
-A run directory is a record: ``config.json``, ``metrics.jsonl`` (one row per step),
-``eval.jsonl`` (held-out evaluations), ``checkpoint.pt`` and ``checkpoint.prev.pt`` (the one
-before). Resuming refuses other settings; a fresh start never replaces a run unless asked.
+The run directory (its files, checkpoints, resume rules, Ctrl-C) is ``course_lib.runs``; the
+held-out evaluation is ``course_lib.evaluate.evaluate_as_trained``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import io
+import functools
 import json
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from course_lib import models
-from course_lib.evaluate import evaluate
+from course_lib import models, runs
+from course_lib.evaluate import evaluate_as_trained
+from course_lib.models import autocast
 from course_lib.objectives import (
     AGGREGATIONS,
     OBJECTIVES,
@@ -62,13 +59,9 @@ from course_lib.objectives import (
     weights,
 )
 from course_lib.rollout import Rollout, completion_logprobs, generate_rollouts
+from course_lib.runs import CHECKPOINT, PREVIOUS, RECORD  # noqa: F401  (reproduce reads them from here)
 from course_lib.tasks import TASK_NAMES, get_task
 
-__all__ = ["TrainConfig", "RunResult", "RunDirError", "update", "train", "load_run",
-           "save_checkpoint", "load_checkpoint"]
-
-CHECKPOINT, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
-RECORD = ("config.json", "metrics.jsonl", "eval.jsonl", CHECKPOINT, PREVIOUS)
 MAX_NONFINITE = 5  # non-finite updates in a row (each skipped) before the run stops
 LOGPROB_CHUNK = 256  # positions per output-layer chunk (course_lib.rollout)
 
@@ -111,6 +104,12 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid field and what it allows."""
+        def _num(v) -> bool:  # a finite number, not a bool
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        def _int(v, low: int) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
         checks = [
             ("objective", self.objective in OBJECTIVES, ", ".join(OBJECTIVES)),
             ("task", self.task in TASK_NAMES, ", ".join(TASK_NAMES)),
@@ -150,45 +149,17 @@ class TrainConfig:
         return cls(**values)
 
 
-def _int(v, low: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= low
-
-
-def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 @dataclass
 class RunResult:
     """What ``train`` returns. ``history``: one dict per step (also RUN_DIR/metrics.jsonl);
     ``evals``: held-out evaluations, each with the step it followed (0 = before training)."""
 
-    config: TrainConfig
     history: list[dict]
     evals: list[dict]
     model: object = None
-    tokenizer: object = None
-    run_dir: str | None = None
     stopped: str | None = None       # why the run stopped early ("callback"), else None
     interrupted: bool = False        # Ctrl-C: stopped at a step boundary (checkpointed when run_dir is set)
     skipped_updates: int = 0
-
-
-@dataclass
-class Progress:
-    """The loop's mutable state; with the weights and optimizer it is the checkpoint."""
-
-    step: int = 0
-    position: int = 0                # training examples drawn so far
-    history: list = field(default_factory=list)
-    evals: list = field(default_factory=list)
-    skipped: int = 0                 # updates skipped as non-finite
-    streak: int = 0                  # ... of them in a row
-    dirty: bool = False              # True while a step's update is applied but not yet recorded
-
-
-class RunDirError(ValueError):
-    """A run directory cannot be used as asked (the message names the fix)."""
 
 
 # -------------------------------------------------------------------------------- one update
@@ -278,149 +249,124 @@ def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resu
 
     Returns: :class:`RunResult`. Ctrl-C finishes the current step, writes a checkpoint and
         returns with ``interrupted=True``; a second Ctrl-C stops at once and discards that step.
-
-    Raises:
-        RunDirError: ``run_dir`` holds another run, nothing to resume, or cannot be written.
-        FloatingPointError: updates stayed non-finite (the last finite state is checkpointed).
+    Raises: RunDirError (``run_dir`` holds another run, nothing to resume, or cannot be written);
+        FloatingPointError (updates stayed non-finite; the last finite state is checkpointed).
     """
-    cfg, objective = config, get_objective(config.objective)
-    model, tokenizer, task, dtype = _setup(cfg, model, tokenizer, task)
+    cfg, objective, task = config, get_objective(config.objective), task or get_task(config.task)
+    cfg.validate()
+    model, tokenizer, asked, reference, dtype = models.training_setup(  # "KL is on": decided here, once
+        cfg.profile, cfg.precision, task, model=model, tokenizer=tokenizer, seed=cfg.seed, kl=objective.kl and cfg.beta > 0)
     optimizer = torch.optim.AdamW(models.trainable_parameters(model), lr=cfg.learning_rate, weight_decay=0.0)
     scaler = torch.amp.GradScaler(next(model.parameters()).device.type, enabled=dtype == torch.float16)
-    out, run = _open(cfg, run_dir, resume, overwrite, model, optimizer, scaler)
+    out, run = runs.open_run(run_dir, cfg, resume=resume, overwrite=overwrite, model=model, optimizer=optimizer,
+                             scaler=scaler)
     if run.step >= cfg.steps and run.evals and run.evals[-1]["step"] == run.step:  # finished already
-        return RunResult(cfg, run.history, run.evals, model, tokenizer, str(out) if out else None)
-    train_examples = task.load("train")
-    held_out = task.load("test", n=cfg.eval_examples) if cfg.eval_examples else []
-    reference = (lambda: models.reference_policy(model)) if objective.kl and cfg.beta > 0 else None
-    P, G, start = cfg.prompts_per_step, cfg.group_size, run.step
-    error, stopped, interrupted = None, None, False
-    bar = _progress_bar(cfg, run.step, progress)
+        return RunResult(run.history, run.evals, model, skipped_updates=run.skipped)
+    pool, held_out = task.load("train"), task.load("test", n=cfg.eval_examples) if cfg.eval_examples else []
+    evaluate = functools.partial(_evaluate, cfg, model, tokenizer, task, held_out, run, out)
+    bar, start, error, stopped = tqdm(total=cfg.steps, initial=run.step, disable=not progress, desc=cfg.objective), \
+        run.step, None, None
     try:
-        with _interrupts() as stop:
+        with runs.interrupts() as stop:
             if not run.evals:
-                _evaluate(cfg, model, tokenizer, task, held_out, run, out, dtype)
+                evaluate()
             while run.step < cfg.steps and not stop.requested and not stopped:
-                t0, c0 = time.perf_counter(), time.process_time()
-                torch.manual_seed(_step_seed(cfg.seed, run.step))
-                examples = [train_examples[i] for i in _example_indices(len(train_examples), cfg.seed, run.position, P)]
-                with autocast(model, dtype):
-                    roll = generate_rollouts(model, tokenizer, [task.prompt(e) for e in examples], G,  # sample
-                                             max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                             top_p=cfg.top_p)
-                t1 = time.perf_counter()
-                scores, rewards, correct = _score(task, roll.texts, examples, G)                    # verify
-                w = weights(objective, rewards, correct, G)                                          # weigh
-                t2 = time.perf_counter()
-                _set_lr(optimizer, cfg, run.step)
-                run.dirty = True
-                st = update(cfg, objective, model, optimizer, scaler, roll, w, reference=reference,  # update
-                            dtype=dtype)
-                _check_parameters(model, run.step + 1)
-                m = _metrics(run.step + 1, scores, rewards, correct, roll, w, st, optimizer, G,
-                             (t0, t1, t2, time.perf_counter(), time.process_time() - c0))
-                _commit(run, m, P, st["finite"], out)                                                # log
+                m = _step(cfg, objective, model, tokenizer, asked, pool, optimizer, scaler, reference, dtype, run, out)
                 if cfg.eval_every and run.step % cfg.eval_every == 0 and run.step < cfg.steps:
-                    _evaluate(cfg, model, tokenizer, task, held_out, run, out, dtype)
+                    evaluate()
                 if out is not None and cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0:
-                    save_checkpoint(out, _state(cfg, run, model, optimizer, scaler))
+                    runs.save_state(out, cfg, run, model, optimizer, scaler)
                 bar.update(1)
                 if run.step == start + 1:
                     _say_estimate(cfg, m, start)
                 if callback is not None and callback(m, run.history) is False:
                     stopped = "callback"
             if not stop.requested and run.evals[-1:] and run.evals[-1]["step"] != run.step:
-                _evaluate(cfg, model, tokenizer, task, held_out, run, out, dtype)
-            interrupted = stop.requested
+                evaluate()
     except (KeyboardInterrupt, FloatingPointError) as err:
-        error, interrupted = err, True
+        error = err
     finally:
         bar.close()
     if out is not None and not run.dirty:  # only a state at a step boundary is ever saved
-        save_checkpoint(out, _state(cfg, run, model, optimizer, scaler))
+        runs.save_state(out, cfg, run, model, optimizer, scaler)
     if isinstance(error, FloatingPointError):
         raise error
-    if interrupted:
-        _say_interrupted(run, out)
-    return RunResult(cfg, run.history, run.evals, model, tokenizer, str(out) if out else None, stopped,
-                     interrupted, run.skipped)
+    if stop.requested or error is not None:
+        runs.say_interrupted(run, out)
+    return RunResult(run.history, run.evals, model, stopped, stop.requested or error is not None, run.skipped)
 
 
-def _open(cfg, run_dir, resume, overwrite, model, optimizer, scaler) -> tuple[Path | None, Progress]:
-    """The run directory (None: no record) and the progress to start from (restored on resume)."""
-    if run_dir is None:
-        return None, Progress()
-    out = Path(run_dir)
-    if resume == "auto":  # notebooks: resume the run that is there, else start one
-        resume = any((out / f).exists() for f in RECORD) and not overwrite
-    saved = open_run_dir(out, cfg, resume=resume, overwrite=overwrite)
-    run = _restore(saved, model, optimizer, scaler) if saved else Progress()
-    _write_record(out, cfg, run)
-    return out, run
-
-
-def _score(task, texts: list[str], examples: list[dict], G: int):
-    """Scores, (B,) float rewards and (B,) bool verdicts of the completions (G per example)."""
-    scores = [task.score(t, e) for t, e in zip(texts, (e for e in examples for _ in range(G)))]
-    return (scores, torch.tensor([float(s.reward) for s in scores]),
-            torch.tensor([bool(s.correct) for s in scores]))
-
-
-def _setup(cfg: TrainConfig, model, tokenizer, task):
-    """The policy, its tokenizer, the task (behind the chat template for instruct profiles) and
-    the compute dtype."""
-    cfg.validate()
-    profile = models.get_profile(cfg.profile)
-    if model is None or tokenizer is None:
-        torch.manual_seed(cfg.seed)  # LoRA adapters are initialised at random: the seed decides them
-        model, tokenizer = models.load_policy(profile, precision=cfg.precision)
-    if task is None:
-        task = get_task(cfg.task)
-    task = models.prompted(task, tokenizer, profile)
-    if get_objective(cfg.objective).kl and cfg.beta > 0 and not models.has_reference(model):
-        models.snapshot_reference(model)  # a model not loaded by load_policy: freeze it now
-    if not models.trainable_parameters(model):
-        raise ValueError("the model has no trainable parameters (requires_grad=False everywhere)")
-    model.train()
-    return model, tokenizer, task, models.compute_dtype(cfg.precision, next(model.parameters()).device)
-
-
-def _commit(run: Progress, metrics: dict, prompts: int, finite: bool, out: Path | None) -> None:
-    """Record a finished step (the only place the step counter moves)."""
-    run.step, run.position = run.step + 1, run.position + prompts
-    run.history.append(metrics)
-    run.skipped += not finite
-    run.streak = 0 if finite else run.streak + 1
-    run.dirty = False
+def _step(cfg, objective, model, tokenizer, asked, pool, optimizer, scaler, reference, dtype, run, out) -> dict:
+    """One step: sample, verify, weigh, update, record. Returns the step's metrics row."""
+    t0, c0, G = time.perf_counter(), time.process_time(), cfg.group_size
+    torch.manual_seed((cfg.seed * 1_000_003 + run.step * 7919 + 17) % (2**31))  # a pure function of (seed, step)
+    examples = [pool[i] for i in _example_indices(len(pool), cfg.seed, run.position, cfg.prompts_per_step)]
+    with autocast(model, dtype):
+        roll = generate_rollouts(model, tokenizer, [asked.prompt(e) for e in examples], G,             # sample
+                                 max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
+    t1 = time.perf_counter()
+    scores = [asked.score(t, e) for t, e in zip(roll.texts, (e for e in examples for _ in range(G)))]  # verify
+    rewards, correct = torch.tensor([float(s.reward) for s in scores]), torch.tensor([bool(s.correct) for s in scores])
+    w = weights(objective, rewards, correct, G)                                                          # weigh
+    t2 = time.perf_counter()
+    for group in optimizer.param_groups:  # linear warm-up, then constant
+        group["lr"] = cfg.learning_rate * (min(1.0, (run.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
+    run.dirty = True
+    st = update(cfg, objective, model, optimizer, scaler, roll, w, reference=reference, dtype=dtype)  # update
+    _check_parameters(model, run.step + 1)
+    m = _metrics(run.step + 1, scores, rewards, correct, roll, w, st, optimizer, G,
+                 (t0, t1, t2, time.perf_counter(), time.process_time() - c0))
+    run.step, run.position = run.step + 1, run.position + cfg.prompts_per_step  # the only place the step moves
+    run.history.append(m)
+    run.skipped, run.streak, run.dirty = run.skipped + (not st["finite"]), 0 if st["finite"] else run.streak + 1, False
     if out is not None:
-        _append_jsonl(out / "metrics.jsonl", metrics)
+        runs.append_jsonl(out / "metrics.jsonl", m)
     if run.streak >= MAX_NONFINITE:
         raise FloatingPointError(
             f"{run.streak} updates in a row had a non-finite loss or gradient (step {run.step}); "
             "the last finite state is checkpointed: lower --learning-rate or use --precision fp32")
+    return m
 
 
-def autocast(model, dtype):
-    """Autocast in the run's compute dtype (a no-op in float32); evaluation after training uses it too."""
-    return torch.autocast(next(model.parameters()).device.type, dtype=dtype, enabled=dtype != torch.float32)
+def _evaluate(cfg, model, tokenizer, task, held_out, run, out) -> None:
+    """The held-out evaluation, recorded in ``run.evals`` (and eval.jsonl)."""
+    if held_out:
+        res = evaluate_as_trained(model, tokenizer, task, cfg, held_out, samples=cfg.eval_samples, greedy=False,
+                                  seed=cfg.seed + 1234)
+        model.train()
+        run.evals.append({"step": run.step, **res})
+        if out is not None:
+            runs.append_jsonl(out / "eval.jsonl", run.evals[-1])
 
 
-def _evaluate(cfg, model, tokenizer, task, held_out, run: Progress, out: Path | None, dtype) -> None:
-    if not held_out:
-        return
-    with autocast(model, dtype):
-        res = evaluate(model, tokenizer, task, held_out, samples=cfg.eval_samples, greedy=False,
-                       max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                       seed=cfg.seed + 1234)
-    model.train()
-    run.evals.append({"step": run.step, **res})
-    if out is not None:
-        _append_jsonl(out / "eval.jsonl", run.evals[-1])
+def _check_parameters(model, step: int) -> None:
+    if not all(bool(torch.isfinite(p).all()) for p in models.trainable_parameters(model)):
+        raise FloatingPointError(f"the parameters became non-finite in step {step}; the last checkpoint "
+                                 "is the last finite state: lower --learning-rate or use --precision fp32")
+
+
+def load_run(run_dir, *, base: bool = False):
+    """``(config, model, tokenizer, task)`` of a run directory, with the newest usable
+    checkpoint's weights loaded (``base=True``: the untouched base model). It lives here, not in
+    ``runs``, because it builds a :class:`TrainConfig`."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise runs.RunDirError(f"{run_dir / 'config.json'} not found: is {run_dir} a directory written by `train`?")
+    cfg = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+    model, tok = models.load_policy(cfg.profile, precision=cfg.precision)
+    if not base:
+        runs.load_weights(model, runs.load_checkpoint(run_dir)["trainable"])
+    return cfg, model, tok, get_task(cfg.task)
 
 
 def _metrics(step, scores, rewards, correct, roll, w, st, optimizer, G, times) -> dict:
     t0, t1, t2, t3, cpu = times
     lengths, ok = roll.lengths.tolist(), correct.tolist()
+
+    def _mean(xs) -> float | None:
+        xs = list(xs)
+        return float(sum(xs) / len(xs)) if xs else None
+
     groups = rewards.reshape(-1, G)
     return {
         "step": step, "reward_mean": float(rewards.mean()), "accuracy": float(correct.float().mean()),
@@ -438,141 +384,6 @@ def _metrics(step, scores, rewards, correct, roll, w, st, optimizer, G, times) -
     }
 
 
-# --------------------------------------------------------------------------- the run record
-
-
-def open_run_dir(out: Path, cfg: TrainConfig, *, resume: bool, overwrite: bool) -> dict | None:
-    """Make ``out`` ready for this run: the checkpoint to resume from, or None for a fresh start.
-
-    Refuses (RunDirError, with the fix in the message): a path that is a file; resuming where
-    there is no run, or a run with other settings (only ``steps`` may differ); starting fresh
-    over an existing run without ``overwrite``; a directory that cannot be written.
-    """
-    if out.exists() and not out.is_dir():
-        raise RunDirError(f"run directory {out} is a file, not a directory: choose another --run-dir")
-    existing = [f for f in RECORD if (out / f).exists()]
-    if resume:
-        if not existing:
-            raise RunDirError(f"nothing to resume in {out}: no run there; start it without --resume")
-        state = load_checkpoint(out)
-        differ = {k: (v, asdict(cfg)[k]) for k, v in state["config"].items() if k != "steps" and asdict(cfg).get(k) != v}
-        if cfg.steps < state["progress"]["step"]:
-            raise RunDirError(f"{out} is already at step {state['progress']['step']}: resume with --steps >= "
-                              "that, or choose another --run-dir")
-        if differ:
-            listed = ", ".join(f"{k} {a!r} (saved) vs {b!r} (now)" for k, (a, b) in differ.items())
-            raise RunDirError(f"{out} holds a run with other settings: {listed}; resume with the saved "
-                              "settings, or choose another --run-dir, or pass --overwrite to start over")
-        return state
-    if existing and not overwrite:
-        raise RunDirError(f"{out} already holds a run ({', '.join(existing)}): pass --resume to continue "
-                          "it, --overwrite to replace it, or choose another --run-dir")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for f in existing:
-            (out / f).unlink()
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise RunDirError(f"cannot write to run directory {out} ({err.strerror or err}): choose a "
-                          "writable --run-dir") from err
-    return None
-
-
-def _state(cfg: TrainConfig, run: Progress, model, optimizer, scaler) -> dict:
-    """The checkpoint: tensors and plain data only (``torch.load(weights_only=True)`` reads it)."""
-    return {
-        "format": 2, "config": asdict(cfg), "progress": asdict(run),
-        "trainable": {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad},
-        "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": torch.get_rng_state(),
-    }
-
-
-def save_checkpoint(out: Path, state: dict) -> None:
-    """Write ``checkpoint.pt`` atomically, with the sha256 of its contents; the checkpoint it
-    replaces becomes ``checkpoint.prev.pt``."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    data = buf.getvalue()
-    tmp = out / (CHECKPOINT + ".tmp")
-    torch.save({"sha256": hashlib.sha256(data).hexdigest(),
-                "payload": torch.frombuffer(bytearray(data), dtype=torch.uint8)}, tmp)
-    if (out / CHECKPOINT).exists():
-        os.replace(out / CHECKPOINT, out / PREVIOUS)
-    os.replace(tmp, out / CHECKPOINT)  # a kill between the two replaces leaves PREVIOUS usable
-
-
-def load_checkpoint(out: Path) -> dict:
-    """The newest usable checkpoint in ``out``: ``checkpoint.pt``, else (with a one-line notice)
-    ``checkpoint.prev.pt``. Usable = loads with ``weights_only=True``, its sha256 matches and
-    every tensor is finite."""
-    problems = []
-    for name in (CHECKPOINT, PREVIOUS):
-        if not (out / name).exists():
-            continue
-        try:
-            outer = torch.load(out / name, map_location="cpu", weights_only=True)
-            data = outer["payload"].numpy().tobytes()
-            if hashlib.sha256(data).hexdigest() != outer["sha256"]:
-                raise ValueError("checksum mismatch: the file is corrupt")
-            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-            if state.get("format") != 2:
-                raise ValueError("not a course_lib checkpoint (format 2)")
-            if not all(bool(torch.isfinite(t).all()) for t in _tensors(state) if t.is_floating_point()):
-                raise ValueError("it holds non-finite numbers")
-        except Exception as err:  # unreadable for any reason: try the previous one
-            problems.append(f"{name}: {str(err).splitlines()[0][:160] if str(err) else type(err).__name__}")
-            continue
-        if problems:
-            print(f"warning: {problems[0]}; using {name} (step {state['progress']['step']})", file=sys.stderr)
-        return state
-    raise RunDirError(f"no usable checkpoint in {out} ({'; '.join(problems) or 'none written yet'}): "
-                      "start the run again with --overwrite")
-
-
-def _restore(state: dict, model, optimizer, scaler) -> Progress:
-    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    if set(trainable) != set(state["trainable"]):
-        raise RunDirError("the checkpoint's trainable parameters do not match this model: resume with "
-                          "the same profile, or choose another --run-dir")
-    with torch.no_grad():
-        for n, p in trainable.items():
-            p.copy_(state["trainable"][n].to(p.device, p.dtype))
-    optimizer.load_state_dict(state["optimizer"])
-    if state["scaler"]:
-        scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng"])
-    return Progress(**state["progress"])
-
-
-def _write_record(out: Path, cfg: TrainConfig, run: Progress) -> None:
-    """config.json, and metrics.jsonl / eval.jsonl rewritten from the state being resumed (rows
-    past the checkpoint belong to a step that is being redone)."""
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    for name, rows in (("metrics.jsonl", run.history), ("eval.jsonl", run.evals)):
-        (out / name).write_text("".join(json.dumps(_clean(r)) + "\n" for r in rows))
-
-
-def load_run(run_dir, *, base: bool = False):
-    """``(config, model, tokenizer, task)`` of a run directory, with the newest usable
-    checkpoint's weights loaded (``base=True``: the untouched base model)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise RunDirError(f"{run_dir / 'config.json'} not found: is {run_dir} a directory written by `train`?")
-    cfg = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-    model, tok = models.load_policy(cfg.profile, precision=cfg.precision)
-    if not base:
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for n, v in load_checkpoint(run_dir)["trainable"].items():
-                params[n].copy_(v.to(params[n].device, params[n].dtype))
-    return cfg, model, tok, get_task(cfg.task)
-
-
-# ---------------------------------------------------------------------------------- helpers
-
-
 def _example_indices(n: int, seed: int, start: int, count: int) -> list[int]:
     """Positions start..start+count of an endless stream that reshuffles the n examples each
     epoch: a pure function of (seed, position), so resuming needs only the position."""
@@ -585,56 +396,6 @@ def _example_indices(n: int, seed: int, start: int, count: int) -> list[int]:
     return out
 
 
-def _step_seed(seed: int, step: int) -> int:
-    return (seed * 1_000_003 + step * 7919 + 17) % (2**31)
-
-
-def _set_lr(optimizer, cfg: TrainConfig, step: int) -> None:
-    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-    for group in optimizer.param_groups:
-        group["lr"] = cfg.learning_rate * warm
-
-
-def _check_parameters(model, step: int) -> None:
-    if not all(bool(torch.isfinite(p).all()) for p in models.trainable_parameters(model)):
-        raise FloatingPointError(f"the parameters became non-finite in step {step}; the last checkpoint "
-                                 "is the last finite state: lower --learning-rate or use --precision fp32")
-
-
-class _StopFlag:
-    requested = False
-
-
-@contextlib.contextmanager
-def _interrupts():
-    """First Ctrl-C: finish the current step, then stop (checkpointed). Second Ctrl-C: stop now
-    (KeyboardInterrupt; that step is discarded). Plain KeyboardInterrupt outside the main thread."""
-    flag = _StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):
-        if flag.requested:
-            raise KeyboardInterrupt
-        flag.requested = True
-        print("\nCtrl-C: finishing this step, then saving a checkpoint (Ctrl-C again: stop now)", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _say_interrupted(run: Progress, out: Path | None) -> None:
-    if run.dirty:
-        where = f"step {run.step + 1} was discarded; {out} keeps its last checkpoint" if out else "nothing saved"
-    else:
-        where = f"checkpoint saved in {out}: resume with --resume" if out else "no run_dir: nothing saved"
-    print(f"interrupted after step {run.step}; {where}", file=sys.stderr)
-
-
 def _say_estimate(cfg: TrainConfig, first: dict, start: int, threshold_s: float = 300.0) -> None:
     """After the first step of a long run, one line: the measured step time and the estimate."""
     step_s = first["seconds_gen"] + first["seconds_score"] + first["seconds_train"]
@@ -644,33 +405,3 @@ def _say_estimate(cfg: TrainConfig, first: dict, start: int, threshold_s: float 
               f"{cfg.steps - start - 1} steps, plus the evaluations", file=sys.stderr)
 
 
-def _progress_bar(cfg: TrainConfig, start: int, show: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=cfg.steps, initial=start, disable=not show, desc=cfg.objective)
-
-
-def _tensors(obj):
-    if torch.is_tensor(obj):
-        yield obj
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            yield from _tensors(v)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            yield from _tensors(v)
-
-
-def _clean(d: dict) -> dict:
-    """JSON-safe: NaN/inf -> None."""
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
-
-
-def _append_jsonl(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(_clean(row)) + "\n")
-
-
-def _mean(xs) -> float | None:
-    xs = list(xs)
-    return float(sum(xs) / len(xs)) if xs else None

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import gguf as cg
+from course_lib import loading as cg
 
 GGUF_PATH = cg.smollm2_path()
 HAVE_MODEL = GGUF_PATH.is_file() and importlib.util.find_spec("gguf") is not None
@@ -160,7 +160,7 @@ def test_the_profile_loads_it_offline_and_trains_two_steps_through_the_loop(smol
     from course_lib import models
     from course_lib.trainer import TrainConfig, train
 
-    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(cg, "_hub_reachable", lambda timeout=3.0: False)
     cfg = TrainConfig.from_profile("smollm2-135m", task="arith", objective="sft+-", steps=2, prompts_per_step=2,
                                    group_size=2, max_new_tokens=8, eval_examples=0, learning_rate=1e-3)
     model, tok = models.load_policy("smollm2-135m")
@@ -182,10 +182,9 @@ def test_the_comparison_on_smollm2_runs_end_to_end(smollm2, monkeypatch, tmp_pat
     chat template and writes results that name the weights (4 minutes on one thread of a busy 2-core machine)."""
     import json
 
-    from course_lib import models
     from course_lib import reproduce as R
 
-    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(cg, "_hub_reachable", lambda timeout=3.0: False)
     out = tmp_path / "smollm2"
     specs = R.plan_runs(["arith"], ["grpo", "sft+-"], [0, 1], ablation_objectives=())
     settings = R.Settings(steps=3, eval_every=3, eval_examples=8, eval_samples=2, pass_k=4, pass_k_examples=4,

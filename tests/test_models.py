@@ -20,12 +20,12 @@ import torch
 from offline_qwen import load_offline_qwen_tokenizer, qwen_tokenizer_files
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from course_lib import models
+from course_lib import loading, models
+from course_lib.loading import ModelUnavailableError
 from course_lib.models import (
     ALL_PROJECTIONS,
     PROFILES,
     LoraSettings,
-    ModelUnavailableError,
     choose_profile,
     compute_dtype,
     configure_tokenizer,
@@ -261,8 +261,8 @@ def test_unreachable_hub_fails_fast_with_a_clear_error(monkeypatch, how):
         monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     else:
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        monkeypatch.setattr(models, "_offline_mode", lambda: False)
-        monkeypatch.setattr(models, "_hub_reachable", lambda timeout=3.0: False)
+        monkeypatch.setattr(loading, "_offline_mode", lambda: False)
+        monkeypatch.setattr(loading, "_hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(ModelUnavailableError) as info:
         load_policy(QWEN_BASE, device="cpu", model_id="course-tests/no-such-model")
     message = str(info.value)

@@ -19,7 +19,8 @@ import course_lib.trainer as trainer
 from course_lib import models
 from course_lib.__main__ import main as cli
 from course_lib.objectives import OBJECTIVES, get_objective
-from course_lib.trainer import PREVIOUS, RunDirError, TrainConfig, train, update
+from course_lib.runs import load_checkpoint
+from course_lib.trainer import TrainConfig, train, update
 
 SMALL = dict(prompts_per_step=4, group_size=4, max_new_tokens=8, micro_batch_size=8,
              eval_every=2, eval_examples=4, eval_samples=2, learning_rate=1e-3)
@@ -121,7 +122,7 @@ def test_a_callback_interrupt_at_a_step_boundary_saves_a_checkpoint_and_resumes(
 
     res = run(steps=3, run_dir=tmp_path, callback=stop_at_2)
     assert res.interrupted and len(res.history) == 2
-    assert trainer.load_checkpoint(tmp_path)["progress"]["step"] == 2
+    assert load_checkpoint(tmp_path)["progress"]["step"] == 2
     assert [r["step"] for r in run(steps=3, run_dir=tmp_path, resume=True).history] == [1, 2, 3]
 
 
@@ -165,7 +166,7 @@ def test_an_interrupt_just_after_the_optimizer_step_never_applies_that_step_twic
     res = run(steps=3, run_dir=tmp_path / "split", checkpoint_every=1)
     monkeypatch.setattr(trainer, "_check_parameters", real)
     assert res.interrupted and len(res.history) == 2
-    assert trainer.load_checkpoint(tmp_path / "split")["progress"]["step"] == 2
+    assert load_checkpoint(tmp_path / "split")["progress"]["step"] == 2
     resumed = run(steps=3, run_dir=tmp_path / "split", resume=True, checkpoint_every=1)
     assert untimed(resumed.history) == untimed(full.history)
     assert all(torch.equal(a, b) for a, b in zip(full.model.parameters(), resumed.model.parameters()))
@@ -179,7 +180,7 @@ def test_non_finite_updates_are_skipped_then_stop_with_a_finite_checkpoint(tmp_p
     with pytest.raises(FloatingPointError, match="non-finite"):
         run("sft+-", steps=10, model=model, run_dir=tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
-    state = trainer.load_checkpoint(tmp_path)  # saved on the way out, and finite
+    state = load_checkpoint(tmp_path)  # saved on the way out, and finite
     assert state["progress"]["step"] == trainer.MAX_NONFINITE and state["progress"]["skipped"] == 5
 
 
@@ -196,7 +197,7 @@ def test_parameters_that_turn_non_finite_stop_the_run_without_a_new_checkpoint(t
     monkeypatch.setattr(trainer, "update", poison)
     with pytest.raises(FloatingPointError, match="non-finite"):
         run(steps=4, run_dir=tmp_path, resume=True, checkpoint_every=1)
-    assert trainer.load_checkpoint(tmp_path)["progress"]["step"] == 2  # the last finite state
+    assert load_checkpoint(tmp_path)["progress"]["step"] == 2  # the last finite state
 
 
 def test_all_truncated_completions_are_handled():
@@ -209,77 +210,6 @@ def test_half_precision_runs_on_cpu_with_finite_updates(precision):
     """The T4 path (fp16 autocast + GradScaler) and bf16 run on CPU too (make rehearsal uses it)."""
     res = run("grpo", steps=2, precision=precision)
     assert all(r["loss"] is not None and r["grad_norm"] == r["grad_norm"] for r in res.history)
-
-
-# ------------------------------------------------------------------------ the run record
-
-
-def test_resume_refuses_other_settings_and_lists_them(tmp_path):
-    run(steps=2, run_dir=tmp_path)
-    before = (tmp_path / "metrics.jsonl").read_text()
-    with pytest.raises(RunDirError, match=r"seed 0 \(saved\) vs 3 \(now\).*learning_rate"):
-        run(steps=4, run_dir=tmp_path, resume=True, seed=3, learning_rate=5e-4)
-    assert (tmp_path / "metrics.jsonl").read_text() == before
-    assert json.loads((tmp_path / "config.json").read_text())["seed"] == 0
-
-
-def test_a_fresh_start_never_replaces_a_run_unless_asked(tmp_path):
-    run(steps=2, run_dir=tmp_path)
-    before = (tmp_path / "metrics.jsonl").read_text()
-    with pytest.raises(RunDirError, match="--resume.*--overwrite"):
-        run(steps=2, run_dir=tmp_path)
-    assert (tmp_path / "metrics.jsonl").read_text() == before
-    run(steps=1, run_dir=tmp_path, overwrite=True)
-    assert len(rows(tmp_path / "metrics.jsonl")) == 1 and not (tmp_path / PREVIOUS).exists()
-
-
-def test_checkpoints_hold_only_tensors_and_plain_data(tmp_path):
-    run(steps=1, run_dir=tmp_path)
-    outer = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # refuses any other object
-    assert set(outer) == {"sha256", "payload"}
-    assert set(trainer.load_checkpoint(tmp_path)) >= {"config", "progress", "trainable", "optimizer"}
-
-
-def test_a_crafted_checkpoint_cannot_run_code(tmp_path):
-    """A pickle that would run a command on load is refused (weights_only) and never runs."""
-    run(steps=1, run_dir=tmp_path)
-    marker = tmp_path / "pwned"
-
-    class Evil:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    torch.save({"sha256": "x", "payload": Evil()}, tmp_path / "checkpoint.pt")
-    (tmp_path / PREVIOUS).unlink(missing_ok=True)
-    with pytest.raises(RunDirError, match="no usable checkpoint"):
-        trainer.load_checkpoint(tmp_path)
-    assert not marker.exists()
-
-
-def _flip_a_bit(path):
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x10  # inside the payload: the file still unpickles
-    path.write_bytes(bytes(data))
-
-
-@pytest.mark.parametrize("damage", ["bit flip", "truncated", "non-finite"])
-def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage, capsys):
-    run(steps=2, run_dir=tmp_path, checkpoint_every=1)  # both checkpoints are at step 2
-    latest = tmp_path / "checkpoint.pt"
-    if damage == "bit flip":
-        _flip_a_bit(latest)
-    elif damage == "truncated":
-        latest.write_bytes(latest.read_bytes()[:1000])
-    else:
-        state = trainer.load_checkpoint(tmp_path)
-        next(iter(state["trainable"].values())).fill_(float("nan"))
-        trainer.save_checkpoint(tmp_path, state)  # a well-formed file with NaN weights
-    capsys.readouterr()
-    state = trainer.load_checkpoint(tmp_path)
-    err = capsys.readouterr().err
-    assert err.startswith("warning: checkpoint.pt") and len(err.splitlines()) == 1, err
-    assert state["progress"]["step"] == 2  # the previous checkpoint, taken at step 2
-    assert all(bool(torch.isfinite(t).all()) for t in state["trainable"].values())
 
 
 def test_invalid_settings_name_the_field():
