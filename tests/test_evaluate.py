@@ -1,5 +1,8 @@
 """Evaluation: the unbiased pass@k estimator and the evaluation report on a tiny model."""
 
+import dataclasses
+import importlib.util
+import json
 import math
 
 import pytest
@@ -51,3 +54,60 @@ def test_evaluate_reports_accuracy_lengths_and_leaves_rng_alone():
 def test_evaluate_rejects_empty_examples():
     with pytest.raises(ValueError, match="examples"):
         evaluate(tiny_model(), char_tokenizer(), fake_task(), [])
+
+
+# ------------------------------------------------- evaluating a run as training asked its questions
+
+
+@pytest.fixture(scope="module")
+def chat_policy():
+    """A chat-template policy of the smollm2-135m profile: the real SmolLM2 (LoRA attached, loaded
+    offline from the GGUF) where ``make smollm2`` fetched it, else a tiny random Qwen2 with the
+    offline Qwen tokenizer, whose ChatML template has the same shape."""
+    from course_lib import loading, models
+
+    if loading.smollm2_path().is_file() and importlib.util.find_spec("gguf") is not None:
+        reachable, loading._hub_reachable = loading._hub_reachable, lambda timeout=3.0: False
+        try:
+            return models.load_policy("smollm2-135m")
+        finally:
+            loading._hub_reachable = reachable
+    from offline_qwen import load_offline_qwen_tokenizer
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tok = load_offline_qwen_tokenizer(models.PROFILES["smollm2-135m"])
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2, eos_token_id=tok.eos_token_id,
+                                         pad_token_id=tok.pad_token_id))
+    return model.eval(), tok
+
+
+def test_the_evaluate_command_and_training_ask_the_question_training_asks(chat_policy, tmp_path, monkeypatch):
+    """On a chat-template profile, ``python -m course_lib evaluate`` and training's held-out
+    evaluation sample from the same text, the task prompt behind the chat template, under
+    autocast in the run's dtype (bf16 here)."""
+    from course_lib import evaluate as E
+    from course_lib import models
+    from course_lib.__main__ import main as cli
+    from course_lib.tasks import get_task
+    from course_lib.trainer import TrainConfig, train
+
+    model, tok = chat_policy
+    cfg = TrainConfig.from_profile("smollm2-135m", task="arith", precision="bf16", steps=0, max_new_tokens=3,
+                                   eval_examples=2, eval_samples=1)
+    (tmp_path / "config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
+    monkeypatch.setattr(models, "load_policy", lambda *a, **k: chat_policy)
+    asked, real = [], E.generate_rollouts
+
+    def recording(model, tokenizer, prompts, *args, **kwargs):
+        asked.append((list(prompts), torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu")))
+        return real(model, tokenizer, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(E, "generate_rollouts", recording)
+    assert cli(["evaluate", "--run-dir", str(tmp_path), "--base", "--no-greedy"]) == 0
+    train(cfg, model=model, tokenizer=tok, progress=False)
+    task = get_task("arith")
+    want = [models.format_prompt(tok, models.PROFILES["smollm2-135m"], task.prompt(ex)) for ex in task.load("test", n=2)]
+    assert all(p.startswith("<|im_start|>") for p in want)
+    assert asked == [(want, torch.bfloat16), (want, torch.bfloat16)]  # the command, then training
