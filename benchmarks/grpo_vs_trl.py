@@ -148,13 +148,13 @@ def random_qwen_folder(name: str, cache: Path, smoke: bool = False) -> Path:
 def micro_model(path: str | None = None):
     """(model, tokenizer, trained?) the shipped micro base model (or the one in ``path``), or a
     random one when there is none."""
-    from course_lib import models
+    from course_lib import models, pretrain
 
     try:
         model, tok = models.load_micro(path)
         return model, tok, True
     except FileNotFoundError:
-        model = models.build_micro_model(tok := models.build_micro_tokenizer())
+        model = pretrain.build_micro_model(tok := pretrain.build_micro_tokenizer())
         return model, tok, False
 
 

@@ -1,5 +1,5 @@
-"""Where the weights come from: the Hugging Face Hub, its cache, a local folder, or offline
-SmolLM2-135M-Instruct from a GGUF file; ``course_lib.models`` calls it and configures the rest.
+"""Where the weights come from and how they are readied: the Hugging Face Hub, its cache, a local
+folder or offline SmolLM2-135M-Instruct from a GGUF file; eos/pad; 4-bit, LoRA, checkpointing.
 
 The hub is asked only when it answers a quick TCP check (an offline machine fails in seconds
 with one line naming the fix). Offline, the smollm2 profile falls back to the one copy the
@@ -269,8 +269,8 @@ def _unavailable(model_id: str, err: BaseException | None, fix: str | None = Non
 def load_weights(profile, model_id: str, device: torch.device, dtype: torch.dtype):
     """``(model, tokenizer)`` of ``profile`` (a ``models.Profile``) from a local folder, the hub
     or its cache, else the profile's offline copy; the model on ``device`` (4-bit NF4 weights
-    computing in ``dtype`` when the profile quantises), its source in ``course_weights``. The
-    tokenizer is returned as read: ``models.configure_tokenizer`` sets eos, pad and padding.
+    computing in ``dtype`` when the profile quantises), its source in ``course_weights``; the
+    tokenizer configured by :func:`configure_tokenizer`.
 
     Raises: ModelUnavailableError (hub unreachable or gated, not cached, no offline copy);
         FileNotFoundError (``model_id`` looks like a path and is not there).
@@ -306,7 +306,7 @@ def load_weights(profile, model_id: str, device: torch.device, dtype: torch.dtyp
     elif device.type == "cpu":
         _keep_cpu_4bit_trainable(model)
     object.__setattr__(model, "course_weights", source)  # which weights: results name them
-    return model, tokenizer
+    return model, configure_tokenizer(tokenizer, profile)
 
 
 def _load_offline_smollm2(model_id: str, device):
@@ -335,3 +335,49 @@ def _keep_cpu_4bit_trainable(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
+def configure_tokenizer(tokenizer, profile):
+    """Set left padding and the profile's eos/pad tokens on ``tokenizer`` (in place; returned).
+    Example: qwen2.5-0.5b gives eos = pad = ``<|endoftext|>``, padding ``left``."""
+    for attr in ("eos_token", "pad_token"):
+        token = getattr(profile, attr)
+        if token is None:
+            continue
+        if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
+            raise ValueError(f"profile {profile.name!r} sets {attr}={token!r}, which this tokenizer does "
+                             f"not have; fix the profile's {attr} or use the model's own tokenizer")
+        setattr(tokenizer, attr, token)
+    if tokenizer.pad_token is None:  # a tokenizer without a pad token pads with eos
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def _enable_checkpointing(model) -> None:
+    # transformers 5 renamed gradient_checkpointing_enable; 4.x has only the old name
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def prepare_for_training(model, profile, gradient_checkpointing: bool):
+    """``model`` ready for the profile's training: gradient checkpointing if asked, and for LoRA
+    profiles peft adapters on ``profile.lora.target_modules`` (4-bit models first go through
+    ``prepare_model_for_kbit_training``). peft, and with it bitsandbytes, is imported only here."""
+    if profile.lora is None:
+        if gradient_checkpointing:
+            _enable_checkpointing(model)
+        return model
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if profile.quantization is not None:
+        # casts norms/embeddings to float32 for stable training and enables input gradients
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif gradient_checkpointing:
+        _enable_checkpointing(model)
+        model.enable_input_require_grads()
+    lora = profile.lora
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, config)

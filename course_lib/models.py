@@ -1,31 +1,25 @@
-"""Profiles, model loading (QLoRA for Qwen2.5, full fine-tuning for micro) and the reference policy.
+"""Profiles, the policy (QLoRA for the hub models, full fine-tuning for micro), the reference
+policy and the compute dtype; where the weights come from is ``course_lib.loading``.
 
 A *profile* says which model to load and how (quantisation, LoRA, tokens, chat template), plus
-its named *budgets*: the run settings (batch, G, lengths, learning rate, steps, evaluation) a
-``course_lib.trainer.TrainConfig`` is built from. Nothing here prints.
-
-    >>> p = get_profile("micro")                     # or COURSE_PROFILE=micro, or auto
-    >>> model, tok = load_policy(p)                   # (Qwen2ForCausalLM, tokenizer)
-    >>> with reference_policy(model):                 # inside: the model computes pi_ref
-    ...     ref_logits = model(**batch).logits
+its named *budgets*: the settings a ``course_lib.trainer.TrainConfig`` is built from. Nothing
+here prints. ``model, tok = load_policy(get_profile("micro"))``; inside
+``with reference_policy(model):`` the model computes pi_ref.
 
 What is simplified, and why:
 
-- **Budgets.** The paper trains with 64 prompts x G = 5 samples per step, temperature 0.6,
-  learning rate 1e-6 and 1,024 new tokens. The Qwen budgets keep G and the temperature but
-  shrink the step, the response cap and the number of steps so that a run fits one GPU; every
-  deviation is named where the value lives.
-- **LoRA instead of full fine-tuning** for the Qwen profiles (the authors' rebuttal runs used
-  LoRA rank 16 / alpha 32 too). LoRA needs a larger learning rate than full fine-tuning,
-  roughly 10x, so the Qwen budgets use 1e-5 where the paper's full fine-tune used 1e-6.
-- **The reference policy is the base model with the adapters switched off** (no second copy of
-  the weights). The micro model is fully fine-tuned, so it keeps a frozen copy of its initial
-  weights instead (about 1M parameters, 4 MB), swapped in for the reference forward pass.
-- **The micro model** is a 4-layer, width-128 ``Qwen2ForCausalLM`` with a character tokenizer
-  (plus single tokens for ``<answer>``, ``</answer>`` and ``####``), trained by
-  ``course_lib.pretrain``. Same architecture family as Qwen2.5, so every code path runs
-  unchanged. Its tokenizer files sit in a folder without config.json: AutoTokenizer would
-  otherwise load a Qwen2Tokenizer that drops spaces.
+- **Budgets.** The paper trains with 64 prompts x G = 5 per step, temperature 0.6, learning
+  rate 1e-6 and 1,024 new tokens. The Qwen budgets keep G and the temperature and shrink the
+  step, the cap and the steps to fit one GPU; every deviation is named where the value lives.
+- **LoRA instead of full fine-tuning** for the hub profiles (the authors' rebuttal runs used
+  rank 16 / alpha 32 too); LoRA needs roughly 10x the learning rate: 1e-5 for the paper's 1e-6.
+- **The reference policy is the base model with the adapters switched off** (no second copy
+  of the weights). The fully fine-tuned micro model keeps a frozen copy of its initial weights
+  instead (1M parameters, 4 MB), swapped in for the reference forward pass.
+- **The micro model** is a 4-layer, width-128 ``Qwen2ForCausalLM`` with a character tokenizer,
+  built and trained by ``course_lib.pretrain``: the Qwen2.5 family, so every code path runs
+  unchanged. Its tokenizer files sit in a folder without config.json (AutoTokenizer would load
+  a Qwen2Tokenizer that drops spaces).
 """
 
 from __future__ import annotations
@@ -61,11 +55,8 @@ class LoraSettings:
 
 @dataclass(frozen=True)
 class Profile:
-    """One model and how to load it, plus its named budgets (``TrainConfig`` defaults).
-
-    ``budgets["default"]`` always exists; other names (``"colab"``) are chosen with
-    ``TrainConfig.from_profile(name, budget="colab")``.
-    """
+    """One model and how to load it, plus its named budgets (``TrainConfig`` defaults):
+    ``budgets["default"]`` always, others chosen with ``TrainConfig.from_profile(name, budget=...)``."""
 
     name: str  # the key in PROFILES
     model_id: str | None  # hub id or local folder; None = the bundled micro model (DATA_DIR/micro)
@@ -117,27 +108,18 @@ _QWEN_DEFAULT = dict(
     eval_samples=1,
     precision="auto",  # bf16 where the GPU has it, else fp16 with a GradScaler (T4)
 )
-#: A free Colab T4 session (about 3-4 hours, results lost on disconnect unless on Drive) fits
-#: notebook 06's GPU section, grpo vs sft+- on one task with an evaluation at the start and the
-#: end, in about an hour. Cost model (Qwen2.5-0.5B, NF4 + LoRA, fp16, T4): sampling is decode-
-#: bound, about 24 tokens/s for one sequence with HF generate in fp16 (a published Colab T4
-#: measurement), so ~42 ms per decode step, taken as ~60 ms for a batch of 40 rows in NF4; a
-#: step's rollout runs to its longest completion, at worst the 256-token cap: ~15 s. The
-#: update (forward + backward + recomputation under gradient checkpointing, plus the reference
-#: forward for the KL) on 40 x ~350 tokens is ~4 x 2 x 0.5e9 x 14k FLOPs ~ 6e13, ~8 s at an
-#: effective 8 TFLOP/s. So ~23 s per step: 2 runs x 40 steps ~ 31 min, plus 4 evaluations of
-#: 100 problems (~30 s each) and loading: ~35 min, leaving room for the model being slower than
-#: estimated. `train` prints the measured estimate after the first step; `make gpu-check`
-#: measures it.
+#: A free Colab T4 session fits notebook 06's GPU section (grpo vs sft+- on one task, evaluated
+#: at the start and the end) in about an hour. Cost model (Qwen2.5-0.5B, NF4 + LoRA, fp16, T4):
+#: decode-bound sampling, ~24 tokens/s for one sequence (a published T4 measurement), taken as
+#: ~60 ms per step of 40 rows, to the 256-token cap: ~15 s; the update on 40 x ~350 tokens,
+#: ~6e13 FLOPs at an effective 8 TFLOP/s: ~8 s. 2 runs x 40 steps ~ 31 min, plus 4 evaluations
+#: and loading: ~35 min. `train` prints the measured estimate; `make gpu-check` measures it.
 _QWEN_COLAB = {**_QWEN_DEFAULT, "max_new_tokens": 256, "steps": 40, "eval_examples": 100, "eval_every": 0,
                "checkpoint_every": 5}
 def estimate_minutes(profile: Profile, budget: str = "colab", runs: int = 2) -> float:
-    """Minutes for ``runs`` runs of ``budget`` on a T4 by the cost model above (Qwen2.5-0.5B:
-    ~60 ms per decode step to the token cap, ~8 s per update of 40 x ~350 tokens, ~30 s per
+    """Minutes for ``runs`` runs of ``budget`` on a T4 by the cost model above (~30 s per
     evaluation of 100 problems of 256 tokens, 2 min loading; Qwen2.5-1.5B about 3x per step).
-
-    Example: ``estimate_minutes(PROFILES["qwen2.5-0.5b"], "colab")`` -> about 35.
-    """
+    Example: ``estimate_minutes(PROFILES["qwen2.5-0.5b"], "colab")`` -> about 35."""
     b = profile.budgets[budget]
     rows, size = b["prompts_per_step"] * b["group_size"], 3.0 if "1.5b" in profile.name else 1.0
     step = size * (0.060 * b["max_new_tokens"] + 8.0 * rows / 40 * (b["max_new_tokens"] + 94) / 350)
@@ -220,8 +202,6 @@ PROFILES: dict[str, Profile] = {
     ),
 }
 
-# --------------------------------------------------------------------------------- selection
-
 
 def has_cuda() -> bool:
     """True when a CUDA GPU is usable (the auto profile and device choice depend on it)."""
@@ -260,9 +240,6 @@ def use_profile_threads(profile: Profile) -> int:
     return torch.get_num_threads()
 
 
-# ------------------------------------------------------------------------- devices and dtypes
-
-
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` as a ``torch.device``; None means ``cuda`` when available, else ``cpu``."""
     return torch.device(device if device is not None else ("cuda" if has_cuda() else "cpu"))
@@ -293,31 +270,6 @@ def autocast(model, dtype: torch.dtype):
     return torch.autocast(next(model.parameters()).device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
-# ---------------------------------------------------------------------------------- loading
-
-
-def configure_tokenizer(tokenizer, profile: Profile):
-    """Set left padding and the profile's eos/pad tokens on ``tokenizer`` (in place; returned).
-
-    Example:
-        >>> tok = configure_tokenizer(tok, PROFILES["qwen2.5-0.5b"])
-        >>> tok.eos_token, tok.pad_token, tok.padding_side
-        ('<|endoftext|>', '<|endoftext|>', 'left')
-    """
-    for attr in ("eos_token", "pad_token"):
-        token = getattr(profile, attr)
-        if token is None:
-            continue
-        if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
-            raise ValueError(f"profile {profile.name!r} sets {attr}={token!r}, which this tokenizer does "
-                             f"not have; fix the profile's {attr} or use the model's own tokenizer")
-        setattr(tokenizer, attr, token)
-    if tokenizer.pad_token is None:  # a tokenizer without a pad token pads with eos
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
-    return tokenizer
-
-
 def _align_generation_ids(model, tokenizer) -> None:
     """Make the model's configs stop at the tokenizer's eos and pad with its pad token."""
     for cfg in (model.config, getattr(model, "generation_config", None)):
@@ -327,28 +279,19 @@ def _align_generation_ids(model, tokenizer) -> None:
 
 def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
                 gradient_checkpointing: bool | None = None, model_id: str | None = None):
-    """Load the trainable policy and its tokenizer for ``profile``.
+    """The trainable policy and its tokenizer for ``profile`` (a Profile or a name).
 
-    - micro: :func:`load_micro` (full fine-tuning) plus a frozen snapshot of the initial
-      weights for :func:`reference_policy`.
-    - Qwen / Llama: ``from_pretrained``; with ``quantization="nf4"`` 4-bit NF4 weights with
-      double quantisation, ``prepare_model_for_kbit_training``, optional gradient
-      checkpointing, then peft LoRA on ``profile.lora.target_modules`` (only LoRA trains).
+    micro: :func:`load_micro` (full fine-tuning) plus a frozen snapshot of its initial weights
+    for :func:`reference_policy`. Hub models: ``course_lib.loading.load_weights`` (4-bit NF4
+    with double quantisation when the profile says so, ``prepare_model_for_kbit_training``),
+    optional gradient checkpointing, then peft LoRA on ``profile.lora.target_modules``.
 
-    Args:
-        profile: a Profile or a profile name.
-        device: default ``cuda`` when available, else ``cpu`` (4-bit works on CPU too, slowly).
-        precision: ``"auto"``, ``"fp32"``, ``"fp16"`` or ``"bf16"`` (see :func:`compute_dtype`).
-        gradient_checkpointing: default ``profile.gradient_checkpointing``.
-        model_id: load this hub id or local folder instead of ``profile.model_id`` (tests and
-            ``make rehearsal`` load a tiny random Qwen2 saved to disk through exactly this path).
-
-    Returns:
-        ``(model, tokenizer)``: the model in eval mode on ``device``; the tokenizer pads on the
-        left and the model's generation config stops at its eos.
-
-    Raises:
-        ModelUnavailableError: the hub is unreachable (or the model gated) and not cached.
+    Args: device: default ``cuda`` when available, else ``cpu``. precision: see
+        :func:`compute_dtype`. gradient_checkpointing: default the profile's. model_id: a hub
+        id or folder instead of ``profile.model_id`` (tests and ``make rehearsal`` load a tiny
+        random Qwen2 through exactly this path).
+    Returns: ``(model in eval mode on device, tokenizer)``: left padding, stops at its eos.
+    Raises: ``loading.ModelUnavailableError`` (hub unreachable or gated, and not cached).
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
     device = resolve_device(device)
@@ -359,47 +302,18 @@ def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
         object.__setattr__(model, "course_weights", f"course micro model ({model_id or 'data/micro'})")
     else:
         model, tokenizer = loading.load_weights(profile, model_id or profile.model_id, device, dtype)
-        tokenizer = configure_tokenizer(tokenizer, profile)
+    model = loading.prepare_for_training(model, profile, ckpt)
     if profile.lora is None:  # full fine-tuning: float32 weights, autocast computes in ``precision``
-        if ckpt:
-            _enable_checkpointing(model)
         snapshot_reference(model)
-    else:
-        model = _attach_lora(model, profile, ckpt)
     _align_generation_ids(model, tokenizer)
     return model.eval(), tokenizer
-
-
-def _enable_checkpointing(model) -> None:
-    # transformers 5 renamed gradient_checkpointing_enable; 4.x has only the old name
-    if hasattr(model, "activation_checkpointing_enable"):
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-
-
-def _attach_lora(model, profile: Profile, gradient_checkpointing: bool):
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-
-    if profile.quantization is not None:
-        # casts norms/embeddings to float32 for stable training and enables input gradients
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
-    elif gradient_checkpointing:
-        _enable_checkpointing(model)
-        model.enable_input_require_grads()
-    lora = profile.lora
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
 
 
 def training_setup(profile: Profile | str, precision: str, task, *, model=None, tokenizer=None, seed: int = 0,
                    kl: bool = False):
     """Everything the training loop asks of this module, in one call.
 
-    Returns:
-        ``(model, tokenizer, asked, reference, dtype)``: the policy in train mode (default
+    Returns: ``(model, tokenizer, asked, reference, dtype)``: the policy in train mode (default
         :func:`load_policy`, its LoRA adapters initialised from ``seed``), ``task`` as the model
         is asked it (:func:`prompted`), a factory of the context in which ``model`` computes
         pi_ref (None when ``kl`` is off; a model not loaded by :func:`load_policy` gets its
@@ -452,61 +366,10 @@ def prompted(task, tokenizer, profile: Profile):
     return dataclasses.replace(task, prompt=lambda ex: format_prompt(tokenizer, profile, raw(ex)))
 
 
-# ------------------------------------------------------------------------------ the micro model
-
-MICRO_EOS, MICRO_PAD, MICRO_UNK = "<|endoftext|>", "<|pad|>", "<unk>"
-#: Multi-character strings that are single tokens of the micro tokenizer.
-MICRO_WORDS = ("<answer>", "</answer>", "####")
-#: Every character the micro tasks use (tests check that each task text is covered).
-MICRO_CHARS = (" \n#$%&'()*+,-./0123456789:;<=>?!" + "".join(map(chr, range(65, 91)))
-               + "".join(map(chr, range(97, 123))))
-
-
-def build_micro_tokenizer():
-    """The character-level tokenizer (a ``PreTrainedTokenizerFast``, left padding).
-
-    Example: ``tok.convert_ids_to_tokens(tok("7>5<answer>").input_ids)`` ->
-    ``['7', '>', '5', '<answer>']``.
-    """
-    from tokenizers import AddedToken, Tokenizer, decoders, models
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {MICRO_PAD: 0, MICRO_EOS: 1, MICRO_UNK: 2}
-    for ch in MICRO_CHARS:
-        vocab.setdefault(ch, len(vocab))
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=MICRO_UNK))  # no merges: characters
-    tok.decoder = decoders.Fuse()  # join characters back without spaces
-    tok.add_special_tokens([AddedToken(t, special=True) for t in (MICRO_PAD, MICRO_EOS, MICRO_UNK)])
-    tok.add_tokens([AddedToken(t, normalized=False) for t in MICRO_WORDS])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=MICRO_EOS, pad_token=MICRO_PAD,
-                                   unk_token=MICRO_UNK, padding_side="left")
-
-
-def build_micro_model(tokenizer, *, seed: int = 0, hidden: int = 128, layers: int = 4, heads: int = 4):
-    """A randomly initialised micro ``Qwen2ForCausalLM`` (~1M parameters at the defaults)."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=4 * hidden,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-        max_position_embeddings=256,  # prompt (< 100 chars) + 64 new tokens
-        tie_word_embeddings=True, bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config)
-    _align_generation_ids(model, tokenizer)
-    return model
-
-
 def load_micro(path: str | Path | None = None, *, device=None):
-    """Load the micro base model and its tokenizer (``path``: a folder written by
-    ``pretrain-micro``, default ``DATA_DIR / "micro"``).
-
-    Returns:
-        ``(Qwen2ForCausalLM in eval mode, PreTrainedTokenizerFast)`` with left padding and the
-        pad and eos ids set on the model's configs.
-    """
+    """``(Qwen2ForCausalLM in eval mode, PreTrainedTokenizerFast)`` of the micro base model in
+    ``path`` (a folder written by ``pretrain-micro``, default ``DATA_DIR / "micro"``): left
+    padding, the pad and eos ids set on the model's configs."""
     from transformers import PreTrainedTokenizerFast, Qwen2ForCausalLM
 
     path = Path(DATA_DIR / "micro" if path is None else path)
@@ -522,18 +385,13 @@ def load_micro(path: str | Path | None = None, *, device=None):
     return model.to(device or "cpu").eval(), tokenizer
 
 
-# --------------------------------------------------------------------------- reference policy
-
 _SNAPSHOT_ATTR = "_course_reference_weights"
 
 
 def snapshot_reference(model) -> None:
-    """Keep a frozen copy of ``model``'s current weights as its reference policy.
-
-    Only for fully fine-tuned models (micro, ~1M parameters); :func:`load_policy` calls it at
-    load time. Loading trained weights into the model afterwards (in place) leaves the snapshot
-    untouched, so a resumed run keeps the same pi_ref.
-    """
+    """Keep a frozen copy of ``model``'s current weights as its reference policy (fully
+    fine-tuned models only; :func:`load_policy` calls it). Trained weights loaded in place later
+    leave the snapshot untouched, so a resumed run keeps the same pi_ref."""
     weights = {name: p.detach().clone() for name, p in model.named_parameters()}
     object.__setattr__(model, _SNAPSHOT_ATTR, weights)  # a plain attribute: not in state_dict
 
@@ -557,10 +415,6 @@ def reference_policy(model) -> Iterator[None]:
     - peft (LoRA) models: the adapters are switched off, so the frozen base weights are pi_ref.
     - fully fine-tuned models (micro): the snapshot taken by :func:`snapshot_reference` is
       swapped in for the trained weights and swapped back on exit, bit for bit.
-
-    Example:
-        >>> with reference_policy(model):
-        ...     ref_logits = model(input_ids, attention_mask=mask).logits   # (batch, seq, vocab)
     """
     was_training = model.training
     model.eval()  # no dropout: pi_ref must be deterministic

@@ -8,8 +8,8 @@ model), measures its held-out success with ``course_lib.evaluate``, and writes::
     data/micro/model/         Qwen2ForCausalLM.save_pretrained (config.json + safetensors)
     data/micro/manifest.json  command, seed, wall time, versions, base success and lengths
 
-The model and tokenizer are built and loaded by ``course_lib.models`` (``build_micro_model``,
-``load_micro``).
+The tokenizer and the untrained model are built here (:func:`build_micro_tokenizer`,
+:func:`build_micro_model`); ``course_lib.models.load_micro`` loads the result.
 
 What is simplified, and why:
 
@@ -34,9 +34,56 @@ from pathlib import Path
 
 import torch
 
-from course_lib import models
 from course_lib.evaluate import evaluate
 from course_lib.tasks import get_task, micro
+
+MICRO_EOS, MICRO_PAD, MICRO_UNK = "<|endoftext|>", "<|pad|>", "<unk>"
+#: Multi-character strings that are single tokens of the micro tokenizer.
+MICRO_WORDS = ("<answer>", "</answer>", "####")
+#: Every character the micro tasks use (tests check that each task text is covered).
+MICRO_CHARS = (" \n#$%&'()*+,-./0123456789:;<=>?!" + "".join(map(chr, range(65, 91)))
+               + "".join(map(chr, range(97, 123))))
+
+
+def build_micro_tokenizer():
+    """The character-level tokenizer (a ``PreTrainedTokenizerFast``, left padding).
+
+    Example: ``tok.convert_ids_to_tokens(tok("7>5<answer>").input_ids)`` ->
+    ``['7', '>', '5', '<answer>']``.
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders
+    from tokenizers.models import BPE
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {MICRO_PAD: 0, MICRO_EOS: 1, MICRO_UNK: 2}
+    for ch in MICRO_CHARS:
+        vocab.setdefault(ch, len(vocab))
+    tok = Tokenizer(BPE(vocab=vocab, merges=[], unk_token=MICRO_UNK))  # no merges: characters
+    tok.decoder = decoders.Fuse()  # join characters back without spaces
+    tok.add_special_tokens([AddedToken(t, special=True) for t in (MICRO_PAD, MICRO_EOS, MICRO_UNK)])
+    tok.add_tokens([AddedToken(t, normalized=False) for t in MICRO_WORDS])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=MICRO_EOS, pad_token=MICRO_PAD,
+                                   unk_token=MICRO_UNK, padding_side="left")
+
+
+def build_micro_model(tokenizer, *, seed: int = 0, hidden: int = 128, layers: int = 4, heads: int = 4):
+    """A randomly initialised micro ``Qwen2ForCausalLM`` (~1M parameters at the defaults)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=4 * hidden,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+        max_position_embeddings=256,  # prompt (< 100 chars) + 64 new tokens
+        tie_word_embeddings=True, bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
 
 #: Completion cap of the micro setting, in tokens (the end-of-text token included).
 MAX_NEW_TOKENS = 64
@@ -86,8 +133,8 @@ def pretrain(*, steps: int = 2600, seconds: float | None = None, seed: int = 0, 
     Returns:
         ``(model, tokenizer, history)``, history a list of ``{"step", "loss"}`` dicts.
     """
-    tokenizer = models.build_micro_tokenizer() if tokenizer is None else tokenizer
-    model = models.build_micro_model(tokenizer, seed=seed) if model is None else model
+    tokenizer = build_micro_tokenizer() if tokenizer is None else tokenizer
+    model = build_micro_model(tokenizer, seed=seed) if model is None else model
     rng = random.Random(seed)
     pools = {t: get_task(t).load("train", seed=seed) for t in TASKS}
     decay = [p for p in model.parameters() if p.ndim >= 2]

@@ -1,43 +1,34 @@
 """Rollouts: sample G completions per prompt, and the log-probabilities of the sampled tokens.
 
-This is the "sample" step of the one on-policy loop (see ``trainer.py``). Two functions matter:
+The "sample" step of the one on-policy loop (``trainer.py``). Two functions matter:
 
-- :func:`generate_rollouts` turns a list of prompts into a :class:`Rollout`: every prompt is
-  repeated G times and the left-padded batch is sampled with a KV cache by a small loop
-  (:func:`_sample`) that drops each completion from the batch as soon as it ends (Hugging Face
-  ``generate`` keeps finished rows until the longest one ends). Nothing downstream re-tokenises.
+- :func:`generate_rollouts` turns prompts into a :class:`Rollout`: every prompt repeated G
+  times, the left-padded batch sampled with a KV cache by a small loop (:func:`_sample`) that
+  drops each completion from the batch as soon as it ends (Hugging Face ``generate`` keeps
+  finished rows until the longest one ends). Nothing downstream re-tokenises.
 - :func:`completion_logprobs` runs the *training* forward pass and returns
   ``log pi(o_t | q, o_<t)`` for each sampled token, shape ``(B, T)``.
 
-Two details decide whether the numbers are right:
+Three details decide whether the numbers are right:
 
-1. **Position ids.** Prompts are left-padded, so the first real token of a short prompt sits
-   at column 5, say. ``generate`` numbers positions from the attention mask (that token gets
-   position 0); the training forward does the same (``cumsum(mask) - 1``). With rotary
-   embeddings (Qwen) a constant shift of every position cancels in exact arithmetic, but not
-   in low precision or for models with absolute positions, so we match ``generate`` exactly.
-   ``tests/test_rollout.py`` checks that training and sampling log-probs agree (< 1e-5).
-2. **Memory.** Qwen's vocabulary has 151,936 entries. A naive ``log_softmax(logits)`` over a
-   (batch, seq, vocab) tensor in float32 is gigabytes, and autograd keeps it for backward.
-   We run the transformer body once, then apply the output layer to a few hundred positions
-   at a time, only at completion positions, and recompute each chunk in backward
-   (activation checkpointing), so at most one chunk of logits is alive at any moment.
-   ``benchmarks/logprobs_memory.py`` prints the peak memory of both ways.
+1. **Position ids.** Prompts are left-padded; ``generate`` numbers positions from the attention
+   mask (a prompt's first real token gets position 0) and the training forward does the same
+   (``cumsum(mask) - 1``). With rotary embeddings a constant shift cancels in exact arithmetic,
+   not in low precision, so we match ``generate`` exactly (``tests/test_rollout.py``: < 1e-5).
+2. **Memory.** Qwen's vocabulary has 151,936 entries: a (batch, seq, vocab) float32
+   ``log_softmax`` is gigabytes, kept for backward. The transformer body runs once; the output
+   layer runs on a few hundred completion positions at a time, recomputed in backward
+   (checkpointing), so one chunk of logits is alive at any moment
+   (``benchmarks/logprobs_memory.py`` prints both peaks).
+3. **Temperature.** The policy is the sampling distribution: at temperature T the log-probs are
+   those of ``softmax(logits / T)`` (as TRL and verl), so the samples are on-policy for the loss.
+   Top-p applies to sampling only; the log-probs are of the full tempered distribution (as TRL),
+   so with top_p < 1 they are not exactly the sampler's.
 
-3. **Temperature.** The policy is the sampling distribution: at temperature T the log-probs
-   are those of ``softmax(logits / T)`` (as TRL and verl compute them), so the samples are
-   on-policy for the loss. Taking them at T = 1 while sampling at T = 0.6 would make every
-   update off-policy. Top-p is applied when sampling only; the log-probs are of the full
-   tempered distribution (also as TRL does), so with top_p < 1 they are not exactly the
-   sampler's (the truncated tail is renormalised away when sampling).
-
-Simplified on purpose:
-
-- The "old" log-probs for the PPO ratio (mu > 1) are recomputed with one no-grad forward
-  instead of being recorded while sampling.
-- Tokens after the first end-of-sequence token are padding: masked out, never scored.
+Simplified on purpose: the "old" log-probs for the PPO ratio (mu > 1) are recomputed with one
+no-grad forward instead of being recorded while sampling; tokens after the first
+end-of-sequence token are padding, masked out and never scored.
 """
-
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -148,24 +139,15 @@ def generate_rollouts(
 ) -> Rollout:
     """Sample ``group_size`` completions for every prompt.
 
-    Args:
-        model: a causal LM (``transformers`` model, or a PEFT model around one).
-        tokenizer: its tokenizer; must have ``pad_token_id`` and ``eos_token_id``.
-        prompts: P prompt strings.
-        group_size: G completions per prompt.
-        max_new_tokens: cap on completion length; answers cut there are flagged ``truncated``.
-        temperature: 0 means greedy decoding (then the G copies are identical).
-        top_p: nucleus sampling threshold (1.0 = off). Top-k is always off.
-        micro_batch_size: rows sampled together (None = all B = P*G at once).
-        seed: if given, ``torch.manual_seed(seed)`` first, so the same call gives the same rollout.
+    Args: model: a causal LM (or a PEFT model around one). tokenizer: with ``pad_token_id`` and
+        ``eos_token_id``. prompts: P strings. group_size: G completions per prompt.
+        max_new_tokens: the cap; answers cut there are flagged ``truncated``. temperature: 0 is
+        greedy (the G copies are then identical). top_p: nucleus threshold (1.0 = off; top-k is
+        off). micro_batch_size: rows sampled together (None = all B = P*G at once). seed: if
+        given, ``torch.manual_seed(seed)`` first, so the same call gives the same rollout.
 
-    Returns:
-        A :class:`Rollout` with B = P * G rows.
-
-    Example::
-
-        r = generate_rollouts(model, tok, ["3 7 5>26:"], group_size=4, max_new_tokens=48)
-        r.completion_ids.shape   # (4, T) with T <= 48
+    Returns: a :class:`Rollout` with B = P * G rows. Example: ``generate_rollouts(model, tok,
+    ["3 7 5>26:"], group_size=4, max_new_tokens=48).completion_ids`` is (4, T), T <= 48.
     """
     if group_size < 1:
         raise ValueError(f"group_size must be >= 1, got {group_size}")
@@ -178,12 +160,7 @@ def generate_rollouts(
         torch.manual_seed(seed)
     device = next(model.parameters()).device
     rows = [p for p in prompts for _ in range(group_size)]
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        enc = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = old_side
+    enc = tokenizer(rows, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
     prompt_ids, prompt_mask = enc["input_ids"], enc["attention_mask"]
     was_training = model.training
     model.eval()
@@ -191,25 +168,19 @@ def generate_rollouts(
     pieces = []
     try:
         for start in range(0, len(rows), mb):
-            ids = prompt_ids[start : start + mb].to(device)
-            att = prompt_mask[start : start + mb].to(device)
+            ids, att = prompt_ids[start : start + mb].to(device), prompt_mask[start : start + mb].to(device)
             pieces.append(_sample(model, ids, att, max_new_tokens=max_new_tokens, temperature=temperature,
                                   top_p=top_p, eos_ids=eos_ids, pad_id=tokenizer.pad_token_id).cpu())
     finally:
         model.train(was_training)
     width = max(p.shape[1] for p in pieces)
-    completion_ids = torch.full((len(rows), max(width, 1)), tokenizer.pad_token_id, dtype=torch.long)
-    row = 0
-    for p in pieces:
-        completion_ids[row : row + p.shape[0], : p.shape[1]] = p
-        row += p.shape[0]
+    completion_ids = torch.cat([torch.nn.functional.pad(p, (0, max(width, 1) - p.shape[1]), value=tokenizer.pad_token_id)
+                                for p in pieces])
     mask, truncated = completion_mask_from_eos(completion_ids, eos_ids)
     if width == 0:  # max_new_tokens == 0: nothing sampled
         mask.zero_()
-    texts = []
-    for ids_row, m, trunc in zip(completion_ids, mask, truncated):
-        n = int(m.sum()) - (0 if trunc else 1)  # drop the eos token itself
-        texts.append(tokenizer.decode(ids_row[:n].tolist(), skip_special_tokens=False))
+    texts = [tokenizer.decode(ids_row[: int(m.sum()) - (0 if trunc else 1)].tolist(), skip_special_tokens=False)
+             for ids_row, m, trunc in zip(completion_ids, mask, truncated)]  # without the eos token itself
     return Rollout(prompt_ids, prompt_mask, completion_ids, mask, truncated, texts, rows)
 
 

@@ -1,70 +1,35 @@
 """Every objective of the course on TRL's ``GRPOTrainer``, for runs that need more than one GPU.
 
-The course trains with its own loop (``course_lib.trainer``) on one GPU. The paper's budget
-(64 prompts x G = 5 x 1,024 tokens, 1.5B-3B models, several seeds) needs many GPUs and a fast
-generation engine, and the right tool for that is a maintained one: TRL's ``GRPOTrainer`` runs
-under ``accelerate`` (DDP, DeepSpeed, FSDP) and samples with vLLM. This module runs every row
-of ``course_lib.objectives.OBJECTIVES`` on it. It is the only module that imports TRL (the
-``scale`` extra, ``pip install -e '.[scale]'``); nothing else in course_lib imports it.
+The course trains with its own loop on one GPU; the paper's budget (64 prompts x G = 5 x 1,024
+tokens, 1.5B-3B models, several seeds) needs many GPUs and a fast sampler: TRL's ``GRPOTrainer``
+under ``accelerate`` (DDP, DeepSpeed, FSDP), sampling with vLLM. This module runs every row of
+``course_lib.objectives.OBJECTIVES`` on it; it is the only module that imports TRL (the
+``scale`` extra). The grpo rows are TRL's own GRPO; the rows without a ratio (``sft+``, ``sft-``,
+``sft+-``, ``sft+-balanced``, ``sft+-sized``) get the course's weights and its signed-SFT loss
+``-aggregate(w * logp)`` through :class:`CourseGRPOTrainer`.
 
-How the rows map (B = completions per step, all processes together):
+What makes TRL's definitions the course's (``tests/test_scale.py``: loss and gradient within
+1e-6 for every row and aggregation): aggregation ``sequence`` / ``token`` / ``constant`` =
+``loss_type`` ``grpo`` / ``dapo`` / ``dr_grpo``; ``use_bias_correction_kl=False`` (TRL's default
+multiplies k3 by the ratio, which adds ``beta * k3 * grad(logp)`` even on-policy); log-probs of
+``softmax(logits / T)``; the verifier as two reward functions, ``reward`` (weight 1) and
+``correct`` (weight 0, read by the signed rows).
 
-- ``grpo``, ``grpo-no-kl``: TRL's own GRPO (group advantages, clipped ratio, k3 KL for
-  ``grpo``), with the settings of :func:`grpo_config`.
-- the rows without a ratio (``sft+``, ``sft-``, ``sft+-``, ``sft+-balanced``, ``sft+-sized``):
-  :class:`CourseGRPOTrainer` swaps TRL's advantages for ``course_lib.objectives.weights(row, rewards, correct, G)`` and its
-  loss for the course's signed-SFT loss ``-aggregate(w * logp)``: no ratio, clip or KL. (TRL's
-  own loss with those weights has the same *gradient* at one update per rollout, where the
-  ratio is 1, but its value is ``-aggregate(w)``, not the signed-SFT loss.)
+What differs and stays so: TRL's group std divides by G - 1 (``course_advantages=True`` gives
+the grpo rows the course's); with vLLM each token's loss carries TRL's capped importance ratio
+(the signed rows too); TRL numbers positions from the padded batch's left edge (equal with
+rotary embeddings in exact arithmetic); its sampler shuffles with the seed, its warm-up starts
+at 0; every completion goes through backward; the hub profiles are fully fine-tuned, not QLoRA;
+no held-out evaluation runs during training. Each of N processes samples B / N completions; the
+rewards are gathered so every group is normalised whole.
 
-The settings that make TRL's definitions the course's (``tests/test_scale.py`` checks loss and
-gradient to 1e-6 for every row and aggregation):
-
-- aggregation ``sequence`` / ``token`` / ``constant`` = ``loss_type`` ``grpo`` / ``dapo`` /
-  ``dr_grpo`` (with ``max_completion_length`` = ``max_new_tokens``).
-- ``use_bias_correction_kl=False``. TRL's default multiplies the k3 term by the ratio: 1 in
-  value, but it adds ``beta * k3 * grad(logp)`` to the gradient even on-policy.
-- the temperature: TRL, like the course, takes the log-probs of ``softmax(logits / T)``.
-- the verifier becomes two reward functions, ``reward`` (weight 1) and ``correct`` (weight 0:
-  logged as the accuracy, and read by the signed rows).
-
-What differs from the course's loop, and stays so:
-
-- the group std: TRL divides by G - 1, the course by G, so TRL's GRPO advantages are
-  sqrt(G / (G - 1)) larger (1.12 at G = 5; the 1e-4 added to the std aside).
-  ``course_advantages=True`` gives the grpo rows the course's advantages.
-- generation: Hugging Face ``generate`` or vLLM (``use_vllm``). With vLLM, TRL multiplies each
-  token's loss by a capped importance ratio between the trainer's and vLLM's probabilities; the
-  signed rows apply the same factor.
-- positions: TRL numbers positions from the left edge of the padded batch, the course from each
-  prompt's first token. With rotary embeddings that is the same in exact arithmetic.
-- the data: TRL's sampler shuffles the training set with the seed; the course draws from its
-  own stream, so a run here is not sample-for-sample a course run.
-- the warm-up: TRL's starts at learning rate 0, the course's at ``lr / warmup_steps``.
-- every completion goes through forward and backward (the course skips those whose weight is
-  0 without a KL term: the same gradient for less work).
-- the model: the hub profiles are fully fine-tuned (the paper's setting), not QLoRA; shard them
-  with an accelerate DeepSpeed or FSDP config. No held-out evaluation runs during training:
-  evaluate the saved model with ``course_lib.evaluate``.
-- sharding: each of the N processes samples and scores B / N completions; the rewards are
-  gathered so that every group is normalised whole, and the gradients are averaged.
-
-Why the course teaches its own loop anyway: its loop (``course_lib.trainer.train``) is about 80
-lines in which every step of the algorithm is visible, and the objectives differ only in their
-row of the table. ``GRPOTrainer`` is over 3,000 lines of options (tools, vision, vLLM, eight losses):
-the place to run the paper's budget, not the place to see that GRPO is signed SFT.
-
-Launch: one process per GPU; vLLM samples (colocated, ``vllm_gpu_memory_utilization`` 0.3 of
-each GPU) when it is installed. Unset options come from the profile's budget::
+Launch, one process per GPU (unset options from the profile's budget; add ``--config_file``
+with a DeepSpeed or FSDP config to shard; on a CPU ``--multi_gpu --num_processes 2`` starts
+two gloo processes, as ``tests/test_scale.py`` does)::
 
     accelerate launch --num_processes 8 -m course_lib scale --profile qwen2.5-1.5b \\
         --task gsm8k --objective sft+- --learning-rate 1e-6 --prompts-per-step 64 \\
-        --group-size 5 --max-new-tokens 1024 --temperature 0.6 --out runs/scale/gsm8k-sft+- \\
-        [--model Qwen/Qwen2.5-3B] [--trl vllm_gpu_memory_utilization=0.5]
-
-Add ``--config_file`` with an accelerate DeepSpeed or FSDP config to shard a model that does
-not fit one GPU with its optimizer. On a CPU, ``accelerate launch --multi_gpu --num_processes 2``
-starts two gloo processes (``--cpu`` starts only one); ``tests/test_scale.py`` runs it so.
+        --group-size 5 --max-new-tokens 1024 --temperature 0.6 --out runs/scale/gsm8k-sft+-
 """
 
 from __future__ import annotations
@@ -78,7 +43,7 @@ import torch
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
-from course_lib import models
+from course_lib import loading, models
 from course_lib.objectives import aggregate, get_objective, weights
 from course_lib.tasks import get_task
 from course_lib.trainer import TrainConfig
@@ -250,7 +215,7 @@ def make_trainer(cfg: TrainConfig, output_dir: str, *, model=None, tokenizer=Non
 
         tokenizer = AutoTokenizer.from_pretrained(model if isinstance(model, str) else model.config._name_or_path)
     if profile.model_id is not None:
-        tokenizer = models.configure_tokenizer(tokenizer, profile)
+        tokenizer = loading.configure_tokenizer(tokenizer, profile)
     trainer_keys = {"callbacks", "rollout_func", "peft_config", "optimizers", "eval_dataset"}
     fields = {k: kwargs.pop(k) for k in list(kwargs) if k not in trainer_keys}
     if profile.gradient_checkpointing:  # transformers 5 renamed the field

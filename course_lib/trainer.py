@@ -169,30 +169,25 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
            reference=None, dtype=torch.float32) -> dict:
     """``cfg.mu`` optimizer steps on one rollout, in micro-batches of ``cfg.micro_batch_size``.
 
-    Args:
-        objective: a row of ``OBJECTIVES``. roll: B = P * G completions. w: (B,) weights.
+    Args: objective: a row of ``OBJECTIVES``. roll: B = P * G completions. w: (B,) weights.
         reference: a context manager factory under which ``model`` is pi_ref (KL rows only).
         dtype: the compute dtype (autocast when it is not float32).
-
-    Returns:
-        ``loss``, ``grad_norm``, ``clip_frac``, ``kl``, ``entropy`` (token means of the first
-        pass), ``n_backward`` (completions through backward) and ``finite`` (False: the update
-        was skipped because the loss or gradient was not finite).
+    Returns: ``loss``, ``grad_norm``, ``clip_frac``, ``kl``, ``entropy`` (token means of the
+        first pass), ``n_backward`` (completions through backward) and ``finite`` (False: the
+        update was skipped because the loss or gradient was not finite).
     """
     mask, beta = roll.completion_mask, cfg.beta if objective.kl else 0.0
-    active = (mask.sum(dim=1) > 0) & ((w != 0) | (beta > 0))
-    rows = active.nonzero().flatten()
+    rows = ((mask.sum(dim=1) > 0) & ((w != 0) | (beta > 0))).nonzero().flatten()  # the rest add nothing
     rows = rows[torch.argsort(roll.lengths[rows], stable=True)]  # similar lengths share a micro-batch
     norm = {"num_sequences": mask.shape[0], "num_tokens": int(mask.sum()), "max_length": cfg.max_new_tokens}
     stats = {"loss": 0.0, "grad_norm": 0.0, "clip_frac": None, "kl": None, "entropy": None,
              "n_backward": len(rows), "finite": True}
     device = next(model.parameters()).device
     parts = [(roll.select(b), w[b].to(device)) for b in rows.split(cfg.micro_batch_size)]
-    amp = lambda: autocast(model, dtype)  # noqa: E731
     lp_of = lambda m, p, ent=False: completion_logprobs(  # noqa: E731
         m, p.prompt_ids, p.prompt_mask, p.completion_ids, p.completion_mask, chunk_size=LOGPROB_CHUNK,
         temperature=cfg.temperature, with_entropy=ent)
-    with torch.no_grad(), amp():
+    with torch.no_grad(), autocast(model, dtype):
         old = [lp_of(model, p)[0] if cfg.mu > 1 else None for p, _ in parts]
         ref = [None] * len(parts)
         if beta > 0:
@@ -204,7 +199,7 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
         total, cut, kl_sum, ent_sum, tokens = 0.0, 0.0, 0.0, 0.0, 0
         for (p, wp), o, r in zip(parts, old, ref):
             m = p.completion_mask.to(device)
-            with amp():
+            with autocast(model, dtype):
                 lp, ent = lp_of(model, p, inner == 0)
             o = lp.detach() if o is None else o
             value = loss(objective, lp, o, wp, m, beta=beta, ref_logprobs=r, epsilon=cfg.epsilon,

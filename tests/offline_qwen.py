@@ -26,7 +26,8 @@ def load_offline_qwen_tokenizer(profile=None):
     eos = pad = ``<|endoftext|>``, left padding)."""
     from transformers import AutoTokenizer
 
-    from course_lib.models import PROFILES, configure_tokenizer
+    from course_lib.loading import configure_tokenizer
+    from course_lib.models import PROFILES
 
     tok = AutoTokenizer.from_pretrained(str(qwen_tokenizer_files()), local_files_only=True)
     return configure_tokenizer(tok, profile or PROFILES["qwen2.5-0.5b"])

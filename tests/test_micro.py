@@ -20,7 +20,7 @@ N_TRACES = 1500  # traces per task checked against the real verifiers
 
 @pytest.fixture(scope="module")
 def tok():
-    return models.build_micro_tokenizer()
+    return P.build_micro_tokenizer()
 
 
 def _all_texts():
@@ -196,14 +196,14 @@ def test_traces_vary_in_length():
 
 
 def test_build_model_size_and_generation_ids(tok):
-    model = models.build_micro_model(tok)
+    model = P.build_micro_model(tok)
     assert 0.8e6 < sum(p.numel() for p in model.parameters()) < 1.3e6
     assert model.generation_config.pad_token_id == tok.pad_token_id
     assert model.generation_config.eos_token_id == tok.eos_token_id
 
 
 def test_short_pretraining_lowers_loss_and_saves_a_loadable_checkpoint(tmp_path, tok):
-    model = models.build_micro_model(tok, hidden=64, layers=2, heads=2)
+    model = P.build_micro_model(tok, hidden=64, layers=2, heads=2)
     model, tok, history = P.pretrain(steps=40, batch_size=16, lr=3e-3, warmup=5, log_every=0, model=model, tokenizer=tok)
     first = sum(h["loss"] for h in history[:5]) / 5
     last = sum(h["loss"] for h in history[-5:]) / 5
@@ -220,13 +220,13 @@ def test_save_over_a_checkpoint_replaces_files_without_touching_open_ones(tmp_pa
     """Rebuilding over data/micro must not truncate a file that a running notebook has mapped."""
     from safetensors import safe_open
 
-    P.save(models.build_micro_model(tok, seed=0, hidden=32, layers=1, heads=2), tok, tmp_path)
+    P.save(P.build_micro_model(tok, seed=0, hidden=32, layers=1, heads=2), tok, tmp_path)
     weights = tmp_path / "model" / "model.safetensors"
     old_inode = weights.stat().st_ino
     with safe_open(str(weights), framework="pt") as mapped:
         name = next(iter(mapped.keys()))
         before = mapped.get_tensor(name).clone()
-        P.save(models.build_micro_model(tok, seed=1, hidden=32, layers=1, heads=2), tok, tmp_path)
+        P.save(P.build_micro_model(tok, seed=1, hidden=32, layers=1, heads=2), tok, tmp_path)
         assert torch.equal(mapped.get_tensor(name), before)  # the old file is still intact
     assert weights.stat().st_ino != old_inode
     loaded, _ = models.load_micro(tmp_path)

@@ -21,14 +21,13 @@ from offline_qwen import load_offline_qwen_tokenizer, qwen_tokenizer_files
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from course_lib import loading, models
-from course_lib.loading import ModelUnavailableError
+from course_lib.loading import ModelUnavailableError, configure_tokenizer
 from course_lib.models import (
     ALL_PROJECTIONS,
     PROFILES,
     LoraSettings,
     choose_profile,
     compute_dtype,
-    configure_tokenizer,
     format_prompt,
     get_profile,
     load_policy,
@@ -402,7 +401,7 @@ def test_micro_profile_loads_for_full_finetuning(tmp_path, source):
     """micro goes through course_lib.models.load_micro: the bundled checkpoint (data/micro), or
     any folder written like it (here a random micro model, so the test runs before one exists)."""
     from course_lib import DATA_DIR, pretrain
-    from course_lib.models import build_micro_model, build_micro_tokenizer
+    from course_lib.pretrain import build_micro_model, build_micro_tokenizer
 
     if source == "bundled":
         if not (DATA_DIR / "micro" / "model" / "config.json").exists():
