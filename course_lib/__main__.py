@@ -151,6 +151,14 @@ MAIN_OBJECTIVES = ("grpo", "grpo-no-kl", "sft+", "sft-", "sft+-", "sft+-balanced
 QUICK = {"steps": 12, "eval_every": 0, "eval_examples": 50, "eval_samples": 2, "seeds": 1}
 
 
+def _run_line(started: float):
+    """``on_run`` for a reproduction: one line per finished run, runs done of planned and elapsed."""
+    def say(done: int, planned: int, rec: dict) -> None:
+        print(f"  {done}/{planned} runs done, {time.perf_counter() - started:.0f} s elapsed: {rec.get('objective')} "
+              f"on {rec.get('task')}, seed {rec.get('seed')} ({rec['status']})", flush=True)
+    return say
+
+
 def reproduce_main(argv) -> int:
     import torch
 
@@ -196,7 +204,8 @@ def reproduce_main(argv) -> int:
     command = "python -m course_lib reproduce " + " ".join(a for a in argv if a != "--report-only")
     print(f"reproduce: profile {prof.name}, {len(specs)} runs, {steps} steps each, {workers} worker(s) -> {out}")
     res = R.run_reproduction(out, profile=prof.name, specs=specs, settings=settings, workers=workers, extra=extra,
-                             progress=not args.no_progress, command=command, train=not args.report_only)
+                             progress=not args.no_progress, command=command, train=not args.report_only,
+                             on_run=None if args.no_progress else _run_line(time.perf_counter()))
     print("\n" + R.summary_table(res))
     if res["equivalence"]:
         print(R.equivalence_table(res))

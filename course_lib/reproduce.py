@@ -432,7 +432,7 @@ def _worker_run(spec: RunSpec, cfg, run_dir: str, settings: Settings) -> dict:
 def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], settings: Settings,
                      extra: dict | None = None, workers: int = 1, model=None, tokenizer=None,
                      get_task=None, progress: bool = True, command: str | None = None,
-                     train: bool = True) -> dict:
+                     train: bool = True, on_run=None) -> dict:
     """Run (or skip, or resume) every run of ``specs`` under ``out/runs`` and write the outputs.
 
     Args:
@@ -442,6 +442,7 @@ def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], setti
         model, tokenizer, get_task: the base policy and ``name -> Task`` (tests pass tiny ones;
             default: the profile's model and ``course_lib.tasks.get_task``).
         train: False = run nothing, only rebuild the outputs from the finished runs.
+        on_run: ``on_run(done, planned, record)`` after each run trained here (progress lines).
 
     Returns:
         The results written to ``out/results.json``, plus ``"status"`` per run in ``specs``
@@ -461,6 +462,8 @@ def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], setti
     def finished(spec, rec):
         records[spec] = rec
         write_outputs(out, profile, specs, settings, records, command, time.perf_counter() - started)
+        if on_run is not None:
+            on_run(sum(s in records for s, _ in todo), len(todo), rec)
         return rec["status"] == "interrupted"
 
     try:

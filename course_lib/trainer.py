@@ -183,7 +183,7 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
     stats = {"loss": 0.0, "grad_norm": 0.0, "clip_frac": None, "kl": None, "entropy": None,
              "n_backward": len(rows), "finite": True}
     device = next(model.parameters()).device
-    parts = [(roll.select(b), w[b].to(device)) for b in rows.split(cfg.micro_batch_size)]
+    parts = [(roll.select(b), w[b].to(device)) for b in rows.split(cfg.micro_batch_size) if len(b)]  # none: no row
     lp_of = lambda m, p, ent=False: completion_logprobs(  # noqa: E731
         m, p.prompt_ids, p.prompt_mask, p.completion_ids, p.completion_mask, chunk_size=LOGPROB_CHUNK,
         temperature=cfg.temperature, with_entropy=ent)

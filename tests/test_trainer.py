@@ -19,6 +19,7 @@ import course_lib.trainer as trainer
 from course_lib import models
 from course_lib.__main__ import main as cli
 from course_lib.objectives import OBJECTIVES, get_objective
+from course_lib.rollout import generate_rollouts
 from course_lib.runs import load_checkpoint
 from course_lib.trainer import TrainConfig, train, update
 
@@ -70,6 +71,19 @@ def test_training_changes_the_weights_and_skips_zero_weight_sequences():
     assert m["n_backward"] == n_correct  # only positively weighted samples go through backward
     changed = any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert changed == (n_correct > 0)
+
+
+def test_a_step_where_every_weight_is_zero_runs_no_forward_and_changes_nothing():
+    """sft+ on a batch with no correct answer: nothing to learn, no backward (once a crash: an
+    empty micro-batch went through the model)."""
+    model = tiny_model(seed=0)
+    roll = generate_rollouts(model, char_tokenizer(), ["1ab>", "3bbb>"], 2, max_new_tokens=6, seed=0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    st = update(config(objective="sft+"), get_objective("sft+"), model, opt, torch.amp.GradScaler("cpu", enabled=False),
+                roll, torch.zeros(4))
+    assert st["n_backward"] == 0 and st["finite"]
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
 
 
 def test_update_in_micro_batches_equals_one_batch():
