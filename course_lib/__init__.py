@@ -1,21 +1,21 @@
 """course_lib: the small library behind the course "RL in Name Only?".
 
-The argument, in the order the course meets it:
+The argument, in the order the course meets it (each module, one job):
 
 - ``tasks``       Countdown and GSM8K, their micro variants, one-step arithmetic for SmolLM2:
                   data, prompts, verifiers.
-- ``mdp``         the toy token-tree MDP of the first notebooks.
-- ``models``      profiles (model + named budgets), loading (QLoRA, the micro model, SmolLM2
-                  offline), the reference policy.
+- ``models``      profiles (model + named budgets), the policy, the reference policy, the dtype.
 - ``rollout``     sampling G completions per prompt; log-probs at the sampling temperature.
 - ``objectives``  the objective table (GRPO, signed SFT and the variants): weights and losses.
-- ``trainer``     the one on-policy loop, its config, checkpoints and the run record.
-- ``evaluate``    held-out accuracy, pass@k and answer lengths.
-- ``plots``, ``widgets``, ``notebook``   figures, ipywidgets and the notebooks' first cells.
+- ``trainer``     the one on-policy loop: ``TrainConfig``, ``train()``, ``update()``.
+- ``evaluate``    held-out accuracy, pass@k and answer lengths, asked as training asked.
+- ``notebook``    what only the notebooks use: toy MDPs, widgets, the setup cell, the tree drawing.
 
-Machinery a learner may skip: ``reproduce`` (the experiment grid, statistics and tables),
-``pretrain`` (how the micro model was made), ``gguf`` (fetching SmolLM2 offline), ``scale``
-(the objectives on TRL + accelerate, optional extra), ``demo`` and ``__main__`` (the command line).
+Machinery a learner may skip: ``runs`` (run directories, checkpoints, resume), ``loading``
+(hub, offline copies, SmolLM2's GGUF, 4-bit and LoRA set-up), ``reproduce`` (the experiment
+grid), ``stats`` (intervals, TOST, power, bootstrap, Holm, verdict rules), ``report`` (tables
+and result figures), ``pretrain`` (how the micro model was made), ``scale`` (the objectives on
+TRL + accelerate, optional extra), ``demo`` and ``__main__`` (the command line).
 """
 
 __version__ = "0.2.0"
