@@ -39,8 +39,16 @@ def _threads(args, profile=None) -> None:
 # ---------------------------------------------------------------------------------- train
 
 
-def _train_parser() -> argparse.ArgumentParser:
+def _config_options(ap) -> None:
+    """One option per TrainConfig field (``--learning-rate``, ...); unset ones stay None."""
     from course_lib.trainer import TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        ap.add_argument("--" + f.name.replace("_", "-"), default=None,
+                        type=int if f.type == "int" else float if f.type == "float" else str)
+
+
+def _train_parser() -> argparse.ArgumentParser:
 
     ap = _Parser(prog="python -m course_lib train",
                  description="One on-policy run (GRPO or signed SFT). Unset options come from the profile's budget.")
@@ -50,9 +58,7 @@ def _train_parser() -> argparse.ArgumentParser:
     ap.add_argument("--budget", default="default", help="the profile's budget (e.g. colab for the Qwen profiles)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's choice)")
-    for f in dataclasses.fields(TrainConfig):
-        typ = int if f.type == "int" else float if f.type == "float" else str
-        ap.add_argument("--" + f.name.replace("_", "-"), type=typ, default=None)
+    _config_options(ap)
     return ap
 
 
@@ -225,13 +231,9 @@ def _command(argv: list[str]) -> str:
     """The command that rebuilds the micro model, without ``--out`` (where it went is no part of
     the recipe)."""
     argv = list(argv)
-    for i, arg in enumerate(argv):
-        if arg == "--out":
-            del argv[i : i + 2]
-            break
-        if arg.startswith("--out="):
-            del argv[i]
-            break
+    i = next((i for i, a in enumerate(argv) if a == "--out" or a.startswith("--out=")), None)
+    if i is not None:
+        del argv[i : i + (2 if argv[i] == "--out" else 1)]
     return " ".join(["python -m course_lib pretrain-micro", *argv])
 
 
@@ -326,9 +328,7 @@ def scale_main(argv) -> int:
     ap.add_argument("--no-vllm", action="store_true", help="sample with Hugging Face generate even if vLLM is there")
     ap.add_argument("--trl", action="append", default=[], metavar="FIELD=VALUE",
                     help="any GRPOConfig field, e.g. vllm_gpu_memory_utilization=0.5 (repeatable)")
-    for f in dataclasses.fields(TrainConfig):
-        typ = int if f.type == "int" else float if f.type == "float" else str
-        ap.add_argument("--" + f.name.replace("_", "-"), type=typ, default=None)
+    _config_options(ap)
     args = vars(ap.parse_args(argv))
     opts = {k: args.pop(k) for k in ("out", "model", "budget", "course_advantages", "no_vllm", "trl")}
     cfg = TrainConfig.from_profile(args.pop("profile") or "micro", opts["budget"], **args)
