@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from course_lib import DATA_DIR, loading
+from course_lib.loading import ModelUnavailableError  # noqa: F401  (load_policy raises it; callers catch it here)
 
 #: The environment variable that picks a profile by name (``COURSE_PROFILE=micro``).
 PROFILE_ENV = "COURSE_PROFILE"

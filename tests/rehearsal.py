@@ -109,7 +109,7 @@ def check(precision: str = "fp16", keep: Path | None = None) -> dict:
         drop = ("seconds_gen", "seconds_score", "seconds_train", "cpu_seconds")
         same_rows = [{k: v for k, v in r.items() if k not in drop} for r in full.history] == \
                     [{k: v for k, v in r.items() if k not in drop} for r in resumed.history]
-        from course_lib.trainer import load_checkpoint
+        from course_lib.runs import load_checkpoint
 
         scalers = [load_checkpoint(tmp / d)["scaler"] for d in ("full", "split")]
         same_lora = all(torch.equal(lora_full[n], lora_resumed[n]) for n in lora_full)
