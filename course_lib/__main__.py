@@ -161,7 +161,8 @@ def _run_line(started: float):
     """``on_run`` for a reproduction: one line per finished run, runs done of planned and elapsed."""
     def say(done: int, planned: int, rec: dict) -> None:
         print(f"  {done}/{planned} runs done, {time.perf_counter() - started:.0f} s elapsed: {rec.get('objective')} "
-              f"on {rec.get('task')}, seed {rec.get('seed')} ({rec['status']})", flush=True)
+              f"on {rec.get('task')}, seed {rec.get('seed')}"
+              + (f", {rec.get('aggregation')} aggregation" if rec.get("ablation") else "") + f" ({rec['status']})", flush=True)
     return say
 
 

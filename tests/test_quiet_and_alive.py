@@ -36,5 +36,7 @@ def test_a_reproduction_reports_each_finished_run(tmp_path, capsys):
                        progress=False, on_run=lambda *a: seen.append(a))
     assert [(done, planned, rec["objective"]) for done, planned, rec in seen] == [(1, 2, "grpo"), (2, 2, "sft+")]
     _run_line(0.0)(*seen[-1])
-    line = capsys.readouterr().out
-    assert line.startswith("  2/2 runs done, ") and "s elapsed: sft+ on countdown-micro, seed 0 (ran)" in line
+    _run_line(0.0)(3, 3, {**seen[-1][2], "objective": "grpo", "aggregation": "token", "ablation": True})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("  2/2 runs done, ") and lines[0].endswith("s elapsed: sft+ on countdown-micro, seed 0 (ran)")
+    assert lines[1].endswith("grpo on countdown-micro, seed 0, token aggregation (ran)")
