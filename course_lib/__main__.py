@@ -155,6 +155,7 @@ QUICK = {"steps": 12, "eval_every": 0, "eval_examples": 50, "eval_samples": 2, "
 def reproduce_main(argv) -> int:
     import torch
 
+    from course_lib import report
     from course_lib import reproduce as R
     from course_lib.models import get_profile
 
@@ -198,9 +199,9 @@ def reproduce_main(argv) -> int:
     print(f"reproduce: profile {prof.name}, {len(specs)} runs, {steps} steps each, {workers} worker(s) -> {out}")
     res = R.run_reproduction(out, profile=prof.name, specs=specs, settings=settings, workers=workers, extra=extra,
                              progress=not args.no_progress, command=command, train=not args.report_only)
-    print("\n" + R.summary_table(res))
+    print("\n" + report.summary_table(res))
     if res["equivalence"]:
-        print(R.equivalence_table(res))
+        print(report.equivalence_table(res))
     counts = {k: res["status"].count(k) for k in ("ran", "resumed", "skipped")}
     print(f"runs: {counts['ran']} ran, {counts['resumed']} resumed, {counts['skipped']} skipped; "
           f"table: {out / 'results.md'}, data: {out / 'results.json'}")

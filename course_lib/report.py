@@ -49,7 +49,7 @@ def load_paper_results() -> dict | None:
 
 # ---------------------------------------------------------------------------------- the tables
 
-HW = "± 95% CI over seeds"  # what "±" means, in every table header
+HW = "± 95% over seeds"  # what "±" means (the half-width of the t-interval), in every table header
 
 
 def _pct(ci: dict | None, scale: float = 100) -> str:
@@ -70,8 +70,8 @@ def _arm(s: dict) -> str:
 
 def summary_table(results: dict) -> str:
     """The main comparison: one row per (task, objective, mu), mean ± 95% half-width over seeds."""
-    return _table(["task", "objective", "seeds", f"base acc % ({HW})", f"final acc % ({HW})", "gain (pts)",
-                   "vs grpo (pts, paired)", "len correct (tokens)", "len incorrect (tokens)"],
+    return _table(["task", "objective", "seeds", f"base acc % {HW}", f"final acc % {HW}", f"gain (pts) {HW}",
+                   f"vs grpo (pts, paired) {HW}", f"len correct (tokens) {HW}", f"len incorrect (tokens) {HW}"],
                   [[s["task"], _arm(s), str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
                     _pct(s["gain"]), _pct(s.get("diff_vs_grpo")), _pct(s["len_correct"], 1),
                     _pct(s["len_incorrect"], 1)] for s in results["summary"]])
@@ -125,8 +125,8 @@ def pass_at_k_table(results: dict, ks=(1, 16, 256)) -> str:
 
 
 def ablation_table(results: dict) -> str:
-    return _table(["task", "objective", "aggregation", "seeds", f"final acc % ({HW})", "len correct (tokens)",
-                   "len incorrect (tokens)", "len incorrect, not truncated", "train len incorrect"],
+    return _table(["task", "objective", "aggregation", "seeds", f"final acc % {HW}", f"len correct (tokens) {HW}",
+                   f"len incorrect (tokens) {HW}", f"len incorrect, not truncated {HW}", f"train len incorrect {HW}"],
                   [[s["task"], s["objective"], s["aggregation"], str(s["n"]), _pct(s["final_accuracy"]),
                     _pct(s["len_correct"], 1), _pct(s["len_incorrect"], 1), _pct(s["len_incorrect_complete"], 1),
                     _pct(s["train_len_incorrect"], 1)] for s in results["ablation"]])
