@@ -23,7 +23,9 @@ What is here:
 Simplified on purpose:
 
 - Strict answer format: the answer block holds only the expression, with the four binary
-  operators. ``3*7+5 = 26`` is rejected (``=`` is not allowed), as are ``//`` and unary minus
+  operators. The block runs from the first ``<answer>`` after the previous ``</answer>`` to the
+  last ``</answer>``: ``<answer><answer>3*7+5</answer>`` is a malformed (nested) block, not
+  read from its inner tag, so stray tags earn nothing. ``3*7+5 = 26`` is rejected (``=`` is not allowed), as are ``//`` and unary minus
   (``-3+7*5``: -3 is not a given number). The prompt names ``+ - * /`` and parentheses; the
   prompt does not mention unary minus, and need not: the solver uses binary operators only, so
   every generated target is reachable without it. (TinyZero accepts it: its number check
@@ -393,13 +395,20 @@ def extract_answer(completion: str) -> str | None:
         >>> extract_answer("<answer>1+2</answer> then <answer>3+4</answer> <answer>5")
         '3+4'
     """
+    span = _last_block(completion)
+    return None if span is None else completion[span[0] : span[1]]
+
+
+def _last_block(completion: str) -> tuple[int, int] | None:
+    """Where the text of the last complete block lies: from the first ``<answer>`` after the
+    previous ``</answer>`` to the last ``</answer>``, so that doubled or nested opening tags stay
+    inside the block (and make it malformed) instead of being skipped."""
     end = completion.rfind(_CLOSE)
     if end < 0:
         return None
-    start = completion.rfind(_OPEN, 0, end)
-    if start < 0:
-        return None
-    return completion[start + len(_OPEN) : end]
+    prev = completion.rfind(_CLOSE, 0, end)
+    start = completion.find(_OPEN, prev + len(_CLOSE) if prev >= 0 else 0, end)
+    return None if start < 0 else (start + len(_OPEN), end)
 
 
 def _check_arguments(
@@ -444,14 +453,17 @@ def score(
     def fail(reason: str, well_formed: bool = False) -> Score:
         return Score(format_bonus if well_formed else 0.0, False, well_formed, reason)
 
-    end = completion.rfind(_CLOSE)
-    start = completion.rfind(_OPEN, 0, end) if end >= 0 else -1
-    if start < 0:
-        return fail("no complete <answer>...</answer> block")
-    start += len(_OPEN)
+    span = _last_block(completion)
+    if span is None:
+        stray = _OPEN in completion and _CLOSE in completion
+        return fail("stray </answer>: the last one closes no <answer> block" if stray
+                    else "no complete <answer>...</answer> block")
+    start, end = span
     if end - start > 4 * MAX_ANSWER_CHARS:  # reject before copying a huge block
         return fail(f"answer too long ({end - start} chars, max {MAX_ANSWER_CHARS})")
     text = completion[start:end].strip()
+    if _OPEN in text:
+        return fail("nested <answer> tags: the block holds another <answer>")
     if not text:
         return fail("empty answer")
     if len(text) > MAX_ANSWER_CHARS:

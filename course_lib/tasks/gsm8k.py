@@ -20,7 +20,9 @@ What is here:
 Normalisation before comparing: surrounding spaces, a leading ``$`` or ``\$`` (also after a
 sign or before spaces: ``-$ 7``), a trailing period (``5.``), a leading ``+``, decimal zeros
 (``72.0 == 72``, ``.5 == 0.5``, ``-0 == 0``) and thousands separators: ``,`` or its LaTeX and
-typographic spellings ``{,}``, ``\,``, ``\ ``, U+2009, U+202F. Grouping must be well formed:
+typographic spellings ``{,}``, ``\,``, ``\:``, ``\;``, ``\ ``, U+2009, U+202F, each possibly
+tightened by TeX's negative thin space ``\!`` (``1\!,\!000``, ``1,\!000``: spacing is typesetting,
+not content; ``\!`` alone separates nothing). Grouping must be well formed:
 1-3 digits without a leading zero, then groups of exactly 3, none in the fraction. ``0,100`` is
 a list or a decimal comma, not 100 (TinyZero deletes every comma; Math-Verify reads ``1,05``
 as 1.05 and ``1 000`` as 1000; here a plain space may separate two numbers). The comparison is
@@ -78,7 +80,8 @@ MODES = ("marked", "last_number")
 
 _NUMBER = re.compile(r"([0-9]+)(?:\.([0-9]*))?|\.([0-9]+)")
 _THOUSANDS = re.compile(r"[1-9][0-9]{0,2}(?:,[0-9]{3})+")
-_SEPARATOR = re.compile(r"\{,\}|\\[, ]|[\u2009\u202f]")  # {,} \, \  thin spaces
+# a thousands separator: , {,} \, \: \; \  or a thin space, with TeX's negative thin space \! around it
+_SEPARATOR = re.compile(r"(?:\\!)*(?:\{,\}|,|\\[,:; ]|[\u2009\u202f])(?:\\!)*")
 # mode="last_number": a number is a whole word, so not the digits of "mp3", "x2", "3rd", "v1.2"
 _ANY_NUMBER = re.compile(
     r"(?<![\w.,])[+-]?\$?"  # nothing glued on the left
