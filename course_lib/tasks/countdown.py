@@ -90,6 +90,7 @@ R1_TEMPLATE = (
 )
 
 _OPEN, _CLOSE = "<answer>", "</answer>"
+_NO_BLOCK = "no complete <answer>...</answer> block"
 _ALLOWED_CHARS = re.compile(r"[0-9+\-*/() ]*")
 _BAD_CHAR = re.compile(r"[^0-9+\-*/() ]")
 _LONG_LITERAL = re.compile(rf"[0-9]{{{MAX_LITERAL_DIGITS + 1},}}")
@@ -454,10 +455,8 @@ def score(
         return Score(format_bonus if well_formed else 0.0, False, well_formed, reason)
 
     span = _last_block(completion)
-    if span is None:
-        stray = _OPEN in completion and _CLOSE in completion
-        return fail("stray </answer>: the last one closes no <answer> block" if stray
-                    else "no complete <answer>...</answer> block")
+    if span is None:  # no closing tag, or the last one closes no block
+        return fail("stray </answer>" if _OPEN in completion and _CLOSE in completion else _NO_BLOCK)
     start, end = span
     if end - start > 4 * MAX_ANSWER_CHARS:  # reject before copying a huge block
         return fail(f"answer too long ({end - start} chars, max {MAX_ANSWER_CHARS})")

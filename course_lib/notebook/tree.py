@@ -1,7 +1,8 @@
-"""Figures the notebooks share. Plain matplotlib; each function returns its Figure.
+"""The token tree of notebooks 01-02, drawn: states as dots coloured by their value, edges
+labelled with the token and its probability. Plain matplotlib; returns the Figure.
 
-Simplified: no styling framework, no interactivity (the widgets in ``course_lib.widgets``
-redraw these figures instead).
+Simplified: no styling framework, no interactivity (``course_lib.notebook.widgets`` redraws
+this figure instead).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from course_lib.mdp import Policy, Reward, TokenTree, state_values
+from .mdp import Policy, Reward, TokenTree, state_values
 
 LABEL_LIMIT = 40  # above this many leaves, token and probability labels are left out
 
@@ -53,7 +54,7 @@ def draw_tree(
     rewarded leaves get a black ring and their text underneath.
 
     Args:
-        tree: from :func:`course_lib.mdp.build_tree`.
+        tree: from :func:`course_lib.notebook.mdp.build_tree`.
         policy, reward: optional; both are needed for the value colouring.
         ax: an Axes to draw into (a new figure otherwise).
 
@@ -73,13 +74,13 @@ def draw_tree(
             (x0, y0), (x1, y1) = pos[s], pos[c]
             w = 0.4 + 3.0 * probs[a] if probs is not None else 0.8
             ax.plot([x0, x1], [y0, y1], color="0.6", lw=w, zorder=1)
-            if small:
-                wide = bool(tree.children[c]) or not any(tree.children[k] for k in kids)
-                show_p = probs is not None and tree.children[c] and wide
-                label = tree.actions[a] + (f" {probs[a]:.2f}" if show_p else "")
-                f = 0.7 if kids and tree.children[c] else 0.8  # near the child: less overlap
-                ax.text(x0 + f * (x1 - x0), y0 + f * (y1 - y0), label, fontsize=6, ha="center",
-                        va="center", color="0.2", bbox=dict(fc="white", ec="none", pad=0.1))
+            if small:  # the token, and pi(a|s) on edges into inner states (leaf edges are crowded)
+                inner = bool(tree.children[c])
+                label = tree.actions[a] + (f"\n{probs[a]:.2f}" if probs is not None and inner else "")
+                f = 0.55 if inner else 0.75  # near the child: less overlap
+                ax.text(x0 + f * (x1 - x0), y0 + f * (y1 - y0), label, fontsize=9 if inner else 8,
+                        ha="center", va="center", color="0.1", family="monospace", linespacing=0.9,
+                        bbox=dict(fc="white", ec="0.85", lw=0.5, boxstyle="round,pad=0.15"))
     xs = np.array([pos[s][0] for s in tree.states])
     ys = np.array([pos[s][1] for s in tree.states])
     size = 60 if small else 12
@@ -95,7 +96,7 @@ def draw_tree(
                    facecolors="none", edgecolors="black", lw=1.2, zorder=3)
         if small:
             for s in good:
-                ax.text(pos[s][0], pos[s][1] - 0.3, repr(tree.text(s)), fontsize=7,
+                ax.text(pos[s][0], pos[s][1] - 0.3, repr(tree.text(s)), fontsize=9,
                         ha="center", va="top")
     ax.set_yticks(-np.arange(tree.depth + 1), [f"t={d}" for d in range(tree.depth + 1)])
     ax.set_xticks([])
