@@ -10,12 +10,9 @@ evaluates held-out accuracy, lengths and (optionally) pass@k, and writes into ``
 
 Run it again with the same options and finished runs are skipped, interrupted ones resume
 from their checkpoint; a run directory holding other settings is refused (``--overwrite``
-starts those runs over).
-
-The comparison is *paired*: for a given seed every objective starts from the same weights,
-sees the training problems in the same order, and is evaluated on the same held-out problems
-with the same sampling seed. The statistics (intervals over seeds, TOST against GRPO, Holm)
-are course_lib.stats's.
+starts those runs over). The comparison is *paired*: for a given seed every objective starts
+from the same weights, sees the training problems in the same order, and is evaluated on the
+same held-out problems with the same sampling seed (course_lib.stats pairs them by seed).
 
 Simplified: runs execute one after another or in ``workers`` processes, nothing is retried.
 """
@@ -286,10 +283,9 @@ def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], setti
     """
     from course_lib import tasks
 
-    out = Path(out)
+    out, get_task = Path(out), get_task or tasks.get_task
     (out / "runs").mkdir(parents=True, exist_ok=True)
     configs = [make_config(profile, s, settings, extra) for s in specs]
-    get_task = get_task or tasks.get_task
     records = {s: {**r, "status": "skipped"} for s, c in zip(specs, configs)
                if (r := _finished(out / "runs" / s.dirname, c, s)) is not None}
     todo = [(s, c) for s, c in zip(specs, configs) if s not in records] if train else []

@@ -68,19 +68,7 @@ def draw_tree(
         _, ax = plt.subplots(figsize=(min(14.0, 2 + 0.3 * len(leaves)), 1.3 * tree.depth + 1.5))
     fig = ax.figure
     V = state_values(tree, policy, reward) if policy is not None and reward is not None else None
-    for s, kids in tree.children.items():
-        probs = policy.probs(s) if policy is not None and kids else None
-        for a, c in enumerate(kids):
-            (x0, y0), (x1, y1) = pos[s], pos[c]
-            w = 0.4 + 3.0 * probs[a] if probs is not None else 0.8
-            ax.plot([x0, x1], [y0, y1], color="0.6", lw=w, zorder=1)
-            if small:  # the token, and pi(a|s) on edges into inner states (leaf edges are crowded)
-                inner = bool(tree.children[c])
-                label = tree.actions[a] + (f"\n{probs[a]:.2f}" if probs is not None and inner else "")
-                f = 0.55 if inner else 0.75  # near the child: less overlap
-                ax.text(x0 + f * (x1 - x0), y0 + f * (y1 - y0), label, fontsize=9 if inner else 8,
-                        ha="center", va="center", color="0.1", family="monospace", linespacing=0.9,
-                        bbox=dict(fc="white", ec="0.85", lw=0.5, boxstyle="round,pad=0.15"))
+    _edges(ax, tree, pos, policy, labels=small)
     xs = np.array([pos[s][0] for s in tree.states])
     ys = np.array([pos[s][1] for s in tree.states])
     size = 60 if small else 12
@@ -106,3 +94,20 @@ def draw_tree(
     ax.set_title(title or f"{len(tree.states)} states, {len(leaves)} complete responses")
     fig.tight_layout()
     return fig
+
+
+def _edges(ax, tree: TokenTree, pos: dict, policy: Policy | None, labels: bool) -> None:
+    """Each edge as a line as wide as ``pi(a|s)``; with ``labels``, the token, and ``pi(a|s)`` on
+    edges into inner states (edges into leaves are crowded), in a box near the child."""
+    for s, kids in tree.children.items():
+        probs = policy.probs(s) if policy is not None and kids else None
+        for a, c in enumerate(kids):
+            (x0, y0), (x1, y1) = pos[s], pos[c]
+            ax.plot([x0, x1], [y0, y1], color="0.6", lw=0.4 + 3.0 * probs[a] if probs is not None else 0.8, zorder=1)
+            if labels:
+                inner = bool(tree.children[c])
+                label = tree.actions[a] + (f"\n{probs[a]:.2f}" if probs is not None and inner else "")
+                f = 0.55 if inner else 0.75
+                ax.text(x0 + f * (x1 - x0), y0 + f * (y1 - y0), label, fontsize=9 if inner else 8,
+                        ha="center", va="center", color="0.1", family="monospace", linespacing=0.9,
+                        bbox=dict(fc="white", ec="0.85", lw=0.5, boxstyle="round,pad=0.15"))

@@ -1,13 +1,10 @@
 """Countdown: reach a target with + - * / using every given number exactly once.
 
-Example problem: numbers ``[3, 7, 5]``, target ``26``; one answer is ``3*7+5``.
-
-What is here:
+Example: numbers ``[3, 7, 5]``, target ``26``; one answer is ``3*7+5``. What is here:
 
 - ``solve`` / ``reachable``: a brute-force solver over all expression trees (exact
   ``Fraction`` arithmetic, so ``(7-5/5)*...`` style intermediate fractions count).
-- ``generate``: random problems whose target the solver has proven reachable; deterministic
-  per seed.
+- ``generate``: random problems whose target the solver has proven reachable (seeded).
 - ``load``: the public Countdown-Tasks-3to4 set through ``datasets`` when the Hugging Face
   Hub answers, otherwise generated problems (one printed line says which).
 - ``prompt``: the R1-style template (reasoning in ``<think>``, equation in ``<answer>``).
@@ -22,22 +19,15 @@ What is here:
 
 Simplified on purpose:
 
-- Strict answer format: the answer block holds only the expression, with the four binary
-  operators. The block runs from the first ``<answer>`` after the previous ``</answer>`` to the
-  last ``</answer>``: ``<answer><answer>3*7+5</answer>`` is a malformed (nested) block, not
-  read from its inner tag, so stray tags earn nothing. ``3*7+5 = 26`` is rejected (``=`` is not allowed), as are ``//`` and unary minus
-  (``-3+7*5``: -3 is not a given number). The prompt names ``+ - * /`` and parentheses; the
-  prompt does not mention unary minus, and need not: the solver uses binary operators only, so
-  every generated target is reachable without it. (TinyZero accepts it: its number check
-  collects runs of digits, so it never sees a sign.)
-- ``target`` must be an int, like ``nums`` (a ``TypeError`` otherwise): a string ``"26"``
-  never equals a value, and a float is not a Countdown target and compares inexactly
-  (``1/10 != 0.1``); coercing either would hide a data bug. TinyZero's ``abs(result - target)``
-  turns a string target into a caught exception, i.e. a silent format score.
-- The reward is binary (1.0 correct, 0.0 otherwise), as in the paper. ``format_bonus``
-  (off by default) adds a small reward for a well-formed but wrong answer; it is off
-  because a policy learns to collect the bonus with any parsable expression (reward
-  hacking) and because it changes the reward the paper analyses.
+- Strict answer format: the block holds only the expression, with the four binary operators:
+  ``3*7+5 = 26``, ``//`` and unary minus (``-3+7*5``: -3 is not a given number) are rejected;
+  the prompt does not mention unary minus, and need not (the solver never uses it). The block
+  runs from the first ``<answer>`` after the previous ``</answer>`` to the last ``</answer>``:
+  ``<answer><answer>3*7+5</answer>`` is malformed (nested), not read from its inner tag.
+- ``target`` must be an int, like ``nums`` (a ``TypeError`` otherwise): coercing a string or a
+  float (``1/10 != 0.1``) would hide a data bug (TinyZero turns it into a silent format score).
+- The reward is binary (1.0 correct, 0.0 otherwise), as in the paper. ``format_bonus`` (off:
+  a policy learns to collect it with any parsable expression) pays a wrong, well-formed one.
 - Generated train and test problems come from different seeds but are not filtered
   against each other; with numbers from 1..99 a collision is rare and harmless here.
 - The hub set has one split; its first ``HUB_TEST_SIZE`` rows serve as the test split.
@@ -55,17 +45,6 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from .common import Score, hub_reachable
-
-__all__ = [
-    "HUB_ID",
-    "R1_TEMPLATE",
-    "generate",
-    "load",
-    "prompt",
-    "reachable",
-    "score",
-    "solve",
-]
 
 HUB_ID = "Jiayi-Pan/Countdown-Tasks-3to4"
 HUB_TEST_SIZE = 1000
