@@ -14,8 +14,9 @@ and a notebook asks one of them in one line.
   share of GRPO's own gain.
 - Verdicts (:func:`verdict`): "equivalent"; "different" when the 90% interval lies entirely
   beyond the margin; "underpowered" only when it straddles the margin with the estimate inside.
-- pass@k intervals: :func:`bootstrap_ci` resamples seeds and problems (a two-level cluster
-  bootstrap); a mean of per-problem pass@k values, so the interval stays inside [0, 1].
+- pass@k intervals: :func:`pass_at_k_ci` from per-problem correct counts; :func:`bootstrap_ci`
+  resamples seeds and problems (a two-level cluster bootstrap) of per-problem pass@k values, so
+  the interval stays inside [0, 1].
 
 Simplified: t quantiles at 0.975 and 0.95 come from the standard tables (df <= 30) and a
 Cornish-Fisher expansion above; any other level is the numeric inverse of the t CDF, which
@@ -218,6 +219,20 @@ def bootstrap_ci(table, level: float = 0.95, reps: int = 2000, seed: int = 0) ->
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return {"mean": float(x.mean()), "ci_low": float(lo), "ci_high": float(hi),
             "n_seeds": x.shape[0], "n_problems": x.shape[1]}
+
+
+def pass_at_k_ci(correct, n: int, k: int, level: float = 0.95, reps: int = 2000, seed: int = 0) -> dict:
+    """pass@k with the seed-and-problem bootstrap interval of :func:`bootstrap_ci`.
+
+    Args:
+        correct: ``correct[s][i]`` right answers among the ``n`` samples of problem i in seed s
+            (the same problems in every seed), shape (seeds, problems).
+
+    Example: ``pass_at_k_ci([[0, 4, 1], [1, 4, 0]], n=4, k=2)["mean"]`` -> 0.5.
+    """
+    from course_lib.evaluate import pass_at_k
+
+    return bootstrap_ci([[pass_at_k(n, c, k) for c in row] for row in correct], level, reps, seed)
 
 
 # ------------------------------------------------------------------- over a grid's run records

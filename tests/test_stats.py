@@ -176,3 +176,15 @@ def test_bootstrap_covers_the_problems_drawn():
 def test_bootstrap_refuses(table, level):
     with pytest.raises(ValueError, match="bootstrap_ci needs"):
         S.bootstrap_ci(table, level)
+
+
+@pytest.mark.parametrize("correct, n, k, mean", [
+    ([[0, 4, 1], [1, 4, 0]], 4, 2, (0 + 1 + 0.5 + 0.5 + 1 + 0) / 6),
+    ([[4, 4], [4, 4]], 4, 1, 1.0),
+    ([[0, 0, 0]], 8, 8, 0.0),
+    ([[1] * 40, [0] * 40], 256, 256, 0.5),  # one seed solves all, the other none
+])
+def test_pass_at_k_ci_from_per_problem_counts(correct, n, k, mean):
+    ci = S.pass_at_k_ci(correct, n, k)
+    assert ci["mean"] == pytest.approx(mean)
+    assert 0.0 <= ci["ci_low"] <= ci["mean"] <= ci["ci_high"] <= 1.0
