@@ -1,15 +1,14 @@
-"""What only the notebooks use. This file: what every notebook runs first (the setup cell).
+"""What every notebook runs first: print the environment and decide on fast mode.
 
 Fast mode (environment variable ``CI`` set, or ``COURSE_FAST=1``) tells a notebook to use
 reduced step counts so the whole course executes in CI on two CPU cores. The profile line is
 ``course_lib.models.get_profile()``'s choice (``COURSE_PROFILE``, else ``micro`` on a CPU and
 ``qwen2.5-0.5b`` with a CUDA GPU); notebooks that train call ``get_profile`` themselves.
 
-Also here: ``colab_install``, which every notebook's first code cell calls on Colab.
+Also here: ``colab_install``, which every notebook's first code cell calls on Colab, and,
+as submodules, what only notebooks use: ``mdp`` (the toy token-tree MDP), ``tree`` (its drawing), ``widgets``.
 The install cell imports this module before the course's dependencies are installed, so at
-module level it imports only the standard library and numpy (which Colab ships), and it does
-not import its submodules: ``mdp`` (the toy token-tree MDP of notebooks 01-02), ``tree`` (its
-drawing) and ``widgets`` (the ipywidgets of notebooks 01 and 03).
+module level it imports only the standard library and numpy (which Colab ships).
 """
 
 from __future__ import annotations
