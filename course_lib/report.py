@@ -214,60 +214,49 @@ def result_figures(out, results: dict) -> list[str]:
     """The figures of a reproduction, drawn from its results (``curves``, ``pass_at_k``) into the
     folder ``out``: accuracy and lengths over steps, the aggregation ablation and pass@k (when
     measured). Returns the file names written."""
-    from matplotlib.figure import Figure
-
-    out, runs, written = Path(out), results["runs"], []
-    tasks = list(dict.fromkeys(r["task"] for r in runs))
+    out, runs = Path(out), results["runs"]
     main = [r for r in runs if not r["ablation"]]
     arms = list(dict.fromkeys((r["objective"], r.get("mu", 1)) for r in main))  # mu > 1: its own line
     agg = main[0]["aggregation"] if main else "sequence"
     k = max(1, min(10, max(r["steps"] for r in runs) // 6))
+    rows = [(t, [(t, o, agg, mu, arm_label(o, mu), "-" if mu == 1 else "--") for o, mu in arms])
+            for t in dict.fromkeys(r["task"] for r in runs)]
     for name, cols in PANELS.items():
-        fig = Figure(figsize=(11, 3.3 * len(tasks)))
-        axes = fig.subplots(len(tasks), 2, squeeze=False)
-        for row, task in enumerate(tasks):
-            for col, (key, title, ylabel, scale) in enumerate(cols):
-                for obj, mu in arms:
-                    x, y = _curve(results, task, obj, agg, key, k, mu)
-                    if x is not None:
-                        axes[row, col].plot(x, scale * y, marker="o" if key.startswith("eval") else None, ms=3,
-                                            ls="-" if mu == 1 else "--", color=colour(obj), label=arm_label(obj, mu))
-                axes[row, col].set(title=f"{task}: {title}", xlabel="training step", ylabel=ylabel)
-                axes[row, col].title.set_fontsize(9)
-            axes[row, 0].legend(fontsize=7)
-        fig.suptitle(f"mean over seeds; training curves: moving average of {k} steps", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=100)
-        written.append(name)
+        _grid(out / name, results, rows, cols, k, f"mean over seeds; training curves: moving average of {k} steps")
+    written = list(PANELS)
     if results["ablation"]:
-        written.append(_ablation_figure(out, results, k))
+        pairs = dict.fromkeys((s["task"], s["objective"]) for s in results["ablation"])
+        rows = [(f"{t} {o}", [(t, o, a, 1, a, ls) for a, ls in zip(("sequence", "token", "constant"), ("-", "--", ":"))])
+                for t, o in pairs]
+        _grid(out / "aggregation_ablation.png", results, rows,
+              PANELS["lengths_over_steps.png"] + PANELS["accuracy_over_steps.png"][:1], k,
+              f"aggregation ablation, mean over seeds (training curves: moving average of {k} steps)", "aggregation")
+        written.append("aggregation_ablation.png")
     if results["pass_at_k"]:
         written.append(_pass_at_k_figure(out, results))
     return written
 
 
-def _ablation_figure(out, results: dict, k: int) -> str:
+def _grid(path, results: dict, rows, cols, k: int, suptitle: str, legend_title: str | None = None) -> None:
+    """One figure: a row per ``(name, lines)``, a column per panel of :data:`PANELS`; each line
+    ``(task, objective, aggregation, mu, label, linestyle)`` in its objective's colour."""
     from matplotlib.figure import Figure
 
-    pairs = list(dict.fromkeys((s["task"], s["objective"]) for s in results["ablation"]))
-    fig = Figure(figsize=(14, 3.3 * len(pairs)))
-    axes = fig.subplots(len(pairs), 3, squeeze=False)
-    cols = PANELS["lengths_over_steps.png"] + PANELS["accuracy_over_steps.png"][:1]
-    for row, (task, obj) in enumerate(pairs):
-        for agg, style in zip(("sequence", "token", "constant"), ("-", "--", ":")):
-            for col, (key, title, ylabel, scale) in enumerate(cols):
-                x, y = _curve(results, task, obj, agg, key, k)
+    fig = Figure(figsize=(3 * len(cols) + 5, 3.3 * len(rows)))
+    axes = fig.subplots(len(rows), len(cols), squeeze=False)
+    for r, (name, lines) in enumerate(rows):
+        for c, (key, title, ylabel, scale) in enumerate(cols):
+            for task, obj, agg, mu, label, ls in lines:
+                x, y = _curve(results, task, obj, agg, key, k, mu)
                 if x is not None:
-                    axes[row, col].plot(x, scale * y, ("o" if col == 2 else "") + style, ms=3, color=colour(obj),
-                                        label=agg)
-                axes[row, col].set(title=f"{task} {obj}: {title}", xlabel="training step", ylabel=ylabel)
-                axes[row, col].title.set_fontsize(9)
-        axes[row, 0].legend(fontsize=7, title="aggregation", title_fontsize=7)
-    fig.suptitle(f"aggregation ablation, mean over seeds (training curves: moving average of {k} steps)",
-                 fontsize=9)
+                    axes[r, c].plot(x, scale * y, marker="o" if key.startswith("eval") else None, ms=3, ls=ls,
+                                    color=colour(obj), label=label)
+            axes[r, c].set(title=f"{name}: {title}", xlabel="training step", ylabel=ylabel)
+            axes[r, c].title.set_fontsize(9)
+        axes[r, 0].legend(fontsize=7, title=legend_title, title_fontsize=7)
+    fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
-    fig.savefig(out / "aggregation_ablation.png", dpi=100)
-    return "aggregation_ablation.png"
+    fig.savefig(path, dpi=100)
 
 
 def pass_at_k_axes(ax, rows: list[dict], task: str) -> None:
