@@ -58,13 +58,13 @@ smollm2: $(STAMP)
 	$(PY) -m course_lib fetch-smollm2
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check course_lib tests benchmarks
+	$(VENV)/bin/ruff check course_lib tests benchmarks tools
 
 # Point the notebooks' Colab badges and clone URLs (and course_lib.REPO_SLUG) at another
 # GitHub repository: `make slug SLUG=owner/name`.
 slug: $(STAMP)
 	@test -n "$(SLUG)" || { echo "usage: make slug SLUG=owner/name"; exit 2; }
-	$(PY) -m course_lib slug "$(SLUG)"
+	$(PY) tools/slug.py "$(SLUG)"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -169,6 +169,7 @@ def _run_line(started: float):
 def reproduce_main(argv) -> int:
     import torch
 
+    from course_lib import report
     from course_lib import reproduce as R
     from course_lib.models import get_profile
 
@@ -213,9 +214,9 @@ def reproduce_main(argv) -> int:
     res = R.run_reproduction(out, profile=prof.name, specs=specs, settings=settings, workers=workers, extra=extra,
                              progress=not args.no_progress, command=command, train=not args.report_only,
                              on_run=None if args.no_progress else _run_line(time.perf_counter()))
-    print("\n" + R.summary_table(res))
+    print("\n" + report.summary_table(res))
     if res["equivalence"]:
-        print(R.equivalence_table(res))
+        print(report.equivalence_table(res))
     counts = {k: res["status"].count(k) for k in ("ran", "resumed", "skipped")}
     print(f"runs: {counts['ran']} ran, {counts['resumed']} resumed, {counts['skipped']} skipped; "
           f"table: {out / 'results.md'}, data: {out / 'results.json'}")
@@ -291,22 +292,6 @@ def demo_main(argv) -> int:
     return code
 
 
-def slug_main(argv) -> int:
-    from course_lib.notebook import repo_slug_mismatches, set_repo_slug
-
-    ap = _Parser(prog="python -m course_lib slug", description="Point the notebooks' Colab badges, clone "
-                 "URLs and course_lib.REPO_SLUG at a GitHub repository.")
-    ap.add_argument("slug", nargs="?", help="owner/name")
-    ap.add_argument("--check", action="store_true", help="only list what disagrees with REPO_SLUG (exit 1 if any)")
-    args = ap.parse_args(argv)
-    if args.check or not args.slug:
-        problems = repo_slug_mismatches()
-        print("\n".join(problems) or "every badge and clone URL agrees with REPO_SLUG")
-        return 1 if problems else 0
-    print("\n".join(map(str, set_repo_slug(args.slug))) or "already up to date")
-    return 0
-
-
 def fetch_smollm2_main(argv) -> int:
     from course_lib import loading
 
@@ -347,7 +332,6 @@ COMMANDS = {
     "pretrain-micro": (pretrain_main, "train the micro base model from scratch"),
     "fetch-smollm2": (fetch_smollm2_main, "fetch the offline copy of SmolLM2-135M-Instruct (the smollm2 profile)"),
     "scale": (scale_main, "one run on TRL + accelerate (many GPUs): accelerate launch -m course_lib scale ..."),
-    "slug": (slug_main, "point the notebooks' badges and clone URLs at another repository"),
 }
 
 

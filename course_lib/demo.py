@@ -63,7 +63,7 @@ def showcase() -> None:
 
 def show_shipped() -> None:
     """Print the shipped micro results (``data/results/micro_results.json``), labelled as precomputed."""
-    from course_lib import reproduce
+    from course_lib import report, reproduce
 
     if not SHIPPED.exists():
         print(f"(no shipped results at {SHIPPED})")
@@ -72,7 +72,7 @@ def show_shipped() -> None:
     print(f"\n=== precomputed: the shipped micro reproduction ({SHIPPED.relative_to(DATA_DIR.parent)}) ===")
     print(f"made by: {res['command']}")
     print(f"{res['finished_runs']} runs, {res['settings']['steps']} steps each\n")
-    print(reproduce.summary_table(res))
+    print(report.summary_table(res))
     if res.get("equivalence"):
-        print(reproduce.equivalence_table(res))
+        print(report.equivalence_table(res))
     print("The quick run above is one seed of 12 steps: it checks the pipeline, it cannot rank the objectives.")

@@ -1,44 +1,32 @@
-"""Machinery a learner may skip: the experiment grid behind ``python -m course_lib reproduce``.
+"""The experiment grid behind ``python -m course_lib reproduce``: plans, configs, runs, records.
 
 It trains each (task, objective, seed) from the same base model with the same budget,
 evaluates held-out accuracy, lengths and (optionally) pass@k, and writes into ``OUT``::
 
     runs/TASK/OBJECTIVE_AGGREGATION/seedS/   one run of course_lib.trainer + result.json when done
     base/TASK.json                           the base model's pass@k (with --pass-k)
-    results.json    command, settings, runs, summary, equivalence, pass_at_k, ablation
-    results.md      the tables (and the paper's reported numbers, labelled)
-    *.png           figures drawn by course_lib.plots
+    results.json    command, settings, runs, summary, equivalence, pass_at_k, ablation, curves
+    results.md, *.png   the tables and figures of course_lib.report
 
 Run it again with the same options and finished runs are skipped, interrupted ones resume
 from their checkpoint; a run directory holding other settings is refused (``--overwrite``
-starts those runs over).
+starts those runs over). The comparison is *paired*: for a given seed every objective starts
+from the same weights, sees the training problems in the same order, and is evaluated on the
+same held-out problems with the same sampling seed (course_lib.stats pairs them by seed).
 
-The comparison is *paired*: for a given seed every objective starts from the same weights,
-sees the training problems in the same order, and is evaluated on the same held-out problems
-with the same sampling seed. Equivalence to GRPO is tested with TOST (two one-sided tests):
-an objective is *equivalent* within a margin when the 90% t-interval of the paired
-difference lies inside (-margin, +margin); an interval that merely contains 0 is not evidence
-of equivalence.
-
-Simplified: intervals are Student-t over seeds (they cover training and evaluation noise
-together); runs execute one after another or in ``workers`` processes, nothing is retried.
+Simplified: runs execute one after another or in ``workers`` processes, nothing is retried.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from course_lib import DATA_DIR
-
-__all__ = ["ABLATION_AGGREGATIONS", "PASS_KS", "RunSpec", "Settings", "plan_runs", "t_quantile", "mean_ci",
-           "tost", "seeds_for_tost", "summarize", "equivalence", "pass_at_k_rows", "make_config",
-           "run_record", "run_reproduction", "write_outputs", "load_results", "load_paper_results"]
+from course_lib.stats import arms, equivalence, mean_ci, pass_at_k_rows, summarize
 
 #: the aggregations of the length ablation: GRPO's 1/|o_i|, DAPO's token mean, Dr. GRPO's constant
 ABLATION_AGGREGATIONS = ("sequence", "token", "constant")
@@ -109,160 +97,6 @@ def plan_runs(tasks, objectives, seeds, *, ablation_objectives=("grpo",),
     return specs
 
 
-# --------------------------------------------------------------------------------- statistics
-
-# one-sided Student-t quantiles t(q, df) for df = 1..30 (standard tables): q = 0.975 and 0.95
-_T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
-         2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
-         2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
-_T95 = (6.3138, 2.9200, 2.3534, 2.1318, 2.0150, 1.9432, 1.8946, 1.8595, 1.8331, 1.8125,
-        1.7959, 1.7823, 1.7709, 1.7613, 1.7531, 1.7459, 1.7396, 1.7341, 1.7291, 1.7247,
-        1.7207, 1.7171, 1.7139, 1.7109, 1.7081, 1.7056, 1.7033, 1.7011, 1.6991, 1.6973)
-_Z = {0.975: 1.959964, 0.95: 1.644854}
-
-
-def t_quantile(df: int, q: float = 0.975) -> float:
-    """t(q, df) for q = 0.975 (two-sided 95% intervals) or 0.95 (90%, TOST).
-
-    df <= 30 from the tables; above, the Cornish-Fisher expansion around z (error < 1e-4).
-
-    Example: ``t_quantile(2)`` -> 4.3027; ``t_quantile(4, 0.95)`` -> 2.1318.
-    """
-    if df < 1:
-        raise ValueError(f"t_quantile needs df >= 1 (at least two seeds), got df={df}")
-    if q not in _Z:
-        raise ValueError(f"q must be 0.975 or 0.95, got {q}")
-    table = _T975 if q == 0.975 else _T95
-    if df <= len(table):
-        return table[df - 1]
-    z = _Z[q]
-    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
-
-
-def mean_ci(values, level: float = 0.95) -> dict:
-    """Mean and t-interval (``level`` 0.95 or 0.90) over seeds; ``None`` values are left out.
-
-    Returns ``{"mean", "ci_low", "ci_high", "half_width", "std", "n"}`` (sample std, ddof 1).
-    With one value the interval is ``None``.
-
-    Example: ``mean_ci([1, 2, 3])`` -> mean 2, std 1, half width 4.3027 / sqrt(3) = 2.4841.
-    """
-    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    n = len(xs)
-    mean = sum(xs) / n if n else None
-    out = {"mean": mean, "ci_low": None, "ci_high": None, "half_width": None, "std": None, "n": n}
-    if n >= 2:
-        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
-        half = t_quantile(n - 1, 0.975 if level == 0.95 else 0.95) * std / math.sqrt(n)
-        out.update(ci_low=mean - half, ci_high=mean + half, half_width=half, std=std)
-    return out
-
-
-def tost(diffs, margin: float) -> dict:
-    """Two one-sided tests at the 5% level: equivalent when the 90% t-interval of the paired
-    differences lies strictly inside (-margin, +margin).
-
-    Example: ``tost([0.01, -0.01, 0.0, 0.02, -0.02], 0.05)["equivalent"]`` -> True.
-    """
-    ci = mean_ci(diffs, level=0.90)
-    ok = ci["ci_low"] is not None and -margin < ci["ci_low"] and ci["ci_high"] < margin
-    sd = ci["std"]
-    return {"diff": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "n": ci["n"], "sd": sd,
-            "margin": margin, "equivalent": bool(ok),
-            "seeds_needed": seeds_for_tost(sd, margin) if sd else None}  # for 80% power at this spread
-
-
-def seeds_for_tost(sd: float, margin: float, power: float = 0.8) -> int:
-    """Seeds a paired TOST needs to declare equivalence with probability ``power`` when the true
-    difference is 0 and the paired differences have standard deviation ``sd``.
-
-    Both one-sided tests must pass, so the smallest n with
-    ``margin / (sd / sqrt(n)) >= t(0.95, n-1) + t((1 + power) / 2, n-1)``; the second quantile
-    is approximated as ``z((1 + power) / 2) * t(0.95, n-1) / z(0.95)`` (exact for large n).
-
-    Example: ``seeds_for_tost(0.02, 0.05)`` -> 4; ``seeds_for_tost(0.03, 0.03)`` -> 11.
-    """
-    z = {0.8: 1.2816, 0.9: 1.6449}.get(power)
-    if z is None or not sd > 0 or not margin > 0:
-        raise ValueError("seeds_for_tost needs sd > 0, margin > 0 and power 0.8 or 0.9")
-    for n in range(2, 10_000):
-        t = t_quantile(n - 1, 0.95)
-        if margin * math.sqrt(n) / sd >= t * (1 + z / _Z[0.95]):
-            return n
-    raise ValueError(f"more than 10,000 seeds needed for sd={sd}, margin={margin}")
-
-
-SUMMARY_METRICS = ("base_accuracy", "final_accuracy", "gain", "len_correct", "len_incorrect",
-                   "len_incorrect_complete", "len_incorrect_worked", "share_incorrect_guess",
-                   "train_len_correct", "train_len_incorrect", "train_clip_frac")
-
-
-def _key(r: dict) -> tuple:
-    """A run's arm: (task, objective, aggregation, mu); its seeds are repeats of it."""
-    return r["task"], r["objective"], r["aggregation"], r.get("mu", 1)
-
-
-def _arms(runs: list[dict]) -> dict[tuple, list[dict]]:
-    """The runs of each arm (:func:`_key`), arms in the order they first appear."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in runs:
-        groups.setdefault(_key(r), []).append(r)
-    return groups
-
-
-def summarize(runs: list[dict], *, reference: str = "grpo") -> list[dict]:
-    """One entry per arm (task, objective, aggregation, mu): mean and 95% CI over seeds of each
-    metric in ``SUMMARY_METRICS``, plus ``diff_vs_grpo``: the paired difference of final
-    accuracy to ``reference`` in the same task, aggregation and mu, seed by seed."""
-    groups = _arms(runs)
-    out = []
-    for (task, obj, agg, mu), rs in groups.items():
-        entry = {"task": task, "objective": obj, "aggregation": agg, "mu": mu,
-                 "ablation": all(r.get("ablation", False) for r in rs),
-                 "seeds": sorted(r["seed"] for r in rs), "n": len(rs)}
-        entry.update({m: mean_ci(r.get(m) for r in rs) for m in SUMMARY_METRICS})
-        diffs = _paired(runs, (task, obj, agg, mu), reference)
-        entry[f"diff_vs_{reference}"] = mean_ci(diffs) if diffs and obj != reference else None
-        out.append(entry)
-    return out
-
-
-def _paired(runs, key: tuple, reference: str, metric: str = "final_accuracy") -> list[float]:
-    """``metric`` of arm ``key`` minus that of ``reference`` in the same task, aggregation and
-    mu, for each seed both have."""
-    task, _, agg, mu = key
-    ref = {r["seed"]: r[metric] for r in runs if _key(r) == (task, reference, agg, mu)}
-    return [r[metric] - ref[r["seed"]] for r in runs if _key(r) == key
-            and r["seed"] in ref and r[metric] is not None and ref[r["seed"]] is not None]
-
-
-def equivalence(runs: list[dict], margin: float, *, reference: str = "grpo") -> list[dict]:
-    """TOST of every main-comparison arm against ``reference`` (same task, mu), per task."""
-    rows = []
-    for key in dict.fromkeys(_key(r) for r in runs if not r.get("ablation")):
-        if key[1] != reference and (diffs := _paired(runs, key, reference)):
-            rows.append({"task": key[0], "objective": key[1], "mu": key[3], "reference": reference,
-                         **tost(diffs, margin)})
-    return rows
-
-
-def pass_at_k_rows(runs: list[dict], base: dict[str, dict]) -> list[dict]:
-    """Rows ``task, model, k, pass_at_k`` (+ interval over seeds) for the base and each objective."""
-    rows = [{"task": t, "model": "base", "k": int(k), "pass_at_k": v, "ci_low": None, "ci_high": None, "n": 1}
-            for t, curve in base.items() for k, v in curve.items()]
-    groups: dict[tuple, list[dict]] = {}
-    for r in runs:
-        if r.get("pass_at_k") and not r.get("ablation") and r.get("mu", 1) == 1:
-            groups.setdefault((r["task"], r["objective"]), []).append(r["pass_at_k"])
-    for (task, obj), curves in groups.items():
-        for k in curves[0]:
-            ci = mean_ci(c.get(k) for c in curves)
-            rows.append({"task": task, "model": obj, "k": int(k), "pass_at_k": ci["mean"],
-                         "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "n": ci["n"]})
-    return rows
-
-
 # ----------------------------------------------------------------------------------- one run
 
 
@@ -319,17 +153,11 @@ def run_record(spec: RunSpec, history: list[dict], evals: list[dict], wall_s: fl
 
 def _pass_curve(model, tokenizer, task, settings: Settings, cfg, seed: int) -> dict[str, float]:
     """pass@k on held-out problems, asked as training asks them (chat template, compute dtype)."""
-    from course_lib import evaluate as E
-    from course_lib import models
-    from course_lib.trainer import autocast
+    from course_lib.evaluate import evaluate_as_trained
 
     examples = task.load("test", n=settings.pass_k_examples)
-    task = models.prompted(task, tokenizer, models.get_profile(cfg.profile))
-    dtype = models.compute_dtype(cfg.precision, next(model.parameters()).device)
-    with autocast(model, dtype):
-        res = E.evaluate(model, tokenizer, task, examples, samples=settings.pass_k, greedy=False,
-                         max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                         k_values=PASS_KS, batch_size=256, seed=seed)
+    res = evaluate_as_trained(model, tokenizer, task, cfg, examples, samples=settings.pass_k, greedy=False,
+                              k_values=PASS_KS, batch_size=256, seed=seed)
     return {str(k): res[f"pass@{k}"] for k in PASS_KS if k <= settings.pass_k}
 
 
@@ -450,10 +278,9 @@ def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], setti
     """
     from course_lib import tasks
 
-    out = Path(out)
+    out, get_task = Path(out), get_task or tasks.get_task
     (out / "runs").mkdir(parents=True, exist_ok=True)
     configs = [make_config(profile, s, settings, extra) for s in specs]
-    get_task = get_task or tasks.get_task
     records = {s: {**r, "status": "skipped"} for s, c in zip(specs, configs)
                if (r := _finished(out / "runs" / s.dirname, c, s)) is not None}
     todo = [(s, c) for s, c in zip(specs, configs) if s not in records] if train else []
@@ -537,12 +364,6 @@ def _base_pass_k(out: Path, specs, configs, settings: Settings, get_task, policy
 # --------------------------------------------------------------------------------- the outputs
 
 
-def load_paper_results() -> dict | None:
-    """``data/paper_results.json`` (the paper's reported accuracies, percent), or None."""
-    path = Path(DATA_DIR) / "paper_results.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def load_results(path) -> dict:
     """A results.json written by :func:`write_outputs` (a shipped one lives in data/)."""
     return json.loads(Path(path).read_text())
@@ -551,7 +372,7 @@ def load_results(path) -> dict:
 def write_outputs(out: Path, profile: str, specs: list[RunSpec], settings: Settings, records: dict,
                   command: str | None = None, wall_s: float = 0.0, *, figures: bool = False) -> dict:
     """results.json and results.md from the finished runs (and the figures when ``figures``)."""
-    from course_lib import plots
+    from course_lib import report
 
     runs = [{k: v for k, v in records[s].items() if k != "status"} for s in specs
             if s in records and records[s].get("status") not in ("interrupted", "cancelled")]
@@ -574,9 +395,9 @@ def write_outputs(out: Path, profile: str, specs: list[RunSpec], settings: Setti
     }
     results["curves"] = curves(out, runs)
     if figures and runs:
-        results["figures"] = plots.result_figures(out, results)
+        results["figures"] = report.result_figures(out, results)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(results_markdown(results, load_paper_results()))
+    (out / "results.md").write_text(report.results_markdown(results, report.load_paper_results()))
     return results
 
 
@@ -588,7 +409,7 @@ def curves(out: Path, runs: list[dict]) -> list[dict]:
     """Per (task, objective, aggregation): the training metrics in ``CURVE_KEYS`` step by step and
     the held-out accuracy at each evaluation, as means over seeds (so notebooks can draw the
     shipped runs without their run directories)."""
-    groups = _arms(runs)
+    groups = arms(runs)
     rows = []
     for (task, obj, agg, mu), rs in groups.items():
         hist = [read_jsonl(out / "runs" / r["run_dir"] / "metrics.jsonl") for r in rs]
@@ -623,126 +444,3 @@ def default_workers(profile: str) -> int:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return 2 if profile == "micro" and cores >= 2 and not torch.cuda.is_available() else 1
-
-
-# ---------------------------------------------------------------------------------- the tables
-
-
-def _pct(ci: dict | None) -> str:
-    if not ci or ci.get("mean") is None:
-        return "-"
-    hw = ci.get("half_width")
-    return f"{100 * ci['mean']:.1f}" + ("" if hw is None else f" ± {100 * hw:.1f}")
-
-
-def _num(ci: dict | None) -> str:
-    if not ci or ci.get("mean") is None:
-        return "-"
-    hw = ci.get("half_width")
-    return f"{ci['mean']:.1f}" + ("" if hw is None else f" ± {hw:.1f}")
-
-
-def _table(head: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
-
-
-def _arm(s: dict) -> str:
-    from course_lib.plots import arm_label
-
-    return arm_label(s["objective"], s.get("mu", 1))
-
-
-def summary_table(results: dict) -> str:
-    """The main comparison: one row per (task, objective, mu), mean ± 95% half-width over seeds."""
-    return _table(["task", "objective", "seeds", "base acc %", "final acc %", "gain (pts)",
-                   "vs grpo (pts, paired)", "len correct", "len incorrect"],
-                  [[s["task"], _arm(s), str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
-                    _pct(s["gain"]), _pct(s.get("diff_vs_grpo")), _num(s["len_correct"]),
-                    _num(s["len_incorrect"])] for s in results["summary"]])
-
-
-def equivalence_table(results: dict) -> str:
-    """TOST against GRPO: the paired difference, its 90% interval and the verdict."""
-    def verdict(e):
-        if e["ci_low"] is None:
-            return "no interval (one seed)"
-        if e["ci_low"] == e["ci_high"]:
-            return f"no spread: the same difference in every seed ({'inside' if e['equivalent'] else 'outside'} the margin)"
-        if e["equivalent"]:
-            return "equivalent"
-        if e["ci_high"] < -e["margin"] or e["ci_low"] > e["margin"]:
-            return "different"
-        if e.get("seeds_needed") and e["n"] < e["seeds_needed"]:
-            return f"not shown equivalent, underpowered ({e['seeds_needed']} seeds needed at this spread)"
-        return "not shown equivalent"
-
-    return _table(["task", "objective", "seeds", "diff vs grpo (pts)", "90% CI (pts)", "margin (pts)", "verdict"],
-                  [[e["task"], _arm(e), str(e["n"]), f"{100 * e['diff']:+.1f}",
-                    "-" if e["ci_low"] is None else f"[{100 * e['ci_low']:+.1f}, {100 * e['ci_high']:+.1f}]",
-                    f"{100 * e['margin']:.1f}", verdict(e)] for e in results["equivalence"]])
-
-
-def pass_at_k_table(results: dict, ks=(1, 16, 256)) -> str:
-    """pass@k (%) of the base model and each objective at a few k."""
-    cells: dict[tuple, dict] = {}
-    for r in results["pass_at_k"]:
-        cells.setdefault((r["task"], r["model"]), {})[r["k"]] = r
-    ks = [k for k in ks if any(k in v for v in cells.values())]
-
-    def cell(r):
-        if r is None or r["pass_at_k"] is None:
-            return "-"
-        return f"{100 * r['pass_at_k']:.1f}" + ("" if r["ci_low"] is None else
-                                                f" [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]")
-
-    return _table(["task", "model"] + [f"pass@{k} %" for k in ks],
-                  [[t, m] + [cell(v.get(k)) for k in ks] for (t, m), v in cells.items()])
-
-
-def ablation_table(results: dict) -> str:
-    return _table(["task", "objective", "aggregation", "seeds", "final acc %", "len correct", "len incorrect",
-                   "len incorrect, not truncated", "train len incorrect"],
-                  [[s["task"], s["objective"], s["aggregation"], str(s["n"]), _pct(s["final_accuracy"]),
-                    _num(s["len_correct"]), _num(s["len_incorrect"]), _num(s["len_incorrect_complete"]),
-                    _num(s["train_len_incorrect"])] for s in results["ablation"]])
-
-
-def paper_table(paper: dict) -> str:
-    """The paper's reported accuracies (percent), as printed in data/paper_results.json."""
-    objs = ["grpo", "grpo-no-kl", "sft+", "sft+-"]
-    rows = [[r["model"], r["task"]] + [f"{r[o]:.2f}" if o in r else "-" for o in objs] for r in paper["results"]]
-    return _table(["model", "task"] + objs, rows) + "".join(f"\n{n}" for n in paper.get("notes", [])) + "\n"
-
-
-def results_markdown(results: dict, paper: dict | None = None) -> str:
-    """results.md: settings, the main table, TOST, pass@k, the ablation and the paper's numbers."""
-    st = results["settings"]
-    parts = [f"# Reproduction: profile `{results['profile']}`\n",
-             f"Command: `{results['command']}`\n" if results.get("command") else "",
-             f"Weights: {'; '.join(results['weights'])}.\n" if results.get("weights") else "",
-             f"{results['finished_runs']} of {results['planned_runs']} runs finished; {st['steps']} steps per "
-             f"run; held-out evaluation on {st['eval_examples']} problems x {st['eval_samples']} samples. "
-             f"Wall time: {results['runs_wall_s']:.0f} s summed over the runs.\n",
-             "Mean ± half-width of a 95% Student-t interval over seeds; `vs grpo` and `gain` are paired by "
-             "seed. Lengths in tokens from the final held-out evaluation.\n",
-             "## Main comparison\n", summary_table(results)]
-    if results["equivalence"]:
-        parts += ["\n## Equivalence to GRPO (TOST)\n",
-                  f"Equivalent = the 90% interval of the paired difference lies inside ± "
-                  f"{100 * st['margin']:.1f} points. `sft+-balanced` equals GRPO's weights divided by A+ "
-                  "whenever k <= G/2 correct, so its equivalence is close to built in.\n",
-                  equivalence_table(results)]
-    if results["pass_at_k"]:
-        parts += ["\n## pass@k on held-out problems\n",
-                  f"Unbiased estimator from {st['pass_k']} samples on {st['pass_k_examples']} problems; "
-                  "[95% interval over seeds].\n", pass_at_k_table(results)]
-    if results["ablation"]:
-        parts += ["\n## Aggregation ablation (the length claim)\n",
-                  "`sequence` = GRPO's 1/|o_i|; `token` = DAPO's mean over tokens; `constant` = Dr. GRPO's "
-                  "normaliser sum / (B x max length), with the group std kept.\n", ablation_table(results)]
-    if paper:
-        parts += ["\n## The paper's reported numbers (other models, full tasks)\n",
-                  f"Not comparable in value with the tables above. Source: {paper['source']}. "
-                  f"Metric: {paper['metric']}.\n", paper_table(paper)]
-    return "\n".join(p for p in parts if p)

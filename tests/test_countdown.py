@@ -28,7 +28,12 @@ EDGE_CASES = [
     (ans("(3)*(7)+(5)"), N375, T26, True, True, "correct"),
     (ans("3*7+5\n"), N375, T26, True, True, "correct"),
     (ans("(" * 20 + "3*7+5" + ")" * 20), N375, T26, True, True, "correct"),
-    ("<answer><answer>3*7+5</answer>", N375, T26, True, True, "correct"),
+    # malformed, nested answer tags: the block is everything after the first opening tag
+    ("<answer><answer>3*7+5</answer>", N375, T26, False, False, "nested"),
+    ("<answer>x <answer>3*7+5</answer>", N375, T26, False, False, "nested"),
+    (ans("1+1") + "<answer>" + ans("3*7+5"), N375, T26, False, False, "nested"),
+    ("<answer><answer>3*7+5</answer></answer>", N375, T26, False, False, "stray </answer>"),
+    (ans("3*7+5") + "</answer>", N375, T26, False, False, "stray </answer>"),
     # fractional intermediate values are allowed
     (ans("(5-1/5)*5"), [1, 5, 5, 5], 24, True, True, "correct"),
     (ans("8/(3-8/3)"), [3, 3, 8, 8], 24, True, True, "correct"),
@@ -44,7 +49,7 @@ EDGE_CASES = [
     ("", N375, T26, False, False, "no complete"),
     (ans(""), N375, T26, False, False, "empty"),
     (ans("   "), N375, T26, False, False, "empty"),
-    ("<answer>3*7+5</answer></answer>", N375, T26, False, False, "'<' not allowed"),
+    ("<answer>3*7+5</answer></answer>", N375, T26, False, False, "stray </answer>"),
     # wrong value or wrong numbers
     (ans("3*7*5"), N375, T26, False, True, "evaluates to 105"),
     (ans("3*7"), N375, T26, False, True, "unused [5]"),
@@ -95,7 +100,7 @@ EDGE_CASES = [
     (ans("(" * 40 + "3*7+5" + ")" * 40), N375, T26, False, False, "nested too deep"),
     (ans("1" * 1_000_000), N375, T26, False, False, "too long"),
     ("x" * 1_000_000, N375, T26, False, False, "no complete"),
-    ("<answer>" * 100_000 + "</answer>", N375, T26, False, False, "empty answer"),
+    ("<answer>" * 100_000 + "</answer>", N375, T26, False, False, "too long"),  # nested: one long block
     ("<answer>" + "1+" * 300_000 + "</answer>", N375, T26, False, False, "too long"),
     (ans("9" * 200), N375, T26, False, False, "longer than 12 digits"),
     (ans("+".join(["1"] * 120)), [1] * 120, 120, True, True, "correct"),

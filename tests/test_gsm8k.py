@@ -98,6 +98,19 @@ EDGE_CASES = [
     ("#### 1 000", "1000", False, False, "not a number"),  # a plain space may separate two numbers
     ("#### 1\\,00", "100", False, False, "not a number"),
     ("#### 1{,}0\\,000", "10000", False, False, "not a number"),
+    # TeX spacing commands inside the digit groups: a negative thin space around a separator
+    # (TeX writers tighten "1,\!000"), medium and thick spaces as separators, with or without \$
+    ("#### 1\\!,\\!000", "1000", True, True, "correct"),
+    ("#### 1,\\!000", "1000", True, True, "correct"),
+    ("\\boxed{1{,}\\!000}", "1000", True, True, "correct"),
+    ("\\boxed{\\$1\\!,\\!234}", "1234", True, True, "correct"),
+    ("#### \\$ 12\\!,\\!345.50", "12345.5", True, True, "correct"),
+    ("<answer>-\\$1\\!,\\!000</answer>", "-1000", True, True, "correct"),
+    ("#### 1\\;000", "1000", True, True, "correct"),
+    ("#### 1\\:000", "1000", True, True, "correct"),
+    ("#### 1\\!000", "1000", False, False, "not a number"),  # a negative space alone separates nothing
+    ("#### 1\\!,\\!00", "100", False, False, "not a number"),  # grouping still checked
+    ("#### 1\\!,\\!\\!,000", "1000", False, False, "not a number"),  # one separator per gap
     # malformed grouping: the first group has no leading zero, later groups exactly three digits
     ("#### 01,000", "1000", False, False, "not a number"),
     ("#### 012,345", "12345", False, False, "not a number"),
@@ -205,7 +218,7 @@ def test_random_text_never_raises(text):
 @given(
     st.integers(-(10**30), 10**30),
     st.sampled_from(["{}", "{:,}", "${:,}", "$ {:,}", "{}.00", "{}."]),
-    st.sampled_from([",", "{,}", "\\,", "\\ ", "\u2009", "\u202f"]),
+    st.sampled_from([",", "{,}", "\\,", "\\ ", "\u2009", "\u202f", "\\!,\\!", ",\\!", "{,}\\!", "\\;", "\\:"]),
 )
 def test_any_spelling_of_the_gold_number_is_correct(n, spelling, separator):
     text = spelling.format(n).replace(",", separator)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from course_lib.mdp import (
+from course_lib.notebook.mdp import (
     arithmetic_value,
     build_tree,
     deterministic_step,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import course_lib
-from course_lib.notebook import fast_mode, repo_slug_mismatches
+from course_lib.notebook import fast_mode
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -81,10 +81,6 @@ def test_install_cells_are_all_the_same():
     cells = {p.name: source(code_cells(load(p))[0]) for p in PATHS}
     first = cells[PATHS[0].name]
     assert [name for name, cell in cells.items() if cell != first] == [], "copy the install cell"
-
-
-def test_badges_and_clone_urls_agree_with_repo_slug():
-    assert repo_slug_mismatches() == []  # `make slug SLUG=owner/name` rewrites them all
 
 
 def test_environment_cell_calls_setup(notebook):

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from course_lib import DATA_DIR
+from course_lib import DATA_DIR, report
 from course_lib import reproduce as R
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 MICRO = DATA_DIR / "results" / "micro_results.json"
 
 
-@pytest.mark.parametrize("table", [R.summary_table, R.equivalence_table, R.pass_at_k_table, R.ablation_table])
+@pytest.mark.parametrize("table", [report.summary_table, report.equivalence_table, report.pass_at_k_table, report.ablation_table])
 def test_readme_tables_are_the_shipped_micro_results(table):
     assert table(R.load_results(MICRO)) in README, f"README's copy of {table.__name__} differs from {MICRO.name}"
 
@@ -48,7 +48,7 @@ def test_shipped_run_records_rebuild_the_shipped_results(name, folder, tmp_path)
 SMOLLM2 = DATA_DIR / "results" / "smollm2_results.json"
 
 
-@pytest.mark.parametrize("table", [R.summary_table, R.equivalence_table, R.pass_at_k_table])
+@pytest.mark.parametrize("table", [report.summary_table, report.equivalence_table, report.pass_at_k_table])
 def test_readme_quotes_the_shipped_smollm2_results_with_their_command_and_weights(table):
     res = R.load_results(SMOLLM2)
     assert table(res) in README, f"README's copy of {table.__name__} differs from {SMOLLM2.name}"

@@ -12,6 +12,7 @@ import pytest
 import torch
 from loop_fixtures import char_tokenizer, fake_task, tiny_model
 
+from course_lib import report, stats
 from course_lib import reproduce as R
 
 TINY = dict(prompts_per_step=4, group_size=4, max_new_tokens=8, micro_batch_size=8, learning_rate=1e-3)
@@ -119,37 +120,6 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert res["runs"][0]["steps"] == 2
 
 
-# two-sided 95% t quantiles (standard tables) and intervals computed by hand
-@pytest.mark.parametrize("df, t", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (30, 2.0423),
-                                   (40, 2.0211), (60, 2.0003), (120, 1.9799), (10**6, 1.9600)])
-def test_t_quantile_matches_the_table(df, t):
-    assert R.t_quantile(df) == pytest.approx(t, abs=2e-4)
-
-
-@pytest.mark.parametrize("values, mean, half", [
-    ([1, 2, 3], 2.0, 4.3027 / math.sqrt(3)),            # std 1, df 2
-    ([0.10, 0.30], 0.20, 12.7062 * math.sqrt(0.02) / math.sqrt(2)),  # std 0.1414, df 1
-    ([5, 5, 5, 5], 5.0, 0.0),                           # no spread, no width
-    ([0.2, None, 0.4, 0.3], 0.3, 4.3027 * 0.1 / math.sqrt(3)),  # None (no such answers) left out
-])
-def test_mean_ci_is_a_t_interval(values, mean, half):
-    ci = R.mean_ci(values)
-    assert ci["mean"] == pytest.approx(mean)
-    assert ci["half_width"] == pytest.approx(half, rel=1e-4)
-    assert ci["ci_low"] == pytest.approx(mean - half, rel=1e-4, abs=1e-12)
-
-
-@pytest.mark.parametrize("values, n", [([0.7], 1), ([], 0), ([None], 0)])
-def test_mean_ci_without_an_interval(values, n):
-    ci = R.mean_ci(values)
-    assert ci["n"] == n and ci["half_width"] is None and ci["ci_low"] is None
-
-
-def test_t_quantile_refuses_zero_degrees_of_freedom():
-    with pytest.raises(ValueError, match="df >= 1"):
-        R.t_quantile(0)
-
-
 def test_plan_runs_adds_each_ablation_run_once():
     specs = R.plan_runs(["a", "b"], ["grpo", "sft+"], [0, 1, 2], ablation_tasks=["a"])
     assert len(specs) == 2 * 2 * 3 + 2 * 3  # token and constant on task a; sequence is a main run
@@ -157,18 +127,6 @@ def test_plan_runs_adds_each_ablation_run_once():
     assert len(set(specs)) == len(specs)
     assert {s.aggregation for s in specs if s.ablation} == {"token", "constant"}
     assert len({s.dirname for s in specs}) == len(specs)
-
-
-def test_summary_pairs_the_difference_to_grpo_by_seed():
-    runs = [dict(task="t", objective=o, aggregation="sequence", seed=s, final_accuracy=acc)
-            for o, accs in (("grpo", (0.2, 0.4, 0.3)), ("sft+", (0.25, 0.45, 0.35))) for s, acc in enumerate(accs)]
-    sft = next(e for e in R.summarize(runs) if e["objective"] == "sft+")
-    (eq,) = R.equivalence(runs, 0.04)
-    assert eq["diff"] == pytest.approx(0.05) and eq["ci_low"] == pytest.approx(0.05)  # zero width
-    assert not eq["equivalent"]  # a zero-width interval at +5 points is not inside +-4
-    assert sft["diff_vs_grpo"]["mean"] == pytest.approx(0.05)
-    assert sft["diff_vs_grpo"]["half_width"] == pytest.approx(0.0, abs=1e-12)  # paired: no spread
-    assert sft["final_accuracy"]["half_width"] > 0.2  # unpaired: wide
 
 
 @pytest.mark.parametrize("args, message", [
@@ -190,23 +148,6 @@ def test_reproduce_refuses_run_dirs_made_with_other_settings(tiny_reproduction):
     conflicts = R.check_run_dirs(out, specs, configs, overwrite=False)
     assert conflicts == [s.dirname for s in specs]
     assert (out / "runs" / specs[0].dirname / "checkpoint.pt").exists()  # nothing touched
-
-
-def test_tost_and_the_seeds_it_needs():
-    assert R.tost([0.01, -0.01, 0.0, 0.02, -0.02], 0.05)["equivalent"]
-    assert not R.tost([0.01, -0.01, 0.0, 0.02, -0.02], 0.01)["equivalent"]  # interval wider than margin
-    assert not R.tost([0.0], 0.05)["equivalent"]  # one seed: no interval, no equivalence
-    assert R.tost([0.0, 0.0, 0.0], 0.05)["equivalent"]  # zero width, inside the margin
-    wide = R.tost([0.1, -0.1, 0.05], 0.05)
-    assert wide["ci_low"] < 0 < wide["ci_high"] and not wide["equivalent"]  # contains 0, not equivalent
-    assert R.seeds_for_tost(0.02, 0.05) < R.seeds_for_tost(0.03, 0.05) < R.seeds_for_tost(0.03, 0.03)
-    # a simulation of the rule: with the returned n, about 80% of null experiments pass TOST
-    import random
-
-    rng, sd, margin = random.Random(0), 0.03, 0.04
-    n = R.seeds_for_tost(sd, margin)
-    passed = sum(R.tost([rng.gauss(0, sd) for _ in range(n)], margin)["equivalent"] for _ in range(2000))
-    assert 0.75 <= passed / 2000 <= 0.9, (n, passed)
 
 
 def test_report_only_rebuilds_the_outputs_without_training(tiny_reproduction):
@@ -246,12 +187,12 @@ def test_tables_tell_arms_apart_by_mu():
     runs = [dict(task="t", objective=o, aggregation="sequence", mu=mu, seed=s, final_accuracy=acc + s / 100,
                  base_accuracy=0.2) for o, mu, acc in (("grpo", 1, 0.3), ("grpo", 4, 0.25), ("gspo", 4, 0.27))
             for s in range(3)]
-    results = {"summary": R.summarize(runs), "equivalence": R.equivalence(runs, 0.05)}
-    rows = [line.split(" | ")[1] for line in R.summary_table(results).splitlines()[2:]]
+    results = {"summary": stats.summarize(runs), "equivalence": stats.equivalence(runs, 0.05)}
+    rows = [line.split(" | ")[1] for line in report.summary_table(results).splitlines()[2:]]
     assert rows == ["grpo", "grpo (mu 4)", "gspo (mu 4)"]
     (eq,) = results["equivalence"]  # gspo at mu 4 is paired with grpo at mu 4, not at mu 1
     assert eq["objective"] == "gspo" and eq["mu"] == 4 and eq["diff"] == pytest.approx(0.02)
-    assert "| t | gspo (mu 4) | 3 |" in R.equivalence_table(results)
+    assert "| t | gspo (mu 4) | 3 |" in report.equivalence_table(results)
 
 
 def test_pass_at_k_asks_the_question_training_asks(monkeypatch):
@@ -282,17 +223,15 @@ def test_pass_at_k_asks_the_question_training_asks(monkeypatch):
 def test_result_figures_are_drawn_from_the_results_alone(tmp_path):
     """The figures need only results.json (its seed-mean curves): the shipped micro results,
     without their run directories, redraw every figure, and each line is the file's curve."""
-    from course_lib import plots
-
     res = R.load_results("data/results/micro_results.json")
     c = next(c for c in res["curves"] if c["objective"] == "grpo" and c["aggregation"] == "sequence")
-    x, y = plots._curve(res, c["task"], "grpo", "sequence", "eval:accuracy", 5)
+    x, y = report._curve(res, c["task"], "grpo", "sequence", "eval:accuracy", 5)
     assert list(x) == c["eval_step"] and list(y) == c["eval_accuracy"]
-    x, y = plots._curve(res, c["task"], "grpo", "sequence", "len_incorrect", 1)  # k = 1: no smoothing
+    x, y = report._curve(res, c["task"], "grpo", "sequence", "len_incorrect", 1)  # k = 1: no smoothing
     want = [math.nan if v is None else v for v in c["len_incorrect"]]
     assert list(x) == list(range(1, len(want) + 1))
     assert all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(y, want))
-    written = plots.result_figures(tmp_path, res)
+    written = report.result_figures(tmp_path, res)
     assert written == ["accuracy_over_steps.png", "lengths_over_steps.png", "aggregation_ablation.png",
                        "pass_at_k.png"]
     assert all((tmp_path / n).stat().st_size > 10_000 for n in written)

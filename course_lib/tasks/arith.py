@@ -32,7 +32,7 @@ Simplified on purpose, and why:
 
 - One operation on small numbers. This model is partly competent there, which is what a
   group-relative method needs. Measured on the test splits with the Q4_1 GGUF
-  (``course_lib.gguf``), the chat template, 48 new tokens, 4 samples per problem: arith 42%
+  (``course_lib.loading``), the chat template, 48 new tokens, 4 samples per problem: arith 42%
   right at T = 0.7 (18% at T = 1.0, 70% greedy) with 84% of problems sometimes right and
   sometimes wrong; word-problems 28% (10%, 68% greedy), 65% mixed. On GSM8K or Countdown it is
   right about 1-2% of the time, so almost every group has no signal.

@@ -1,13 +1,10 @@
 """Countdown: reach a target with + - * / using every given number exactly once.
 
-Example problem: numbers ``[3, 7, 5]``, target ``26``; one answer is ``3*7+5``.
-
-What is here:
+Example: numbers ``[3, 7, 5]``, target ``26``; one answer is ``3*7+5``. What is here:
 
 - ``solve`` / ``reachable``: a brute-force solver over all expression trees (exact
   ``Fraction`` arithmetic, so ``(7-5/5)*...`` style intermediate fractions count).
-- ``generate``: random problems whose target the solver has proven reachable; deterministic
-  per seed.
+- ``generate``: random problems whose target the solver has proven reachable (seeded).
 - ``load``: the public Countdown-Tasks-3to4 set through ``datasets`` when the Hugging Face
   Hub answers, otherwise generated problems (one printed line says which).
 - ``prompt``: the R1-style template (reasoning in ``<think>``, equation in ``<answer>``).
@@ -22,20 +19,15 @@ What is here:
 
 Simplified on purpose:
 
-- Strict answer format: the answer block holds only the expression, with the four binary
-  operators. ``3*7+5 = 26`` is rejected (``=`` is not allowed), as are ``//`` and unary minus
-  (``-3+7*5``: -3 is not a given number). The prompt names ``+ - * /`` and parentheses; the
-  prompt does not mention unary minus, and need not: the solver uses binary operators only, so
-  every generated target is reachable without it. (TinyZero accepts it: its number check
-  collects runs of digits, so it never sees a sign.)
-- ``target`` must be an int, like ``nums`` (a ``TypeError`` otherwise): a string ``"26"``
-  never equals a value, and a float is not a Countdown target and compares inexactly
-  (``1/10 != 0.1``); coercing either would hide a data bug. TinyZero's ``abs(result - target)``
-  turns a string target into a caught exception, i.e. a silent format score.
-- The reward is binary (1.0 correct, 0.0 otherwise), as in the paper. ``format_bonus``
-  (off by default) adds a small reward for a well-formed but wrong answer; it is off
-  because a policy learns to collect the bonus with any parsable expression (reward
-  hacking) and because it changes the reward the paper analyses.
+- Strict answer format: the block holds only the expression, with the four binary operators:
+  ``3*7+5 = 26``, ``//`` and unary minus (``-3+7*5``: -3 is not a given number) are rejected;
+  the prompt does not mention unary minus, and need not (the solver never uses it). The block
+  runs from the first ``<answer>`` after the previous ``</answer>`` to the last ``</answer>``:
+  ``<answer><answer>3*7+5</answer>`` is malformed (nested), not read from its inner tag.
+- ``target`` must be an int, like ``nums`` (a ``TypeError`` otherwise): coercing a string or a
+  float (``1/10 != 0.1``) would hide a data bug (TinyZero turns it into a silent format score).
+- The reward is binary (1.0 correct, 0.0 otherwise), as in the paper. ``format_bonus`` (off:
+  a policy learns to collect it with any parsable expression) pays a wrong, well-formed one.
 - Generated train and test problems come from different seeds but are not filtered
   against each other; with numbers from 1..99 a collision is rare and harmless here.
 - The hub set has one split; its first ``HUB_TEST_SIZE`` rows serve as the test split.
@@ -53,17 +45,6 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from .common import Score, hub_reachable
-
-__all__ = [
-    "HUB_ID",
-    "R1_TEMPLATE",
-    "generate",
-    "load",
-    "prompt",
-    "reachable",
-    "score",
-    "solve",
-]
 
 HUB_ID = "Jiayi-Pan/Countdown-Tasks-3to4"
 HUB_TEST_SIZE = 1000
@@ -88,6 +69,7 @@ R1_TEMPLATE = (
 )
 
 _OPEN, _CLOSE = "<answer>", "</answer>"
+_NO_BLOCK = "no complete <answer>...</answer> block"
 _ALLOWED_CHARS = re.compile(r"[0-9+\-*/() ]*")
 _BAD_CHAR = re.compile(r"[^0-9+\-*/() ]")
 _LONG_LITERAL = re.compile(rf"[0-9]{{{MAX_LITERAL_DIGITS + 1},}}")
@@ -393,13 +375,20 @@ def extract_answer(completion: str) -> str | None:
         >>> extract_answer("<answer>1+2</answer> then <answer>3+4</answer> <answer>5")
         '3+4'
     """
+    span = _last_block(completion)
+    return None if span is None else completion[span[0] : span[1]]
+
+
+def _last_block(completion: str) -> tuple[int, int] | None:
+    """Where the text of the last complete block lies: from the first ``<answer>`` after the
+    previous ``</answer>`` to the last ``</answer>``, so that doubled or nested opening tags stay
+    inside the block (and make it malformed) instead of being skipped."""
     end = completion.rfind(_CLOSE)
     if end < 0:
         return None
-    start = completion.rfind(_OPEN, 0, end)
-    if start < 0:
-        return None
-    return completion[start + len(_OPEN) : end]
+    prev = completion.rfind(_CLOSE, 0, end)
+    start = completion.find(_OPEN, prev + len(_CLOSE) if prev >= 0 else 0, end)
+    return None if start < 0 else (start + len(_OPEN), end)
 
 
 def _check_arguments(
@@ -444,14 +433,15 @@ def score(
     def fail(reason: str, well_formed: bool = False) -> Score:
         return Score(format_bonus if well_formed else 0.0, False, well_formed, reason)
 
-    end = completion.rfind(_CLOSE)
-    start = completion.rfind(_OPEN, 0, end) if end >= 0 else -1
-    if start < 0:
-        return fail("no complete <answer>...</answer> block")
-    start += len(_OPEN)
+    span = _last_block(completion)
+    if span is None:  # no closing tag, or the last one closes no block
+        return fail("stray </answer>" if _OPEN in completion and _CLOSE in completion else _NO_BLOCK)
+    start, end = span
     if end - start > 4 * MAX_ANSWER_CHARS:  # reject before copying a huge block
         return fail(f"answer too long ({end - start} chars, max {MAX_ANSWER_CHARS})")
     text = completion[start:end].strip()
+    if _OPEN in text:
+        return fail("nested <answer> tags: the block holds another <answer>")
     if not text:
         return fail("empty answer")
     if len(text) > MAX_ANSWER_CHARS:

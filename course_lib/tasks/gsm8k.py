@@ -2,12 +2,10 @@ r"""GSM8K: grade-school word problems whose answer is one number.
 
 What is here:
 
-- ``load``: ``openai/gsm8k`` (config ``main``) through ``datasets`` when the Hugging Face Hub
-  answers, otherwise the copy bundled in ``data/gsm8k`` (MIT licence, see its LICENSE);
-  one printed line says which.
-- ``gold_answer``: the number after the ``#### `` line of a GSM8K answer text.
-- ``prompt``: the R1-style think/answer template, and the paper's rebuttal style
-  (question + "Let's think step by step and output the final answer within \boxed{}.").
+- ``load``: ``openai/gsm8k`` (config ``main``) through ``datasets`` when the Hub answers, else
+  the copy bundled in ``data/gsm8k`` (MIT licence, see its LICENSE); one printed line says which.
+- ``gold_answer``: the number after the ``#### `` line of a GSM8K answer text. ``prompt``: the
+  R1-style think/answer template, or the paper's rebuttal style (question + ``BOXED_SUFFIX``).
 - ``score``: the verifier. The completion's answer is the *last* complete one marked by
   ``#### N`` (rest of that line), ``\boxed{N}`` or ``<answer>N</answer>``; an over-long one
   still counts (and is wrong). A ``\boxed{`` still open at the end of the text is unfinished
@@ -20,10 +18,11 @@ What is here:
 Normalisation before comparing: surrounding spaces, a leading ``$`` or ``\$`` (also after a
 sign or before spaces: ``-$ 7``), a trailing period (``5.``), a leading ``+``, decimal zeros
 (``72.0 == 72``, ``.5 == 0.5``, ``-0 == 0``) and thousands separators: ``,`` or its LaTeX and
-typographic spellings ``{,}``, ``\,``, ``\ ``, U+2009, U+202F. Grouping must be well formed:
-1-3 digits without a leading zero, then groups of exactly 3, none in the fraction. ``0,100`` is
-a list or a decimal comma, not 100 (TinyZero deletes every comma; Math-Verify reads ``1,05``
-as 1.05 and ``1 000`` as 1000; here a plain space may separate two numbers). The comparison is
+typographic spellings ``{,}``, ``\,``, ``\:``, ``\;``, ``\ ``, U+2009, U+202F, possibly with TeX's
+negative space ``\!`` around it (``1\!,\!000``; ``\!`` alone separates nothing). Grouping must be
+well formed: 1-3 digits without a leading zero, then groups of exactly 3, none in the fraction.
+``0,100`` is a list or a decimal comma, not 100 (TinyZero deletes every comma; Math-Verify reads
+``1,05`` as 1.05, ``1 000`` as 1000; here a plain space may separate two numbers). The comparison is
 on normalised digit strings (sign, integer digits without leading zeros, fraction digits
 without trailing zeros): exact, and no unbounded digit string is ever turned into an int.
 
@@ -31,7 +30,6 @@ Simplified on purpose:
 
 - No units, percentages, fractions like ``3/4`` or LaTeX beyond ``\$`` and separators: GSM8K's
   gold answers are plain numbers, and a lenient parser is one more thing a policy can exploit.
-- The reward is binary (1.0 / 0.0), as in the paper; there is no format bonus here.
 - Answers longer than ``MAX_ANSWER_CHARS`` are wrong without being parsed, so a longer gold
   answer is an error (no completion could match it).
 """
@@ -45,18 +43,6 @@ import re
 
 from .. import DATA_DIR
 from .common import Score, hub_reachable
-
-__all__ = [
-    "BOXED_SUFFIX",
-    "HUB_ID",
-    "R1_TEMPLATE",
-    "extract_answer",
-    "gold_answer",
-    "load",
-    "normalize",
-    "prompt",
-    "score",
-]
 
 HUB_ID = "openai/gsm8k"
 MAX_ANSWER_CHARS = 64  # the longest GSM8K gold answer has 9 characters
@@ -78,7 +64,8 @@ MODES = ("marked", "last_number")
 
 _NUMBER = re.compile(r"([0-9]+)(?:\.([0-9]*))?|\.([0-9]+)")
 _THOUSANDS = re.compile(r"[1-9][0-9]{0,2}(?:,[0-9]{3})+")
-_SEPARATOR = re.compile(r"\{,\}|\\[, ]|[\u2009\u202f]")  # {,} \, \  thin spaces
+# a thousands separator: , {,} \, \: \; \  or a thin space, with TeX's negative thin space \! around it
+_SEPARATOR = re.compile(r"(?:\\!)*(?:\{,\}|,|\\[,:; ]|[\u2009\u202f])(?:\\!)*")
 # mode="last_number": a number is a whole word, so not the digits of "mp3", "x2", "3rd", "v1.2"
 _ANY_NUMBER = re.compile(
     r"(?<![\w.,])[+-]?\$?"  # nothing glued on the left

@@ -27,16 +27,6 @@ What is simplified, and why:
 - No discounting (gamma = 1), as in GRPO; responses stop at an optional end-of-sequence token
   or at ``depth`` tokens.
 - Everything is pure Python + NumPy, and exact: trees beyond a few thousand nodes are refused.
-
-Example:
-    >>> tree = build_tree(("1", "2", "+"), depth=3, eos="$")
-    >>> len(tree.states), len(tree.leaves)
-    (53, 40)
-    >>> policy = random_policy(tree, temperature=1.0, seed=0)
-    >>> reward = sum_verifier(3)
-    >>> V = state_values(tree, policy, reward)
-    >>> bool(np.isclose(V[()], expected_reward(tree, policy, reward)))
-    True
 """
 
 from __future__ import annotations
@@ -80,9 +70,7 @@ class TokenTree:
 
     def is_terminal(self, s: State) -> bool:
         """True when ``s`` ends in the end-of-sequence token or has ``depth`` tokens."""
-        return len(s) == self.depth or (
-            self.eos is not None and len(s) > 0 and s[-1] == len(self.actions) - 1
-        )
+        return len(s) == self.depth or (self.eos is not None and len(s) > 0 and s[-1] == len(self.actions) - 1)
 
     def text(self, s: State) -> str:
         """The response text of a state, without the end-of-sequence token.
@@ -133,10 +121,8 @@ def build_tree(vocab: Sequence[str], depth: int, eos: str | None = None) -> Toke
         raise ValueError(f"eos {eos!r} must not also be in vocab {vocab!r}")
     n = num_states(len(vocab), depth, eos is not None)
     if n > MAX_NODES:
-        raise ValueError(
-            f"vocab size {len(vocab)} and depth {depth} give {n} states (> {MAX_NODES}); "
-            "this module enumerates exactly, so use a smaller vocabulary or depth"
-        )
+        raise ValueError(f"vocab size {len(vocab)} and depth {depth} give {n} states (> {MAX_NODES}); "
+                         "this module enumerates exactly, so use a smaller vocabulary or depth")
     actions = vocab + ((eos,) if eos is not None else ())
     states: list[State] = [()]
     parent: dict[State, State | None] = {(): None}
@@ -165,9 +151,7 @@ def arithmetic_value(text: str) -> int | None:
     Parsed by hand, never with ``eval``. Example: ``arithmetic_value("2+1*2") == 4``,
     ``arithmetic_value("+2") is None``.
     """
-    if not _EXPR.match(text):
-        return None
-    return sum(int(np.prod([int(f) for f in term.split("*")])) for term in text.split("+"))
+    return sum(int(np.prod([int(f) for f in t.split("*")])) for t in text.split("+")) if _EXPR.match(text) else None
 
 
 def sum_verifier(target: int) -> Reward:
@@ -231,10 +215,7 @@ def state_values(tree: TokenTree, policy: Policy, reward: Reward) -> dict[State,
     V: dict[State, float] = {}
     for s in reversed(tree.states):
         kids = tree.children[s]
-        if not kids:
-            V[s] = float(reward(tree.text(s)))
-        else:
-            V[s] = float(policy.probs(s) @ np.array([V[c] for c in kids]))
+        V[s] = float(policy.probs(s) @ np.array([V[c] for c in kids]) if kids else reward(tree.text(s)))
     return V
 
 
@@ -248,12 +229,10 @@ def response_probs(tree: TokenTree, policy: Policy, state: State = ()) -> dict[S
     stack = [(state, 1.0)]
     while stack:
         s, p = stack.pop()
-        kids = tree.children[s]
-        if not kids:
+        if not tree.children[s]:
             out[s] = p
-            continue
-        for c, pa in zip(kids, policy.probs(s)):
-            stack.append((c, p * float(pa)))
+        else:
+            stack += [(c, p * float(pa)) for c, pa in zip(tree.children[s], policy.probs(s))]
     return out
 
 
@@ -308,9 +287,7 @@ def uniform_credit(reward_value: float, baseline: float, length: int) -> np.ndar
     return np.full(length, reward_value - baseline, dtype=float)
 
 
-def policy_gradient_mdp(
-    tree: TokenTree, policy: Policy, reward: Reward
-) -> dict[State, np.ndarray]:
+def policy_gradient_mdp(tree: TokenTree, policy: Policy, reward: Reward) -> dict[State, np.ndarray]:
     """Exact gradient of ``J = V(root)`` w.r.t. each state's logits, from per-state advantages.
 
     Policy-gradient theorem on the tree: ``dJ/dlogits[s][a] = P(reach s) * pi(a|s) *
@@ -331,9 +308,8 @@ def policy_gradient_mdp(
     return grad
 
 
-def policy_gradient_bandit(
-    tree: TokenTree, policy: Policy, reward: Reward, baseline: float | None = None
-) -> dict[State, np.ndarray]:
+def policy_gradient_bandit(tree: TokenTree, policy: Policy, reward: Reward,
+                           baseline: float | None = None) -> dict[State, np.ndarray]:
     """The same gradient, computed as a bandit over whole responses with uniform credit.
 
     ``sum_o P(o) * (r(o) - b) * sum_t grad log pi(o_t | o_<t)``: each token of ``o`` gets the
@@ -367,14 +343,8 @@ def flatten(grad: dict[State, np.ndarray], policy: Policy) -> np.ndarray:
     return np.concatenate([grad.get(s, np.zeros(k)) for s in policy.logits])
 
 
-def gradient_estimates(
-    tree: TokenTree,
-    policy: Policy,
-    reward: Reward,
-    responses: Sequence[State],
-    credit: str = "uniform",
-    baseline: float | None = None,
-) -> np.ndarray:
+def gradient_estimates(tree: TokenTree, policy: Policy, reward: Reward, responses: Sequence[State],
+                       credit: str = "uniform", baseline: float | None = None) -> np.ndarray:
     """One policy-gradient estimate per sampled response, ``sum_t c_t grad log pi(o_t | o_<t)``.
 
     Args:
@@ -387,11 +357,6 @@ def gradient_estimates(
         shape ``(n, S * A)``, coordinates as in :func:`flatten`. Both credits are unbiased: the
         mean over responses drawn from the policy is ``flatten(policy_gradient_mdp(...))``;
         their variances differ (notebook 01, section 7).
-
-    Example:
-        >>> g = gradient_estimates(tree, policy, reward, sample_responses(tree, policy, 5))
-        >>> g.shape == (5, len(policy.logits) * len(tree.actions))
-        True
     """
     if credit not in ("uniform", "exact"):
         raise ValueError(f"credit must be 'uniform' or 'exact', got {credit!r}")
@@ -401,10 +366,7 @@ def gradient_estimates(
     k = len(tree.actions)
     out = np.zeros((len(responses), len(row), k))
     for n, o in enumerate(responses):
-        if credit == "uniform":
-            c = uniform_credit(reward(tree.text(o)), b, len(o))
-        else:
-            c = token_advantages(tree, V, o)
+        c = uniform_credit(reward(tree.text(o)), b, len(o)) if credit == "uniform" else token_advantages(tree, V, o)
         for t, a in enumerate(o):
             g = -policy.probs(o[:t])
             g[a] += 1.0
@@ -455,10 +417,8 @@ def optimal_values(tree: TokenTree, reward: Reward, step: Step = deterministic_s
     """
     V: dict[State, float] = {}
     for s in reversed(tree.states):
-        if not tree.children[s]:
-            V[s] = float(reward(tree.text(s)))
-        else:
-            V[s] = max(sum(p * V[c] for p, c in step(s, a)) for a in range(len(tree.actions)))
+        V[s] = (max(sum(p * V[c] for p, c in step(s, a)) for a in range(len(tree.actions)))
+                if tree.children[s] else float(reward(tree.text(s))))
     return V
 
 

@@ -15,8 +15,8 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from course_lib.mdp import build_tree, expected_reward, random_policy, state_values, sum_verifier
-from course_lib.plots import draw_tree
+from .mdp import build_tree, expected_reward, random_policy, state_values, sum_verifier
+from .tree import draw_tree
 
 TOKENS = ("1", "2", "+", "*")  # vocabulary size k uses the first k tokens
 

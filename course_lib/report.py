@@ -1,0 +1,288 @@
+"""The report of a reproduction: its markdown tables and its result figures, from results.json.
+
+Everything here reads a results dict (``reproduce.write_outputs`` makes it; the shipped ones
+are in data/results/) and writes text or PNG files; no statistics are computed here (they
+come with the results, from ``course_lib.stats``).
+
+- Tables: accuracy in percent; "±" is the half-width of the 95% Student-t interval over
+  seeds, and each table header says so; TOST rows show their 90% interval, the smallest
+  passing margin, p and the verdict before and after Holm's correction.
+- Figures: one colour per objective across the course (:data:`COLOURS`, :func:`colour`);
+  accuracy in percent on every axis, axes labelled with units, interval bands clipped to
+  [0, 100]. Plain matplotlib ``Figure`` objects (no pyplot), so a notebook's backend is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from course_lib import DATA_DIR
+
+#: one colour per name in every figure of the course: the objectives, the reward-free control
+#: and the base model (matplotlib's tab10 and tab20 hues, told apart in greyscale by line style)
+COLOURS = {"base": "#000000", "grpo": "#1f77b4", "grpo-no-kl": "#17becf", "sft+": "#2ca02c",
+           "sft-": "#d62728", "sft+-": "#ff7f0e", "sft+-balanced": "#9467bd", "sft+-sized": "#8c564b",
+           "gspo": "#e377c2", "reinforce-rej": "#bcbd22", "dr-grpo": "#393b79", "confidence": "#7f7f7f"}
+
+
+def colour(name: str) -> str:
+    """The course's colour for an objective (or ``base``, ``confidence``); unknown names get grey.
+
+    Example: ``colour("grpo")`` -> ``"#1f77b4"`` in every figure.
+    """
+    return COLOURS.get(name, "#aaaaaa")
+
+
+def arm_label(objective: str, mu: int = 1) -> str:
+    """An arm's name in tables and legends: the objective, and its mu when the ratio and clip act."""
+    return objective + (f" (mu {mu})" if mu != 1 else "")
+
+
+def load_paper_results() -> dict | None:
+    """``data/paper_results.json`` (the paper's reported accuracies, percent), or None."""
+    path = Path(DATA_DIR) / "paper_results.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+# ---------------------------------------------------------------------------------- the tables
+
+HW = "± 95% over seeds"  # what "±" means (the half-width of the t-interval), in every table header
+
+
+def _pct(ci: dict | None, scale: float = 100) -> str:
+    if not ci or ci.get("mean") is None:
+        return "-"
+    hw = ci.get("half_width")
+    return f"{scale * ci['mean']:.1f}" + ("" if hw is None else f" ± {scale * hw:.1f}")
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def _arm(s: dict) -> str:
+    return arm_label(s["objective"], s.get("mu", 1))
+
+
+def summary_table(results: dict) -> str:
+    """The main comparison: one row per (task, objective, mu), mean ± 95% half-width over seeds."""
+    return _table(["task", "objective", "seeds", f"base acc % {HW}", f"final acc % {HW}", f"gain (pts) {HW}",
+                   f"vs grpo (pts, paired) {HW}", f"len correct (tokens) {HW}", f"len incorrect (tokens) {HW}"],
+                  [[s["task"], _arm(s), str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
+                    _pct(s["gain"]), _pct(s.get("diff_vs_grpo")), _pct(s["len_correct"], 1),
+                    _pct(s["len_incorrect"], 1)] for s in results["summary"]])
+
+
+def _verdict(e: dict, key: str = "verdict") -> str:
+    """A TOST row's verdict as printed: the rule's word, its direction, the seeds an underpowered
+    row would need at its observed difference and spread."""
+    if e["ci_low"] is not None and e["ci_low"] == e["ci_high"]:
+        return f"no spread: the same difference in every seed ({'inside' if e['equivalent'] else 'outside'} the margin)"
+    v = e.get(key) or e.get("verdict", "")
+    if v == "underpowered" and e.get("seeds_needed") and e["n"] < e["seeds_needed"]:
+        v += f" ({e['seeds_needed']} seeds needed at this difference and spread)"
+    return v + (f"; {e['direction']}" if e.get("direction") else "")
+
+
+def _num(x, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def equivalence_table(results: dict) -> str:
+    """TOST against GRPO: the paired difference, its 90% interval, the smallest margin at which
+    it would pass, p, the margin against GRPO's own gain, and the verdict before and after Holm."""
+    def share(e):
+        return "" if e.get("margin_share_of_gain") is None else f" ({100 * e['margin_share_of_gain']:.0f}% of grpo's gain)"
+
+    return _table(["task", "objective", "seeds", "diff vs grpo (pts)", "90% CI (pts)", "min margin (pts)",
+                   "p (TOST)", "margin (pts)", "verdict", "verdict after Holm"],
+                  [[e["task"], _arm(e), str(e["n"]), f"{100 * e['diff']:+.1f}",
+                    "-" if e["ci_low"] is None else f"[{100 * e['ci_low']:+.1f}, {100 * e['ci_high']:+.1f}]",
+                    _num(e.get("min_margin") and 100 * e["min_margin"], ".1f"), _num(e.get("p_tost"), ".4f"),
+                    f"{100 * e['margin']:.1f}{share(e)}", _verdict(e), _verdict(e, "verdict_holm")]
+                   for e in results["equivalence"]])
+
+
+def pass_at_k_table(results: dict, ks=(1, 16, 256)) -> str:
+    """pass@k (%) of the base model and each objective at a few k, [95% interval, clipped to 0-100]."""
+    cells: dict[tuple, dict] = {}
+    for r in results["pass_at_k"]:
+        cells.setdefault((r["task"], r["model"]), {})[r["k"]] = r
+    ks = [k for k in ks if any(k in v for v in cells.values())]
+
+    def cell(r):
+        if r is None or r["pass_at_k"] is None:
+            return "-"
+        lo, hi = (None, None) if r["ci_low"] is None else (max(0, r["ci_low"]), min(1, r["ci_high"]))
+        return f"{100 * r['pass_at_k']:.1f}" + ("" if lo is None else f" [{100 * lo:.1f}, {100 * hi:.1f}]")
+
+    return _table(["task", "model"] + [f"pass@{k} % [95% CI over seeds]" for k in ks],
+                  [[t, m] + [cell(v.get(k)) for k in ks] for (t, m), v in cells.items()])
+
+
+def ablation_table(results: dict) -> str:
+    return _table(["task", "objective", "aggregation", "seeds", f"final acc % {HW}", f"len correct (tokens) {HW}",
+                   f"len incorrect (tokens) {HW}", f"len incorrect, not truncated {HW}", f"train len incorrect {HW}"],
+                  [[s["task"], s["objective"], s["aggregation"], str(s["n"]), _pct(s["final_accuracy"]),
+                    _pct(s["len_correct"], 1), _pct(s["len_incorrect"], 1), _pct(s["len_incorrect_complete"], 1),
+                    _pct(s["train_len_incorrect"], 1)] for s in results["ablation"]])
+
+
+def paper_table(paper: dict) -> str:
+    """The paper's reported accuracies (percent), as printed in data/paper_results.json."""
+    objs = ["grpo", "grpo-no-kl", "sft+", "sft+-"]
+    rows = [[r["model"], r["task"]] + [f"{r[o]:.2f}" if o in r else "-" for o in objs] for r in paper["results"]]
+    return _table(["model", "task"] + objs, rows) + "".join(f"\n{n}" for n in paper.get("notes", [])) + "\n"
+
+
+def results_markdown(results: dict, paper: dict | None = None) -> str:
+    """results.md: settings, the main table, TOST, pass@k, the ablation and the paper's numbers."""
+    st = results["settings"]
+    parts = [f"# Reproduction: profile `{results['profile']}`\n",
+             f"Command: `{results['command']}`\n" if results.get("command") else "",
+             f"Weights: {'; '.join(results['weights'])}.\n" if results.get("weights") else "",
+             f"{results['finished_runs']} of {results['planned_runs']} runs finished; {st['steps']} steps per "
+             f"run; held-out evaluation on {st['eval_examples']} problems x {st['eval_samples']} samples. "
+             f"Wall time: {results['runs_wall_s']:.0f} s summed over the runs.\n",
+             "Mean ± half-width of a 95% Student-t interval over seeds; `vs grpo` and `gain` are paired by "
+             "seed. Lengths in tokens from the final held-out evaluation.\n",
+             "## Main comparison\n", summary_table(results)]
+    if results["equivalence"]:
+        parts += ["\n## Equivalence to GRPO (TOST)\n",
+                  f"Equivalent = the 90% interval of the paired difference lies inside ± "
+                  f"{100 * st['margin']:.1f} points; different = it lies beyond; underpowered = it straddles "
+                  "the margin. `min margin` is the smallest margin that would pass; the family is every row "
+                  "below (Holm's correction at 5%); `above`/`below grpo` where the 95% interval excludes 0. "
+                  "`sft+-balanced` equals GRPO's weights divided by A+ whenever k <= G/2 correct, so its "
+                  "equivalence is close to built in.\n",
+                  equivalence_table(results)]
+    if results["pass_at_k"]:
+        parts += ["\n## pass@k on held-out problems\n",
+                  f"Unbiased estimator from {st['pass_k']} samples on {st['pass_k_examples']} problems; "
+                  "[95% interval over seeds, clipped to 0-100].\n", pass_at_k_table(results)]
+    if results["ablation"]:
+        parts += ["\n## Aggregation ablation (the length claim)\n",
+                  "`sequence` = GRPO's 1/|o_i|; `token` = DAPO's mean over tokens; `constant` = Dr. GRPO's "
+                  "normaliser sum / (B x max length), with the group std kept.\n", ablation_table(results)]
+    if paper:
+        parts += ["\n## The paper's reported numbers (other models, full tasks)\n",
+                  f"Not comparable in value with the tables above. Source: {paper['source']}. "
+                  f"Metric: {paper['metric']}.\n", paper_table(paper)]
+    return "\n".join(p for p in parts if p)
+
+
+# --------------------------------------------------------------------------------- the figures
+
+
+def smooth(xs: list, k: int) -> list:
+    """Trailing moving average over ``k`` values that skips None (steps with no such answer).
+
+    Example: ``smooth([1, None, 3], 2)`` -> ``[1.0, 1.0, 3.0]``.
+    """
+    out = []
+    for i in range(len(xs)):
+        w = [x for x in xs[max(0, i - k + 1): i + 1] if x is not None]
+        out.append(sum(w) / len(w) if w else float("nan"))
+    return out
+
+
+def _curve(results: dict, task, objective, aggregation, key, k, mu=1):
+    """``(x, y)`` of one arm from ``results["curves"]`` (means over seeds): the held-out
+    evaluations for ``key="eval:accuracy"``, else a training metric smoothed over ``k`` steps."""
+    c = next((c for c in results.get("curves", []) if (c["task"], c["objective"], c["aggregation"],
+              c.get("mu", 1)) == (task, objective, aggregation, mu)), None)
+    if c is None:
+        return None, None
+    if key == "eval:accuracy":
+        return np.array(c["eval_step"]), np.array(c["eval_accuracy"], dtype=float)
+    ys = c.get(key) or []
+    return (np.arange(1, len(ys) + 1), np.array(smooth(ys, k))) if ys else (None, None)
+
+
+#: the panels of the curve figures: (key, title, y label, scale to the axis unit)
+PANELS = {"accuracy_over_steps.png": (("eval:accuracy", "held-out sampled accuracy", "accuracy (%)", 100),
+                                      ("accuracy", "accuracy of the training rollouts", "accuracy (%)", 100)),
+          "lengths_over_steps.png": (("len_correct", "length of correct answers", "length (tokens)", 1),
+                                     ("len_incorrect", "length of incorrect answers", "length (tokens)", 1))}
+
+
+def result_figures(out, results: dict) -> list[str]:
+    """The figures of a reproduction, drawn from its results (``curves``, ``pass_at_k``) into the
+    folder ``out``: accuracy and lengths over steps, the aggregation ablation and pass@k (when
+    measured). Returns the file names written."""
+    out, runs = Path(out), results["runs"]
+    main = [r for r in runs if not r["ablation"]]
+    arms = list(dict.fromkeys((r["objective"], r.get("mu", 1)) for r in main))  # mu > 1: its own line
+    agg = main[0]["aggregation"] if main else "sequence"
+    k = max(1, min(10, max(r["steps"] for r in runs) // 6))
+    rows = [(t, [(t, o, agg, mu, arm_label(o, mu), "-" if mu == 1 else "--") for o, mu in arms])
+            for t in dict.fromkeys(r["task"] for r in runs)]
+    for name, cols in PANELS.items():
+        _grid(out / name, results, rows, cols, k, f"mean over seeds; training curves: moving average of {k} steps")
+    written = list(PANELS)
+    if results["ablation"]:
+        pairs = dict.fromkeys((s["task"], s["objective"]) for s in results["ablation"])
+        rows = [(f"{t} {o}", [(t, o, a, 1, a, ls) for a, ls in zip(("sequence", "token", "constant"), ("-", "--", ":"))])
+                for t, o in pairs]
+        _grid(out / "aggregation_ablation.png", results, rows,
+              PANELS["lengths_over_steps.png"] + PANELS["accuracy_over_steps.png"][:1], k,
+              f"aggregation ablation, mean over seeds (training curves: moving average of {k} steps)", "aggregation")
+        written.append("aggregation_ablation.png")
+    if results["pass_at_k"]:
+        written.append(_pass_at_k_figure(out, results))
+    return written
+
+
+def _grid(path, results: dict, rows, cols, k: int, suptitle: str, legend_title: str | None = None) -> None:
+    """One figure: a row per ``(name, lines)``, a column per panel of :data:`PANELS`; each line
+    ``(task, objective, aggregation, mu, label, linestyle)`` in its objective's colour."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3 * len(cols) + 5, 3.3 * len(rows)))
+    axes = fig.subplots(len(rows), len(cols), squeeze=False)
+    for r, (name, lines) in enumerate(rows):
+        for c, (key, title, ylabel, scale) in enumerate(cols):
+            for task, obj, agg, mu, label, ls in lines:
+                x, y = _curve(results, task, obj, agg, key, k, mu)
+                if x is not None:
+                    axes[r, c].plot(x, scale * y, marker="o" if key.startswith("eval") else None, ms=3, ls=ls,
+                                    color=colour(obj), label=label)
+            axes[r, c].set(title=f"{name}: {title}", xlabel="training step", ylabel=ylabel)
+            axes[r, c].title.set_fontsize(9)
+        axes[r, 0].legend(fontsize=7, title=legend_title, title_fontsize=7)
+    fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def pass_at_k_axes(ax, rows: list[dict], task: str) -> None:
+    """pass@k (%) against k (log scale) for every model of ``task`` in ``rows`` (results'
+    pass_at_k), with its interval as a band clipped to [0, 100]."""
+    for m in dict.fromkeys(r["model"] for r in rows if r["task"] == task):
+        pts = sorted((r["k"], r["pass_at_k"], r["ci_low"], r["ci_high"]) for r in rows
+                     if r["task"] == task and r["model"] == m)
+        ks = [p[0] for p in pts]
+        ax.plot(ks, [100 * p[1] for p in pts], "o-", ms=3, color=colour(m), label=m)
+        if pts and pts[0][2] is not None:
+            ax.fill_between(ks, np.clip([100 * p[2] for p in pts], 0, 100), np.clip([100 * p[3] for p in pts], 0, 100),
+                            color=colour(m), alpha=0.12)
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="k (samples per problem)", ylabel="pass@k (%)", ylim=(0, 102))
+    ax.set_title(f"{task}: pass@k on held-out problems (bands: 95% CI over seeds)", fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def _pass_at_k_figure(out, results: dict) -> str:
+    from matplotlib.figure import Figure
+
+    tasks = list(dict.fromkeys(r["task"] for r in results["pass_at_k"]))
+    fig = Figure(figsize=(5.5 * len(tasks), 3.8))
+    for ax, task in zip(fig.subplots(1, len(tasks), squeeze=False)[0], tasks):
+        pass_at_k_axes(ax, results["pass_at_k"], task)
+    fig.tight_layout()
+    fig.savefig(out / "pass_at_k.png", dpi=100)
+    return "pass_at_k.png"
