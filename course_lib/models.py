@@ -117,7 +117,7 @@ _QWEN_DEFAULT = dict(
     beta=0.001,  # paper (rebuttal): 0.001
     eval_examples=200,  # paper: the full test sets (GSM8K 1,319); a subset keeps evaluation short
     eval_samples=1,
-    precision="auto",  # bf16 where the GPU has it, else fp16 with a GradScaler (T4)
+    precision="auto",  # bf16 on GPUs of compute capability >= 8, fp16 with a GradScaler below (T4 7.5)
 )
 #: A free Colab T4 session (about 3-4 hours, results lost on disconnect unless on Drive) fits
 #: notebook 06's GPU section, grpo vs sft+- on one task with an evaluation at the start and the
@@ -270,8 +270,15 @@ def use_profile_threads(profile: Profile) -> int:
 # ------------------------------------------------------------------------- devices and dtypes
 
 
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a ``torch.device``; None means ``cuda`` when available, else ``cpu``."""
+def resolve_device(device: str | torch.device | None = None, profile: Profile | None = None) -> torch.device:
+    """``device`` as a ``torch.device``; None means ``cuda`` when available, else ``cpu`` -- except
+    for the micro profile (``profile.model_id is None``), which stays on the CPU on every runtime:
+    a 1M-parameter model gains nothing from a GPU, and the micro notebooks build CPU tensors.
+
+    Example: ``resolve_device(None, PROFILES["micro"])`` -> ``device(type='cpu')`` on a GPU runtime too.
+    """
+    if device is None and profile is not None and profile.model_id is None:
+        return torch.device("cpu")
     return torch.device(device if device is not None else ("cuda" if has_cuda() else "cpu"))
 
 
@@ -280,17 +287,23 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 
 
 def compute_dtype(precision: str, device: str | torch.device | None = None) -> torch.dtype:
-    """The dtype a run computes in. ``"auto"``: bfloat16 on GPUs that support it (Ampere and
-    newer), float16 on older ones such as the T4 (train it with a GradScaler), float32 on CPU.
+    """The dtype a run computes in. ``"auto"``: bfloat16 on GPUs of compute capability 8 and up
+    (Ampere and newer: bf16 tensor cores), float16 below it (T4 7.5, V100 7.0; trained with a
+    GradScaler), float32 on CPU. The capability decides, not ``torch.cuda.is_bf16_supported()``:
+    that answers True on a T4 too, because it counts *emulated* bf16, which is slower there than
+    fp32.
 
-    Example: ``compute_dtype("auto", "cpu")`` -> ``torch.float32``.
+    Example: ``compute_dtype("auto", "cpu")`` -> ``torch.float32``; on a T4
+    ``compute_dtype("auto", "cuda")`` -> ``torch.float16``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if PRECISIONS[precision] is not None:
         return PRECISIONS[precision]
-    if resolve_device(device).type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        major, _ = torch.cuda.get_device_capability(dev)
+        return torch.bfloat16 if major >= 8 else torch.float16
     return torch.float32
 
 
@@ -377,7 +390,8 @@ def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
 
     Args:
         profile: a Profile or a profile name.
-        device: default ``cuda`` when available, else ``cpu`` (4-bit works on CPU too, slowly).
+        device: default ``cuda`` when available, else ``cpu`` (4-bit works on CPU too, slowly);
+            the micro profile defaults to ``cpu`` on every runtime (:func:`resolve_device`).
         precision: ``"auto"``, ``"fp32"``, ``"fp16"`` or ``"bf16"`` (see :func:`compute_dtype`).
         gradient_checkpointing: default ``profile.gradient_checkpointing``.
         model_id: load this hub id or local folder instead of ``profile.model_id`` (tests and
@@ -391,7 +405,7 @@ def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
         ModelUnavailableError: the hub is unreachable (or the model gated) and not cached.
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
-    device = resolve_device(device)
+    device = resolve_device(device, profile)  # micro: the CPU unless a device is given
     dtype = compute_dtype(precision, device)
     ckpt = profile.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
     if profile.model_id is None:  # the course's micro model, or a folder written like it
