@@ -126,3 +126,37 @@ def test_fast_mode(monkeypatch, env, fast):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert fast_mode() is fast
+
+
+@pytest.mark.parametrize("name, capability, gpu, expected", [
+    ("qwen2.5-0.5b", (7, 5), "Tesla T4",
+     "qwen2.5-0.5b on cuda (Tesla T4, compute capability 7.5): float16 + GradScaler"),
+    ("qwen2.5-1.5b", (8, 0), "NVIDIA A100-SXM4-40GB",
+     "qwen2.5-1.5b on cuda (NVIDIA A100-SXM4-40GB, compute capability 8.0): bfloat16"),
+    ("micro", (7, 5), "Tesla T4", "micro on cpu: float32"),  # micro stays on the CPU on a GPU runtime
+    ("micro", None, None, "micro on cpu: float32"),
+])
+def test_setup_banner_names_the_gpu_its_capability_and_the_dtype(monkeypatch, capsys, name, capability, gpu,
+                                                                 expected):
+    import torch
+
+    from course_lib.notebook import setup
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: capability is not None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # as on a T4: emulated
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: gpu)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    setup(profile=name)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("precision")]
+    assert lines == [f"precision     {expected}"]
+
+
+def test_notebooks_that_use_a_gpu_ask_colab_for_one(notebook):
+    """A badge opens a CPU runtime unless the notebook's metadata asks for a GPU (a T4 on the free
+    tier); the notebooks that train on CUDA (they test torch.cuda) must ask, the micro ones need not."""
+    path, nb = notebook
+    if "torch.cuda.is_available()" not in "".join(source(c) for c in code_cells(nb)):
+        return
+    meta = nb["metadata"]
+    assert meta.get("accelerator") == "GPU" and meta.get("colab", {}).get("gpuType") == "T4", path.name
