@@ -121,29 +121,34 @@ _QWEN_DEFAULT = dict(
 )
 #: A free Colab T4 session (about 3-4 hours, results lost on disconnect unless on Drive) fits
 #: notebook 06's GPU section, grpo vs sft+- on one task with an evaluation at the start and the
-#: end, in about an hour. Cost model (Qwen2.5-0.5B, NF4 + LoRA, fp16, T4): sampling is decode-
-#: bound, about 24 tokens/s for one sequence with HF generate in fp16 (a published Colab T4
-#: measurement), so ~42 ms per decode step, taken as ~60 ms for a batch of 40 rows in NF4; a
-#: step's rollout runs to its longest completion, at worst the 256-token cap: ~15 s. The
+#: end, in under an hour. Sized to *show* learning: LoRA at lr 1e-4 (the course's SmolLM2-135M
+#: LoRA runs learned within 15 steps at 1e-4; 1e-5 for 40 steps moved nothing measurable), and
+#: an evaluation of 100 problems x 4 samples, whose paired start-to-end difference has a 95%
+#: half-width of about 7 points at 30-40% accuracy, so a 10-point gain stands out of the noise
+#: (100 x 1 sample: about 13). Cost model (Qwen2.5-0.5B, NF4 + LoRA, fp16, T4): sampling is
+#: decode-bound, about 24 tokens/s for one sequence with HF generate in fp16 (a published Colab
+#: T4 measurement), so ~42 ms per decode step, taken as ~60 ms for a batch of 40-64 rows in NF4;
+#: a step's rollout runs to its longest completion, at worst the 256-token cap: ~15 s. The
 #: update (forward + backward + recomputation under gradient checkpointing, plus the reference
 #: forward for the KL) on 40 x ~350 tokens is ~4 x 2 x 0.5e9 x 14k FLOPs ~ 6e13, ~8 s at an
-#: effective 8 TFLOP/s. So ~23 s per step: 2 runs x 40 steps ~ 31 min, plus 4 evaluations of
-#: 100 problems (~30 s each) and loading: ~35 min, leaving room for the model being slower than
-#: estimated. `train` prints the measured estimate after the first step; `make gpu-check`
-#: measures it.
-_QWEN_COLAB = {**_QWEN_DEFAULT, "max_new_tokens": 256, "steps": 40, "eval_examples": 100, "eval_every": 0,
-               "checkpoint_every": 5}
+#: effective 8 TFLOP/s. So ~23 s per step: 2 runs x 30 steps ~ 23 min, plus 4 evaluations of
+#: 400 completions (7 batches of 64 to the cap, ~1.8 min each) and loading: ~33 min. Not yet
+#: measured on a T4: `train` prints the measured estimate after the first step, and
+#: benchmarks/gpu_check.py times the rollout and the update on whatever GPU it runs on.
+_QWEN_COLAB = {**_QWEN_DEFAULT, "max_new_tokens": 256, "steps": 30, "learning_rate": 1e-4,  # LoRA: see above
+               "eval_examples": 100, "eval_samples": 4, "eval_every": 0, "checkpoint_every": 5}
 def estimate_minutes(profile: Profile, budget: str = "colab", runs: int = 2) -> float:
     """Minutes for ``runs`` runs of ``budget`` on a T4 by the cost model above (Qwen2.5-0.5B:
-    ~60 ms per decode step to the token cap, ~8 s per update of 40 x ~350 tokens, ~30 s per
-    evaluation of 100 problems of 256 tokens, 2 min loading; Qwen2.5-1.5B about 3x per step).
+    ~60 ms per decode step to the token cap, ~8 s per update of 40 x ~350 tokens, evaluations
+    in batches of 64 completions to the cap, 2 min loading; Qwen2.5-1.5B about 3x per step).
 
-    Example: ``estimate_minutes(PROFILES["qwen2.5-0.5b"], "colab")`` -> about 35.
+    Example: ``estimate_minutes(PROFILES["qwen2.5-0.5b"], "colab")`` -> about 33.
     """
     b = profile.budgets[budget]
     rows, size = b["prompts_per_step"] * b["group_size"], 3.0 if "1.5b" in profile.name else 1.0
     step = size * (0.060 * b["max_new_tokens"] + 8.0 * rows / 40 * (b["max_new_tokens"] + 94) / 350)
-    evals = 2 * 30.0 * b["eval_examples"] / 100 * b["max_new_tokens"] / 256 * size
+    batches = -(-b["eval_examples"] * b.get("eval_samples", 1) // 64)  # evaluate()'s batch_size
+    evals = 2 * batches * 0.060 * b["max_new_tokens"] * size
     return runs * (b["steps"] * step + evals) / 60 + 2
 
 
