@@ -218,11 +218,14 @@ def format_report(check: dict) -> str:
 
 def show_completions(check: dict, width: int = 400) -> str:
     """The completions a :func:`format_check` kept, each with its verdict, as printable text
-    (the completion's last ``width`` characters: that is where the verifier reads)."""
+    (the completion's last ``width`` characters: that is where the verifier reads; a short
+    one-line completion follows its verdict on the same line)."""
     blocks = []
     for i, row in enumerate(check["shown"], 1):
         s, text = row["score"], row["completion"].strip()
         text = text if len(text) <= width else "..." + text[-width:]
         verdict = "right" if s.correct else "wrong"
-        blocks.append(f"[{i}] {verdict} ({s.reason}; reward {s.reward:g})\n    " + text.replace("\n", "\n    "))
+        head = f"[{i}] {verdict} ({s.reason}; reward {s.reward:g})"
+        short = "\n" not in text and len(text) <= 100  # on the same line
+        blocks.append(head + (": " + text if short else "\n    " + text.replace("\n", "\n    ")))
     return "\n".join(blocks)

@@ -107,7 +107,7 @@ def test_format_check_on_the_micro_model_and_its_verifier():
         assert 0.0 <= fc[key] <= 1.0
     assert fc["well_formed"] >= 0.5 and fc["warning"] is None  # the micro base is built to answer in format
     text = show_completions(fc)
-    assert text.count("\n[") == 2 and all(v in text for v in ("[1] ", "[3] "))
+    assert text.count("[") >= 3 and all(v in text for v in ("[1] ", "[2] ", "[3] ")) and text.count("\n") >= 2
     assert [r["prompt"] for r in fc["shown"]] == [task.prompt(e) for e in examples[:3]]
     again = format_check(model, tok, task, examples, samples=2, max_new_tokens=64, temperature=1.0)
     assert [r["completion"] for r in again["shown"]] == [r["completion"] for r in fc["shown"]]  # seeded

@@ -4,7 +4,10 @@ These checks read the committed .ipynb files; executing them is nbval's job (`ma
 """
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,8 @@ import pytest
 import course_lib
 from course_lib.notebook import fast_mode, repo_slug_mismatches
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 MAX_BYTES = 1_000_000  # each committed notebook, figures included
@@ -160,3 +164,29 @@ def test_notebooks_that_use_a_gpu_ask_colab_for_one(notebook):
         return
     meta = nb["metadata"]
     assert meta.get("accelerator") == "GPU" and meta.get("colab", {}).get("gpuType") == "T4", path.name
+
+
+def test_the_gpu_section_of_notebook_06_runs_alone_after_a_disconnect(tmp_path):
+    """Section 10's code is one cell that imports what it needs: run alone in a fresh Python (as
+    after a Colab disconnect; here on a CPU, so on the micro model, shrunk), it completes and
+    shows the format check, completions with verdicts, a live line per step and the verdicts."""
+    nb = load(NOTEBOOKS / "06_head_to_head.ipynb")
+    cell = next(source(c) for c in code_cells(nb) if "format_check(" in source(c))
+    script = tmp_path / "section10.py"
+    script.write_text(cell)
+    env = {**os.environ, "CI": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, str(script)], cwd=NOTEBOOKS, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout
+    for want in ("base model: format check on", "[3] ", "grpo step   1/2: reward", "truncated", "after sft+-: format",
+                 "sft+- - grpo = "):
+        assert want in text, want
+    if not torch_cuda():
+        assert text.splitlines()[0].startswith("section 10's Qwen2.5 runs skipped: no CUDA GPU here")
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
