@@ -17,7 +17,8 @@ What is simplified, and why:
   deviation is named where the value lives.
 - **LoRA instead of full fine-tuning** for the Qwen profiles (the authors' rebuttal runs used
   LoRA rank 16 / alpha 32 too). LoRA needs a larger learning rate than full fine-tuning,
-  roughly 10x, so the Qwen budgets use 1e-5 where the paper's full fine-tune used 1e-6.
+  roughly 10x, so the Qwen default budgets use 1e-5 where the paper's full fine-tune used 1e-6
+  (the short colab budget uses 1e-4, to show learning within one session).
 - **The reference policy is the base model with the adapters switched off** (no second copy of
   the weights). The micro model is fully fine-tuned, so it keeps a frozen copy of its initial
   weights instead (about 1M parameters, 4 MB), swapped in for the reference forward pass.
@@ -122,7 +123,7 @@ _QWEN_DEFAULT = dict(
 #: A free Colab T4 session (about 3-4 hours, results lost on disconnect unless on Drive) fits
 #: notebook 06's GPU section, grpo vs sft+- on one task with an evaluation at the start and the
 #: end, in under an hour. Sized to *show* learning: LoRA at lr 1e-4 (the course's SmolLM2-135M
-#: LoRA runs learned within 15 steps at 1e-4; 1e-5 for 40 steps moved nothing measurable), and
+#: LoRA runs learned within 15 steps at 1e-4; at 1e-5 the adapters move a tenth as far), and
 #: an evaluation of 100 problems x 4 samples, whose paired start-to-end difference has a 95%
 #: half-width of about 7 points at 30-40% accuracy, so a 10-point gain stands out of the noise
 #: (100 x 1 sample: about 13). Cost model (Qwen2.5-0.5B, NF4 + LoRA, fp16, T4): sampling is
