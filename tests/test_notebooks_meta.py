@@ -190,3 +190,21 @@ def torch_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("on_colab", [True, False])
+def test_download_bars_stay_on_colab_only(monkeypatch, capsys, on_colab):
+    """On Colab the hub's download bars are the only sign of life during a 1-3 GB download; in
+    the committed outputs (made elsewhere) the loading bars stay off."""
+    import transformers
+
+    from course_lib.notebook import setup
+
+    calls = []
+    monkeypatch.setattr(transformers.utils.logging, "disable_progress_bar", lambda: calls.append(1))
+    if on_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", object())
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    setup(profile="micro")
+    assert calls == ([] if on_colab else [1])
