@@ -196,12 +196,14 @@ def torch_cuda() -> bool:
 def test_download_bars_stay_on_colab_only(monkeypatch, capsys, on_colab):
     """On Colab the hub's download bars are the only sign of life during a 1-3 GB download; in
     the committed outputs (made elsewhere) the loading bars stay off."""
+    import torch
     import transformers
 
     from course_lib.notebook import setup
 
     calls = []
     monkeypatch.setattr(transformers.utils.logging, "disable_progress_bar", lambda: calls.append(1))
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process keeps its threads
     if on_colab:
         monkeypatch.setitem(sys.modules, "google.colab", object())
     else:
