@@ -128,3 +128,87 @@ def evaluate_as_trained(model, tokenizer, task, cfg, examples: Sequence[dict], *
     with models.autocast(model, models.compute_dtype(cfg.precision, next(model.parameters()).device)):
         return evaluate(model, tokenizer, asked, examples, max_new_tokens=cfg.max_new_tokens,
                         temperature=cfg.temperature, top_p=cfg.top_p, **kwargs)
+
+
+#: Markers of a final answer the course's verifiers read (GSM8K: ``\boxed{}`` or ``####``;
+#: Countdown and the micro tasks: ``<answer>...</answer>`` or ``####``).
+ANSWER_MARKERS = ("\\boxed{", "####", "</answer>")
+
+
+def format_check(model, tokenizer, task, examples: Sequence[dict], *, samples: int = 2,
+                 max_new_tokens: int = 256, temperature: float = 1.0, top_p: float = 1.0,
+                 seed: int = 4321, show: int = 3) -> dict:
+    """Sample ``samples`` completions of each example and measure whether the verifier can read them.
+
+    Run it on a base model before training: a model that rarely writes its answer in the marked
+    form the verifier reads, or runs into the token cap, gives rewards that say more about the
+    format than about the arithmetic, and RL then mostly learns the format.
+
+    Args:
+        task: a ``course_lib.tasks.Task`` (behind the chat template for instruct profiles:
+            ``models.prompted``). examples: a few problems (8-16 are enough for the shares).
+        show: how many (prompt, completion, verdict) to keep for printing.
+
+    Returns:
+        dict with ``n`` (completions), ``well_formed`` (share whose answer is where the verifier
+        looks: ``Score.well_formed``), ``ended`` (share that stopped before ``max_new_tokens``),
+        ``multiple`` (share with more than one marked answer: the verifier takes the last),
+        ``accuracy``, ``warning`` (one line when format failures dominate, else None) and
+        ``shown``: ``show`` dicts with ``prompt``, ``completion`` and ``score`` (a ``Score``).
+
+    Example::
+
+        fc = format_check(model, tok, get_task("gsm8k"), get_task("gsm8k").load("test", n=8))
+        print(format_report(fc))
+    """
+    if not examples:
+        raise ValueError("examples is empty: pass a few problems, e.g. task.load('test', n=8)")
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        torch.manual_seed(seed)
+        roll = generate_rollouts(model, tokenizer, [task.prompt(ex) for ex in examples], samples,
+                                 max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    exs = [ex for ex in examples for _ in range(samples)]
+    scores = [task.score(text, ex) for text, ex in zip(roll.texts, exs)]
+    truncated = roll.truncated.tolist()
+    marks = [sum(text.count(m) for m in ANSWER_MARKERS) for text in roll.texts]
+    n = len(scores)
+    out = {
+        "n": n,
+        "well_formed": sum(bool(s.well_formed) for s in scores) / n,
+        "ended": sum(not t for t in truncated) / n,
+        "multiple": sum(k > 1 for k in marks) / n,
+        "accuracy": sum(bool(s.correct) for s in scores) / n,
+        "shown": [{"prompt": task.prompt(ex), "completion": text, "score": s}
+                  for ex, text, s in list(zip(exs, roll.texts, scores))[::samples][:show]],
+    }
+    out["warning"] = None
+    if out["well_formed"] < 0.5:
+        out["warning"] = (f"warning: format failures dominate ({100 * (1 - out['well_formed']):.0f}% of the "
+                          "completions have no answer where the verifier looks"
+                          + (f"; {100 * (1 - out['ended']):.0f}% hit the {max_new_tokens}-token cap" if out["ended"] < 1 else "")
+                          + "): early rewards will measure the format, not the reasoning")
+    return out
+
+
+def format_report(check: dict) -> str:
+    """The lines of a :func:`format_check` for printing: the shares, then the warning if any."""
+    line = (f"format check on {check['n']} completions: answer where the verifier reads it "
+            f"{100 * check['well_formed']:.0f}%, ended before the cap {100 * check['ended']:.0f}%, "
+            f"more than one marked answer {100 * check['multiple']:.0f}%, correct {100 * check['accuracy']:.0f}%")
+    return line + ("\n" + check["warning"] if check["warning"] else "")
+
+
+def show_completions(check: dict, width: int = 400) -> str:
+    """The completions a :func:`format_check` kept, each with its verdict, as printable text
+    (the completion's last ``width`` characters: that is where the verifier reads; a short
+    one-line completion follows its verdict on the same line)."""
+    blocks = []
+    for i, row in enumerate(check["shown"], 1):
+        s, text = row["score"], row["completion"].strip()
+        text = text if len(text) <= width else "..." + text[-width:]
+        verdict = "right" if s.correct else "wrong"
+        head = f"[{i}] {verdict} ({s.reason}; reward {s.reward:g})"
+        short = "\n" not in text and len(text) <= 100  # on the same line
+        blocks.append(head + (": " + text if short else "\n    " + text.replace("\n", "\n    ")))
+    return "\n".join(blocks)

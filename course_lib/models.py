@@ -12,7 +12,8 @@ What is simplified, and why:
   rate 1e-6 and 1,024 new tokens. The Qwen budgets keep G and the temperature and shrink the
   step, the cap and the steps to fit one GPU; every deviation is named where the value lives.
 - **LoRA instead of full fine-tuning** for the hub profiles (the authors' rebuttal runs used
-  rank 16 / alpha 32 too); LoRA needs roughly 10x the learning rate: 1e-5 for the paper's 1e-6.
+  rank 16 / alpha 32 too); LoRA needs roughly 10x the learning rate: 1e-5 for the paper's 1e-6
+  (the short colab budget uses 1e-4, to show learning within one session).
 - **The reference policy is the base model with the adapters switched off** (no second copy
   of the weights). The fully fine-tuned micro model keeps a frozen copy of its initial weights
   instead (1M parameters, 4 MB), swapped in for the reference forward pass.
@@ -107,24 +108,38 @@ _QWEN_DEFAULT = dict(
     beta=0.001,  # paper (rebuttal): 0.001
     eval_examples=200,  # paper: the full test sets (GSM8K 1,319); a subset keeps evaluation short
     eval_samples=1,
-    precision="auto",  # bf16 where the GPU has it, else fp16 with a GradScaler (T4)
+    precision="auto",  # bf16 on GPUs of compute capability >= 8, fp16 with a GradScaler below (T4 7.5)
 )
-#: A free Colab T4 session fits notebook 06's GPU section (grpo vs sft+- on one task, evaluated
-#: at the start and the end) in about an hour. Cost model (Qwen2.5-0.5B, NF4 + LoRA, fp16, T4):
-#: decode-bound sampling, ~24 tokens/s for one sequence (a published T4 measurement), taken as
-#: ~60 ms per step of 40 rows, to the 256-token cap: ~15 s; the update on 40 x ~350 tokens,
-#: ~6e13 FLOPs at an effective 8 TFLOP/s: ~8 s. 2 runs x 40 steps ~ 31 min, plus 4 evaluations
-#: and loading: ~35 min. `train` prints the measured estimate; `make gpu-check` measures it.
-_QWEN_COLAB = {**_QWEN_DEFAULT, "max_new_tokens": 256, "steps": 40, "eval_examples": 100, "eval_every": 0,
-               "checkpoint_every": 5}
+#: A free Colab T4 session (about 3-4 hours, results lost on disconnect unless on Drive) fits
+#: notebook 06's GPU section, grpo vs sft+- on one task with an evaluation at the start and the
+#: end, in under an hour. Sized to *show* learning: LoRA at lr 1e-4 (the course's SmolLM2-135M
+#: LoRA runs learned within 15 steps at 1e-4; at 1e-5 the adapters move a tenth as far), and
+#: an evaluation of 100 problems x 4 samples, whose paired start-to-end difference has a 95%
+#: half-width of about 7 points at 30-40% accuracy, so a 10-point gain stands out of the noise
+#: (100 x 1 sample: about 13). Cost model (Qwen2.5-0.5B, NF4 + LoRA, fp16, T4): sampling is
+#: decode-bound, about 24 tokens/s for one sequence with HF generate in fp16 (a published Colab
+#: T4 measurement), so ~42 ms per decode step, taken as ~60 ms for a batch of 40-64 rows in NF4;
+#: a step's rollout runs to its longest completion, at worst the 256-token cap: ~15 s. The
+#: update (forward + backward + recomputation under gradient checkpointing, plus the reference
+#: forward for the KL) on 40 x ~350 tokens is ~4 x 2 x 0.5e9 x 14k FLOPs ~ 6e13, ~8 s at an
+#: effective 8 TFLOP/s. So ~23 s per step: 2 runs x 30 steps ~ 23 min, plus 4 evaluations of
+#: 400 completions (7 batches of 64 to the cap, ~1.8 min each) and loading: ~33 min. Not yet
+#: measured on a T4: `train` prints the measured estimate after the first step, and
+#: benchmarks/gpu_check.py times the rollout and the update on whatever GPU it runs on.
+_QWEN_COLAB = {**_QWEN_DEFAULT, "max_new_tokens": 256, "steps": 30, "learning_rate": 1e-4,  # LoRA: see above
+               "eval_examples": 100, "eval_samples": 4, "eval_every": 0, "checkpoint_every": 5}
 def estimate_minutes(profile: Profile, budget: str = "colab", runs: int = 2) -> float:
-    """Minutes for ``runs`` runs of ``budget`` on a T4 by the cost model above (~30 s per
-    evaluation of 100 problems of 256 tokens, 2 min loading; Qwen2.5-1.5B about 3x per step).
-    Example: ``estimate_minutes(PROFILES["qwen2.5-0.5b"], "colab")`` -> about 35."""
+    """Minutes for ``runs`` runs of ``budget`` on a T4 by the cost model above (Qwen2.5-0.5B:
+    ~60 ms per decode step to the token cap, ~8 s per update of 40 x ~350 tokens, evaluations
+    in batches of 64 completions to the cap, 2 min loading; Qwen2.5-1.5B about 3x per step).
+
+    Example: ``estimate_minutes(PROFILES["qwen2.5-0.5b"], "colab")`` -> about 33.
+    """
     b = profile.budgets[budget]
     rows, size = b["prompts_per_step"] * b["group_size"], 3.0 if "1.5b" in profile.name else 1.0
     step = size * (0.060 * b["max_new_tokens"] + 8.0 * rows / 40 * (b["max_new_tokens"] + 94) / 350)
-    evals = 2 * 30.0 * b["eval_examples"] / 100 * b["max_new_tokens"] / 256 * size
+    batches = -(-b["eval_examples"] * b.get("eval_samples", 1) // 64)  # evaluate()'s batch_size
+    evals = 2 * batches * 0.060 * b["max_new_tokens"] * size
     return runs * (b["steps"] * step + evals) / 60 + 2
 
 
@@ -241,8 +256,15 @@ def use_profile_threads(profile: Profile) -> int:
     return torch.get_num_threads()
 
 
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a ``torch.device``; None means ``cuda`` when available, else ``cpu``."""
+def resolve_device(device: str | torch.device | None = None, profile: Profile | None = None) -> torch.device:
+    """``device`` as a ``torch.device``; None means ``cuda`` when available, else ``cpu`` -- except
+    for the micro profile (``profile.model_id is None``), which stays on the CPU on every runtime:
+    a 1M-parameter model gains nothing from a GPU, and the micro notebooks build CPU tensors.
+
+    Example: ``resolve_device(None, PROFILES["micro"])`` -> ``device(type='cpu')`` on a GPU runtime too.
+    """
+    if device is None and profile is not None and profile.model_id is None:
+        return torch.device("cpu")
     return torch.device(device if device is not None else ("cuda" if has_cuda() else "cpu"))
 
 
@@ -251,17 +273,23 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 
 
 def compute_dtype(precision: str, device: str | torch.device | None = None) -> torch.dtype:
-    """The dtype a run computes in. ``"auto"``: bfloat16 on GPUs that support it (Ampere and
-    newer), float16 on older ones such as the T4 (train it with a GradScaler), float32 on CPU.
+    """The dtype a run computes in. ``"auto"``: bfloat16 on GPUs of compute capability 8 and up
+    (Ampere and newer: bf16 tensor cores), float16 below it (T4 7.5, V100 7.0; trained with a
+    GradScaler), float32 on CPU. The capability decides, not ``torch.cuda.is_bf16_supported()``:
+    that answers True on a T4 too, because it counts *emulated* bf16, which is slower there than
+    fp32.
 
-    Example: ``compute_dtype("auto", "cpu")`` -> ``torch.float32``.
+    Example: ``compute_dtype("auto", "cpu")`` -> ``torch.float32``; on a T4
+    ``compute_dtype("auto", "cuda")`` -> ``torch.float16``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if PRECISIONS[precision] is not None:
         return PRECISIONS[precision]
-    if resolve_device(device).type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        major, _ = torch.cuda.get_device_capability(dev)
+        return torch.bfloat16 if major >= 8 else torch.float16
     return torch.float32
 
 
@@ -287,7 +315,7 @@ def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
     with double quantisation when the profile says so, ``prepare_model_for_kbit_training``),
     optional gradient checkpointing, then peft LoRA on ``profile.lora.target_modules``.
 
-    Args: device: default ``cuda`` when available, else ``cpu``. precision: see
+    Args: device: default ``cuda`` when available, else ``cpu`` (micro: ``cpu`` on every runtime). precision: see
         :func:`compute_dtype`. gradient_checkpointing: default the profile's. model_id: a hub
         id or folder instead of ``profile.model_id`` (tests and ``make rehearsal`` load a tiny
         random Qwen2 through exactly this path).
@@ -295,7 +323,7 @@ def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
     Raises: ``loading.ModelUnavailableError`` (hub unreachable or gated, and not cached).
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
-    device = resolve_device(device)
+    device = resolve_device(device, profile)  # micro: the CPU unless a device is given
     dtype = compute_dtype(precision, device)
     ckpt = profile.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
     if profile.model_id is None:  # the course's micro model, or a folder written like it

@@ -220,6 +220,8 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
         if not math.isfinite(total) or (not math.isfinite(gn) and not scaler.is_enabled()):
             optimizer.zero_grad(set_to_none=True)
             stats["finite"] = False
+            if scaler.is_enabled():  # close unscale_() -> update(): the scale shrinks, the next step can unscale
+                scaler.update()
             return stats
         scaler.step(optimizer)  # with float16: skipped on overflow, and the scale shrinks
         scaler.update()

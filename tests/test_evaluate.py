@@ -111,3 +111,63 @@ def test_the_evaluate_command_and_training_ask_the_question_training_asks(chat_p
     want = [models.format_prompt(tok, models.PROFILES["smollm2-135m"], task.prompt(ex)) for ex in task.load("test", n=2)]
     assert all(p.startswith("<|im_start|>") for p in want)
     assert asked == [(want, torch.bfloat16), (want, torch.bfloat16)]  # the command, then training
+
+
+# --- the format check run before training -------------------------------------------------------
+
+GSM_GOLD = {"question": "q", "answer": "#### 7"}
+
+
+@pytest.mark.parametrize("texts, truncated, expected", [
+    # every answer boxed, stopping before the cap, one answer each
+    (["so \\boxed{7}", "\\boxed{6}"], [False, False], dict(well_formed=1.0, ended=1.0, multiple=0.0, accuracy=0.5, warn=False)),
+    # a base model that goes on after answering: two marked answers, the verifier reads the last
+    (["\\boxed{7}\nQuestion: ... \\boxed{3}", "\\boxed{7}"], [False, False], dict(well_formed=1.0, ended=1.0, multiple=0.5, accuracy=0.5, warn=False)),
+    # cut at the cap without an answer: format failures dominate
+    (["7 is the answer", "let me think"], [False, True], dict(well_formed=0.0, ended=0.5, multiple=0.0, accuracy=0.0, warn=True)),
+    # half unmarked: not yet "dominating"
+    (["#### 7", "7"], [False, False], dict(well_formed=0.5, ended=1.0, multiple=0.0, accuracy=0.5, warn=False)),
+])
+def test_format_check_shares(monkeypatch, texts, truncated, expected):
+    from types import SimpleNamespace
+
+    from course_lib import evaluate as E
+    from course_lib.tasks import get_task
+
+    roll = SimpleNamespace(texts=texts, truncated=torch.tensor(truncated))
+    monkeypatch.setattr(E, "generate_rollouts", lambda *a, **k: roll)
+    fc = E.format_check(None, None, get_task("gsm8k"), [GSM_GOLD], samples=len(texts), max_new_tokens=16)
+    got = {k: fc[k] for k in ("well_formed", "ended", "multiple", "accuracy")}
+    assert got == {k: v for k, v in expected.items() if k != "warn"}
+    assert (fc["warning"] is not None) == expected["warn"]
+    report = E.format_report(fc)
+    assert report.startswith(f"format check on {len(texts)} completions") and ("warning" in report) == expected["warn"]
+    if expected["warn"]:
+        assert "format failures dominate" in fc["warning"] and "\n" not in fc["warning"]
+
+
+def test_format_check_on_the_micro_model_and_its_verifier():
+    """End to end on the bundled micro model: real sampling, the real countdown-micro verifier,
+    three completions kept with their verdicts; the caller's random state is left alone."""
+    from course_lib import DATA_DIR
+    from course_lib.evaluate import format_check, show_completions
+    from course_lib.models import load_policy
+    from course_lib.tasks import get_task
+
+    if not (DATA_DIR / "micro" / "model" / "config.json").exists():
+        pytest.skip("no micro checkpoint in data/micro")
+    model, tok = load_policy("micro")
+    task = get_task("countdown-micro")
+    examples = task.load("test", n=6)
+    state = torch.get_rng_state()
+    fc = format_check(model, tok, task, examples, samples=2, max_new_tokens=64, temperature=1.0)
+    assert torch.equal(state, torch.get_rng_state())
+    assert fc["n"] == 12 and len(fc["shown"]) == 3
+    for key in ("well_formed", "ended", "multiple", "accuracy"):
+        assert 0.0 <= fc[key] <= 1.0
+    assert fc["well_formed"] >= 0.5 and fc["warning"] is None  # the micro base is built to answer in format
+    text = show_completions(fc)
+    assert text.count("[") >= 3 and all(v in text for v in ("[1] ", "[2] ", "[3] ")) and text.count("\n") >= 2
+    assert [r["prompt"] for r in fc["shown"]] == [task.prompt(e) for e in examples[:3]]
+    again = format_check(model, tok, task, examples, samples=2, max_new_tokens=64, temperature=1.0)
+    assert [r["completion"] for r in again["shown"]] == [r["completion"] for r in fc["shown"]]  # seeded

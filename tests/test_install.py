@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # what the Colab GPU image ships among course_lib's core dependencies, from
 # github.com/googlecolab/backend-info pip-freeze.gpu.txt (2026-08-19): everything but bitsandbytes
 # (and gguf, which the smollm2 profile reads its offline copy with)
-COLAB_HAS = {"torch", "transformers", "peft", "datasets", "tokenizers", "safetensors", "numpy",
-             "tqdm", "matplotlib", "ipywidgets"}
+COLAB_VERSIONS = {"torch": "2.11.0+cu128", "transformers": "5.15.0", "peft": "0.20.0", "datasets": "4.0.0",
+                  "tokenizers": "0.22.2", "safetensors": "0.8.0", "numpy": "2.1.3", "tqdm": "4.67.3",
+                  "matplotlib": "3.10.0", "ipywidgets": "7.7.1"}
+COLAB_HAS = set(COLAB_VERSIONS)
 
 
 def core_requirements():
@@ -47,18 +49,48 @@ def test_missing_requirements_counts_presence_only():
     assert missing_requirements(reqs) == ["surely-not-a-package>=1", "no_such_pkg[extra]>=2"]
 
 
+@pytest.mark.parametrize("reqs, installed, expected", [
+    (["numpy>=1.26"], {"numpy": "2.1.3"}, []),
+    (["numpy>=999"], {"numpy": "2.1.3"}, [("numpy>=999", "2.1.3")]),
+    (["transformers>=4.56"], {"transformers": "4.55.4"}, [("transformers>=4.56", "4.55.4")]),
+    (["torch>=2.4"], {"torch": "2.11.0+cu128"}, []),  # a local version label is still 2.11
+    (["ipywidgets>=7.7"], {"ipywidgets": "7.7.1"}, []),  # Colab's ipywidgets is accepted
+    (["ipywidgets>=8.1"], {"ipywidgets": "7.7.1"}, [("ipywidgets>=8.1", "7.7.1")]),
+    (["gguf>=0.17"], {}, []),  # missing: missing_requirements' business
+    (['pytest>=99; extra == "dev"'], {"pytest": "8.0"}, []),
+    (["peft"], {"peft": "0.1"}, []),  # no specifier: any version
+])
+def test_outdated_requirements_compare_versions(monkeypatch, reqs, installed, expected):
+    monkeypatch.setattr(notebook, "_version", installed.get)
+    assert notebook.outdated_requirements(reqs) == expected
+
+
+class FakeColab(list):
+    """The pip calls made (a list), plus the git calls and the fake Python's versions."""
+
+    git: list
+    versions: dict
+
+
 @pytest.fixture
 def fake_colab(monkeypatch):
-    """A Python with COLAB_HAS installed and course_lib not yet; pip calls are recorded."""
+    """A Python with COLAB_HAS installed (at Colab's versions) and course_lib not yet, in a git
+    clone; pip and git calls are recorded (and succeed)."""
     installed = set(COLAB_HAS)
-    calls = []
+    calls = FakeColab()
+    calls.git, calls.versions = [], dict(COLAB_VERSIONS)
 
-    def run(cmd, check):
+    def run(cmd, check=False, **kw):
+        if cmd[0] == "git":
+            calls.git.append(cmd)
+            return subprocess.CompletedProcess(cmd, 0, "", "")
         assert cmd[:4] == [sys.executable, "-m", "pip", "install"] and check
         calls.append(cmd[4:])
         installed.update(["course_lib"] if "-e" in cmd else [r.split(">")[0] for r in cmd[5:]])
 
     monkeypatch.setattr(notebook, "_installed", lambda name: name in installed)
+    monkeypatch.setattr(notebook, "_version", lambda name: calls.versions.get(name))
+    monkeypatch.setattr(notebook.os.path, "isdir", lambda path: True)
     monkeypatch.setattr(notebook.subprocess, "run", run)
     monkeypatch.setattr(notebook.metadata, "requires", lambda name: core_requirements() + [
         f'{r}; extra == "dev"' for r in ("pytest>=8.0", "jupyterlab>=4.0")])
@@ -69,7 +101,7 @@ def test_colab_install_adds_the_clone_and_only_what_colab_lacks(fake_colab, caps
     assert colab_install("/content/course") == ["bitsandbytes>=0.46", "gguf>=0.17"]
     assert fake_colab == [["-q", "--no-deps", "-e", "/content/course"],
                           ["-q", "bitsandbytes>=0.46", "gguf>=0.17"]]
-    assert capsys.readouterr().out.startswith("installed: course_lib (editable, --no-deps), bitsa")
+    assert capsys.readouterr().out.splitlines()[1].startswith("installed: course_lib (editable, --no-deps), bitsa")
 
 
 def test_colab_install_rerun_calls_no_pip(fake_colab, capsys):
@@ -77,6 +109,63 @@ def test_colab_install_rerun_calls_no_pip(fake_colab, capsys):
     fake_colab.clear()
     assert colab_install("/content/course") == [] and fake_colab == []
     assert capsys.readouterr().out.splitlines()[-1] == "everything already installed"
+
+
+def test_colab_install_refreshes_the_clone_and_accepts_colabs_versions(fake_colab, capsys):
+    colab_install("/content/course")
+    assert fake_colab.git == [["git", "-C", "/content/course", "pull", "--ff-only", "-q"]]
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "clone refreshed (git pull --ff-only)" and "warning" not in out
+
+
+def test_colab_install_warns_in_one_line_about_a_version_it_cannot_use(fake_colab, capsys):
+    fake_colab.versions["transformers"] = "4.55.4"  # an older Colab runtime
+    colab_install("/content/course")
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning")]
+    assert warnings == ["warning: transformers 4.55.4 is installed, the course needs transformers>=4.56: "
+                        "run !pip install -q 'transformers>=4.56' and then Runtime > Restart session"]
+    assert fake_colab == [["-q", "--no-deps", "-e", "/content/course"], ["-q", "bitsandbytes>=0.46", "gguf>=0.17"]]
+
+
+def test_a_clone_that_cannot_fast_forward_is_left_alone_with_one_line(monkeypatch, tmp_path):
+    (tmp_path / ".git").mkdir()
+    monkeypatch.setattr(notebook.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, 128, "", "hint: blah\nfatal: Not possible to fast-forward, aborting.\n"))
+    line = notebook.refresh_clone(str(tmp_path))
+    assert line.startswith("clone not refreshed (fatal: Not possible to fast-forward") and "\n" not in line
+
+
+@pytest.mark.parametrize("clone_rc, exists", [(128, False), (0, False), (0, True)])
+def test_the_install_cell_names_the_slug_when_the_clone_fails(monkeypatch, tmp_path, clone_rc, exists):
+    """notebook.INSTALL_CELL run as on Colab: a failing clone stops with one line naming the
+    repository and `make slug`; a clone that exists is not cloned again."""
+    root = tmp_path / "course"
+    calls = []
+
+    def run(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, clone_rc)
+
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(notebook, "colab_install", lambda r: calls.append(["colab_install", r]))
+    monkeypatch.setattr(os, "chdir", lambda path: calls.append(["chdir", path]))
+    monkeypatch.setattr(os.path, "isdir", lambda path: exists)
+    code = notebook.INSTALL_CELL.replace('"/content/course"', repr(str(root)))
+    if clone_rc:
+        with pytest.raises(SystemExit) as stop:
+            exec(code, {})
+        msg = str(stop.value)
+        assert "\n" not in msg and f"github.com/{course_lib.REPO_SLUG}" in msg and "make slug" in msg
+    else:
+        exec(code, {})
+        assert calls[-2:] == [["colab_install", str(root)], ["chdir", f"{root}/notebooks"]]
+    assert [c[:2] for c in calls if c[0] == "git"] == ([] if exists else [["git", "clone"]])
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(root)])
+
+
+def test_the_install_cell_carries_the_clone_url_set_repo_slug_rewrites():
+    assert notebook._CLONE.findall(notebook.INSTALL_CELL) == [("https://github.com/", course_lib.REPO_SLUG, "")]
 
 
 def test_core_dependencies_leave_out_the_local_jupyter():

@@ -32,6 +32,7 @@ from course_lib.models import (
     get_profile,
     load_policy,
     reference_policy,
+    resolve_device,
     snapshot_reference,
     trainable_parameters,
 )
@@ -236,16 +237,49 @@ def test_bad_profile_values_are_refused(overrides, message):
         dataclasses.replace(QWEN_BASE, **overrides)
 
 
-@pytest.mark.parametrize("precision, device, bf16, dtype", [
-    ("fp32", "cuda", True, torch.float32),  # micro's budget: always float32
+@pytest.mark.parametrize("precision, device, capability, dtype", [
+    ("fp32", "cuda", (9, 0), torch.float32),  # micro's budget: always float32
     ("auto", "cpu", None, torch.float32),
-    ("auto", "cuda", True, torch.bfloat16),  # Ampere and newer
-    ("auto", "cuda", False, torch.float16),  # T4
+    ("auto", "cuda", (7, 5), torch.float16),  # T4: emulated bf16 is "supported", but fp16 + GradScaler it is
+    ("auto", "cuda", (7, 0), torch.float16),  # V100
+    ("auto", "cuda", (8, 0), torch.bfloat16),  # A100: bf16 tensor cores
+    ("auto", "cuda", (8, 9), torch.bfloat16),  # L4
+    ("auto", "cuda", (9, 0), torch.bfloat16),  # H100
     ("fp16", "cpu", None, torch.float16),  # make rehearsal: the T4 precision on a CPU
+    ("bf16", "cuda", (7, 5), torch.bfloat16),  # asked for explicitly: given, even where it is emulated
 ])
-def test_compute_dtype(monkeypatch, precision, device, bf16, dtype):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+def test_compute_dtype_follows_the_compute_capability(monkeypatch, precision, device, capability, dtype):
+    """torch.cuda.is_bf16_supported() counts emulated bf16 and answers True on a T4 (as on Colab),
+    so it is mocked True everywhere: only the capability may decide."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
     assert compute_dtype(precision, device) == dtype
+
+
+@pytest.mark.parametrize("name, device, expected", [
+    ("micro", None, "cpu"),  # a GPU runtime: micro stays on the CPU
+    ("micro", "cuda", "cuda"),  # asked for explicitly
+    ("qwen2.5-0.5b", None, "cuda"),
+    ("smollm2-135m", None, "cuda"),
+])
+def test_only_the_real_models_go_to_the_gpu(monkeypatch, name, device, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device(device, PROFILES[name]).type == expected
+
+
+def test_micro_loads_on_the_cpu_on_a_gpu_runtime(monkeypatch, tmp_path):
+    """Notebooks 02, 04, 05 and 08 mix the micro model's outputs with CPU tensors: with a GPU
+    present, load_policy("micro") must still give a CPU model (and compute in float32)."""
+    from course_lib import pretrain
+    from course_lib.models import build_micro_model, build_micro_tokenizer
+
+    tok = build_micro_tokenizer()
+    pretrain.save(build_micro_model(tok, hidden=32, layers=1, heads=2), tok, tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (7, 5))
+    model, _ = load_policy("micro", model_id=str(tmp_path))  # a move to CUDA would fail here: torch has none
+    assert next(model.parameters()).device.type == "cpu"
+    assert compute_dtype(TrainConfig.from_profile("micro").precision, next(model.parameters()).device) == torch.float32
 
 
 # ------------------------------------------------------------------------ hub errors, offline

@@ -4,7 +4,10 @@ These checks read the committed .ipynb files; executing them is nbval's job (`ma
 """
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,8 @@ import pytest
 import course_lib
 from course_lib.notebook import fast_mode
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 MAX_BYTES = 1_000_000  # each committed notebook, figures included
@@ -122,3 +126,83 @@ def test_fast_mode(monkeypatch, env, fast):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert fast_mode() is fast
+
+
+@pytest.mark.parametrize("name, capability, gpu, expected", [
+    ("qwen2.5-0.5b", (7, 5), "Tesla T4",
+     "qwen2.5-0.5b on cuda (Tesla T4, compute capability 7.5): float16 + GradScaler"),
+    ("qwen2.5-1.5b", (8, 0), "NVIDIA A100-SXM4-40GB",
+     "qwen2.5-1.5b on cuda (NVIDIA A100-SXM4-40GB, compute capability 8.0): bfloat16"),
+    ("micro", (7, 5), "Tesla T4", "micro on cpu: float32"),  # micro stays on the CPU on a GPU runtime
+    ("micro", None, None, "micro on cpu: float32"),
+])
+def test_setup_banner_names_the_gpu_its_capability_and_the_dtype(monkeypatch, capsys, name, capability, gpu,
+                                                                 expected):
+    import torch
+
+    from course_lib.notebook import setup
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: capability is not None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # as on a T4: emulated
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: gpu)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    setup(profile=name)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("precision")]
+    assert lines == [f"precision     {expected}"]
+
+
+def test_notebooks_that_use_a_gpu_ask_colab_for_one(notebook):
+    """A badge opens a CPU runtime unless the notebook's metadata asks for a GPU (a T4 on the free
+    tier); the notebooks that train on CUDA (they test torch.cuda) must ask, the micro ones need not."""
+    path, nb = notebook
+    if "torch.cuda.is_available()" not in "".join(source(c) for c in code_cells(nb)):
+        return
+    meta = nb["metadata"]
+    assert meta.get("accelerator") == "GPU" and meta.get("colab", {}).get("gpuType") == "T4", path.name
+
+
+def test_the_gpu_section_of_notebook_06_runs_alone_after_a_disconnect(tmp_path):
+    """Section 10's code is one cell that imports what it needs: run alone in a fresh Python (as
+    after a Colab disconnect; here on a CPU, so on the micro model, shrunk), it completes and
+    shows the format check, completions with verdicts, a live line per step and the verdicts."""
+    nb = load(NOTEBOOKS / "06_head_to_head.ipynb")
+    cell = next(source(c) for c in code_cells(nb) if "format_check(" in source(c))
+    script = tmp_path / "section10.py"
+    script.write_text(cell)
+    env = {**os.environ, "CI": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, str(script)], cwd=NOTEBOOKS, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout
+    for want in ("base model: format check on", "[3] ", "grpo step   1/2: reward", "truncated", "after sft+-: format",
+                 "sft+- - grpo = "):
+        assert want in text, want
+    if not torch_cuda():
+        assert text.splitlines()[0].startswith("section 10's Qwen2.5 runs skipped: no CUDA GPU here")
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("on_colab", [True, False])
+def test_download_bars_stay_on_colab_only(monkeypatch, capsys, on_colab):
+    """On Colab the hub's download bars are the only sign of life during a 1-3 GB download; in
+    the committed outputs (made elsewhere) the loading bars stay off."""
+    import torch
+    import transformers
+
+    from course_lib.notebook import setup
+
+    calls = []
+    monkeypatch.setattr(transformers.utils.logging, "disable_progress_bar", lambda: calls.append(1))
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process keeps its threads
+    if on_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", object())
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    setup(profile="micro")
+    assert calls == ([] if on_colab else [1])

@@ -186,16 +186,39 @@ def test_an_interrupt_just_after_the_optimizer_step_never_applies_that_step_twic
     assert all(torch.equal(a, b) for a, b in zip(full.model.parameters(), resumed.model.parameters()))
 
 
-def test_non_finite_updates_are_skipped_then_stop_with_a_finite_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])  # fp16: GradScaler("cpu", enabled=True)
+def test_non_finite_updates_are_skipped_then_stop_with_a_finite_checkpoint(tmp_path, monkeypatch, precision):
     real = trainer.loss
     monkeypatch.setattr(trainer, "loss", lambda *a, **k: real(*a, **k) * float("nan"))
     model = tiny_model(seed=0)
     before = [p.detach().clone() for p in model.parameters()]
     with pytest.raises(FloatingPointError, match="non-finite"):
-        run("sft+-", steps=10, model=model, run_dir=tmp_path)
+        run("sft+-", steps=10, model=model, run_dir=tmp_path, precision=precision)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     state = load_checkpoint(tmp_path)  # saved on the way out, and finite
     assert state["progress"]["step"] == trainer.MAX_NONFINITE and state["progress"]["skipped"] == 5
+
+
+@pytest.mark.parametrize("bad_steps", [[1], [1, 2], [2, 4]])
+def test_fp16_training_survives_non_finite_steps(monkeypatch, bad_steps):
+    """A non-finite loss in an fp16 run (GradScaler enabled) skips that update, shrinks the scale
+    and training goes on: the scaler's unscale_() -> update() cycle is closed on the skip too."""
+    real_loss, real_update, step = trainer.loss, trainer.update, [0]
+
+    def counting_update(*a, **k):
+        step[0] += 1
+        return real_update(*a, **k)
+
+    monkeypatch.setattr(trainer, "update", counting_update)
+    monkeypatch.setattr(trainer, "loss", lambda *a, **k: real_loss(*a, **k) * (
+        float("nan") if step[0] in bad_steps else 1.0))
+    model = tiny_model(seed=0)
+    res = run("sft+-", steps=5, model=model, precision="fp16", eval_every=0)
+    assert len(res.history) == 5 and res.skipped_updates == len(bad_steps)
+    assert [r["skipped"] for r in res.history] == [s + 1 in bad_steps for s in range(5)]
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    after = tiny_model(seed=0)  # the finite steps did train
+    assert any(not torch.equal(a, b) for a, b in zip(after.parameters(), model.parameters()))
 
 
 def test_parameters_that_turn_non_finite_stop_the_run_without_a_new_checkpoint(tmp_path, monkeypatch):

@@ -58,7 +58,8 @@ def setup(seed: int = 0, profile: str | None = None, budget: str | None = None) 
 
     from course_lib.models import choose_profile, use_profile_threads
 
-    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars in outputs
+    if "google.colab" not in sys.modules:  # on Colab the hub's download bars are the only sign of life
+        transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars in outputs
     # bitsandbytes announces on CPU that an optional kernels package is missing; nothing is wrong
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     random.seed(seed)
@@ -71,12 +72,33 @@ def setup(seed: int = 0, profile: str | None = None, budget: str | None = None) 
     threads = use_profile_threads(prof)  # micro: one thread, steady on a busy machine
     print(f"course_lib    {course_lib.__version__}  (data: {course_lib.DATA_DIR.name}/)")
     print(f"device        {device}, {threads} CPU thread(s)")
+    print(f"precision     {precision_line(prof, budget)}")
     print(f"python        {platform.python_version()}, torch {torch.__version__}, "
           f"transformers {transformers.__version__}")
     print(f"fast mode     {fast}" + ("  (CI or COURSE_FAST=1: reduced steps)" if fast else ""))
     print(f"profile       {prof.name} ({'this notebook runs it' if profile else why})")
     print(f"budget        {prof.describe(budget)}" + ("; the notebook shrinks it in fast mode" if fast else ""))
     return fast
+
+
+def precision_line(profile, budget: str = "default") -> str:
+    """Where ``profile`` runs and in which dtype its ``budget`` computes, for the setup banner.
+
+    Examples: ``"micro on cpu: float32"``; on a Colab T4 ``"qwen2.5-0.5b on cuda (Tesla T4,
+    compute capability 7.5): float16 + GradScaler"``.
+    """
+    import torch
+
+    from course_lib.models import compute_dtype, resolve_device
+
+    device = resolve_device(None, profile)
+    dtype = compute_dtype(profile.budgets[budget].get("precision", "auto"), device)
+    where = device.type
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        where += f" ({torch.cuda.get_device_name(device)}, compute capability {major}.{minor})"
+    scaler = " + GradScaler" if dtype == torch.float16 else ""
+    return f"{profile.name} on {where}: {str(dtype).removeprefix('torch.')}{scaler}"
 
 
 def runs_root(name: str = "runs") -> Path:
@@ -117,6 +139,45 @@ def missing_requirements(requirements: list[str]) -> list[str]:
     return missing
 
 
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def outdated_requirements(requirements: list[str]) -> list[tuple[str, str]]:
+    """``(requirement, installed version)`` for each requirement (not tied to an extra) that is
+    installed at a version its specifier excludes. Missing ones are :func:`missing_requirements`.
+
+    Example: ``outdated_requirements(["numpy>=999"])`` -> ``[("numpy>=999", "2.1.3")]``.
+    """
+    from packaging.requirements import Requirement  # pip's own dependency: on every Python with pip
+
+    out = []
+    for req in requirements:
+        spec, _, marker = req.partition(";")
+        if "extra" in marker:
+            continue
+        r = Requirement(spec.strip())
+        version = _version(r.name)
+        if version is not None and r.specifier and not r.specifier.contains(version, prereleases=True):
+            out.append((spec.strip(), version))
+    return out
+
+
+def refresh_clone(root: str) -> str:
+    """``git pull --ff-only`` in the clone at ``root`` (a re-opened notebook gets today's course);
+    returns one line saying what happened. A clone with local changes is left as it is."""
+    if not os.path.isdir(os.path.join(root, ".git")):
+        return f"{root} is not a git clone: not refreshed"
+    p = subprocess.run(["git", "-C", root, "pull", "--ff-only", "-q"], capture_output=True, text=True)
+    if p.returncode:
+        why = (p.stderr.strip().splitlines() or ["git failed"])[-1]
+        return f"clone not refreshed ({why}); to start afresh: rm -rf {root} and re-run this cell"
+    return "clone refreshed (git pull --ff-only)"
+
+
 def colab_install(root: str = "/content/course") -> list[str]:
     """Install, from the clone at ``root``, the course and only what this Python lacks for it.
 
@@ -128,9 +189,14 @@ def colab_install(root: str = "/content/course") -> list[str]:
        is not installed at all, at the version pyproject.toml asks for: on the Colab image of
        August 2026 that is bitsandbytes and gguf.
 
-    A re-run finds everything installed and calls no pip. Returns the requirements installed in
-    step 2 (``[]`` when none) and prints one line saying what it did.
+    3. Each dependency installed at a version the course does not accept gets one warning line
+       with the command that fixes it (nothing Colab ships is replaced behind its back).
+
+    The clone is refreshed first (:func:`refresh_clone`). A re-run finds everything installed
+    and calls no pip. Returns the requirements installed in step 2 (``[]`` when none) and prints
+    one line saying what it did.
     """
+    print(refresh_clone(root))
     steps = []
     if not _installed("course_lib"):
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", root],
@@ -143,4 +209,37 @@ def colab_install(root: str = "/content/course") -> list[str]:
         importlib.invalidate_caches()
         steps += missing
     print("installed: " + ", ".join(steps) if steps else "everything already installed")
+    for spec, version in outdated_requirements(metadata.requires("course_lib") or []):
+        name = re.match(r"[A-Za-z0-9._-]+", spec).group(0)
+        print(f"warning: {name} {version} is installed, the course needs {spec}: run "
+              f"!pip install -q '{spec}' and then Runtime > Restart session")
     return missing
+
+
+#: The notebooks' install cell (their first code cell), run only on Colab: clone the course once
+#: (a clone that fails names REPO_SLUG and ``make slug`` in one line), refresh it later, then
+#: :func:`colab_install`. ``set_repo_slug`` rewrites the clone URL in it.
+INSTALL_CELL = f"""\
+# Runs only on Google Colab: clone the course once (later: refresh it), then pip-install only what
+# Colab lacks: the course itself (without its dependencies), bitsandbytes and gguf. About 20 s the
+# first time, a second or two when re-run.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    root = "/content/course"
+    if not os.path.isdir(root):
+        url = "https://github.com/{course_lib.REPO_SLUG}"
+        if subprocess.run(["git", "clone", "--depth", "1", url, root]).returncode:
+            raise SystemExit(f"cannot clone {{url}}: this copy of the course names a repository that does not "
+                             "exist or is private (REPO_SLUG); open the notebook from the course's own "
+                             "repository, or point it there with `make slug SLUG=owner/name`")
+    if root not in sys.path:
+        sys.path.insert(0, root)  # this kernel started before the install
+    from course_lib.notebook import colab_install
+
+    colab_install(root)  # refreshes the clone, prints what it installed and any version warnings
+    os.chdir(f"{{root}}/notebooks")
+"""
