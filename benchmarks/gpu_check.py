@@ -265,7 +265,7 @@ def rollout(check: Check, limit: float):
     import torch
 
     from course_lib.rollout import generate_rollouts
-    from course_lib.trainer import autocast
+    from course_lib.models import autocast
 
     out, ok = [], True
     for name in SHAPES:
@@ -307,7 +307,7 @@ def logprobs(check: Check, limit: float):
     import torch
 
     from course_lib.rollout import completion_logprobs, position_ids_from_mask
-    from course_lib.trainer import autocast
+    from course_lib.models import autocast
 
     name = SHAPES[0]
     if f"roll {name}" not in check.ctx:
@@ -424,7 +424,7 @@ def non_finite(check: Check, limit: float):
 def train_resume(check: Check, limit: float):
     import shutil
 
-    from course_lib import trainer
+    from course_lib import runs, trainer
 
     name = SHAPES[0]
     if name not in check.ctx:
@@ -443,7 +443,7 @@ def train_resume(check: Check, limit: float):
     drop = ("seconds_gen", "seconds_score", "seconds_train", "cpu_seconds")
     kept = [{k: v for k, v in r.items() if k not in drop} for r in second.history[:3]] == \
         [{k: v for k, v in r.items() if k not in drop} for r in first.history]
-    state = trainer.load_checkpoint(run_dir)
+    state = runs.load_checkpoint(run_dir)
     size = (run_dir / trainer.CHECKPOINT).stat().st_size / 2**20
     finite = all(r["loss"] is not None and math.isfinite(r["loss"]) for r in second.history)
     step_s = [r["seconds_gen"] + r["seconds_score"] + r["seconds_train"] for r in second.history]

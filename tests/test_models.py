@@ -271,7 +271,7 @@ def test_micro_loads_on_the_cpu_on_a_gpu_runtime(monkeypatch, tmp_path):
     """Notebooks 02, 04, 05 and 08 mix the micro model's outputs with CPU tensors: with a GPU
     present, load_policy("micro") must still give a CPU model (and compute in float32)."""
     from course_lib import pretrain
-    from course_lib.models import build_micro_model, build_micro_tokenizer
+    from course_lib.pretrain import build_micro_model, build_micro_tokenizer
 
     tok = build_micro_tokenizer()
     pretrain.save(build_micro_model(tok, hidden=32, layers=1, heads=2), tok, tmp_path)
