@@ -63,7 +63,7 @@ def test_a_wrong_answer_fails_its_check(name, wrong):
 
 
 @pytest.mark.parametrize("ci,expected,says", [("", False, "not done yet"), ("0", False, "not done yet"),
-                                              ("1", True, "reference solution"), ("true", True, "reference solution")])
+                                              ("1", True, "(CI only) solutions.py"), ("true", True, "(CI only) solutions.py")])
 def test_an_unfilled_stub_uses_the_solution_only_under_ci(monkeypatch, capsys, ci, expected, says):
     monkeypatch.setenv("CI", ci)
     for name in exercises.EXERCISES:
