@@ -15,12 +15,12 @@ the notebook is never handed the answer silently.
 """
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
-
-import torch
 
 import solutions
+import torch
+
 from course_lib import objectives
 
 TRIALS = 20  # random inputs per check
