@@ -44,7 +44,7 @@ def course_copy(tmp_path):
     (tmp_path / "course_lib").mkdir()
     shutil.copy(ROOT / "course_lib" / "__init__.py", tmp_path / "course_lib")
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns(
-        "*.md", ".ipynb_checkpoints"))
+        "*.md", "*.py", "*.png", "figures", "__pycache__", ".ipynb_checkpoints"))
     return tmp_path
 
 
