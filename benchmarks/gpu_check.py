@@ -264,8 +264,8 @@ def _prompts(n: int) -> list[str]:
 def rollout(check: Check, limit: float):
     import torch
 
-    from course_lib.rollout import generate_rollouts
     from course_lib.models import autocast
+    from course_lib.rollout import generate_rollouts
 
     out, ok = [], True
     for name in SHAPES:
@@ -306,8 +306,8 @@ def rollout(check: Check, limit: float):
 def logprobs(check: Check, limit: float):
     import torch
 
-    from course_lib.rollout import completion_logprobs, position_ids_from_mask
     from course_lib.models import autocast
+    from course_lib.rollout import completion_logprobs, position_ids_from_mask
 
     name = SHAPES[0]
     if f"roll {name}" not in check.ctx:

@@ -21,9 +21,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import gpu_check  # noqa: E402
-
 import gpu_bundle  # noqa: E402
+import gpu_check  # noqa: E402
 
 PARTS = ["install", "environment", "nf4 load", "rollout", "log-probs", "update", "non-finite step",
          "train + resume", "micro notebooks"]
