@@ -216,7 +216,9 @@ def test_random_text_never_raises(text):
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.integers(-(10**30), 10**30),
+    # up to 10**15: a 25-digit number in TeX's widest separators (1\!,\!000...) is longer than the
+    # verifier's 64-character cap on a marked answer, which rejects it on purpose
+    st.integers(-(10**15), 10**15),
     st.sampled_from(["{}", "{:,}", "${:,}", "$ {:,}", "{}.00", "{}."]),
     st.sampled_from([",", "{,}", "\\,", "\\ ", "\u2009", "\u202f", "\\!,\\!", ",\\!", "{,}\\!", "\\;", "\\:"]),
 )
