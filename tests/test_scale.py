@@ -201,7 +201,7 @@ def _aggregations(row):
     return [row.aggregation] if row.aggregation else ["sequence"] if row.ratio == "sequence" else list(scale.TRL_LOSS_TYPE)
 
 
-CASES = [(o, a, adv) for o, row in OBJECTIVES.items() for a in _aggregations(row)
+CASES = [(o, a, adv) for o, row in OBJECTIVES.items() if not row.needs_logprobs for a in _aggregations(row)
          for adv in (("trl", "course") if row.weights == "advantage" and row.std else ("course",))]
 
 
