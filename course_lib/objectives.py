@@ -22,7 +22,10 @@ itself a per-token weight on the model's own samples: its gradient is
 
 :data:`OBJECTIVES` is the table: one :class:`Objective` per name, saying how the weights are
 made and whether the ratio/clip and the KL apply. :func:`weights` and :func:`loss` read a row;
-the training loop never branches on an objective's name.
+the training loop never branches on an objective's name. One row, ``confidence``, is a control
+without any verifier signal: GRPO's loss with the model's own confidence (the group-normalised
+mean log-prob of each sample) as the reward, so what it gains is what sharpening alone gives;
+its weights need the sampled tokens' log-probs (``weights(..., logprobs=, mask=)``).
 
 What is simplified: no value function and no per-token credit (every token of a completion
 gets the same weight, the paper's assumption 2); the group std is the *population* std
