@@ -22,7 +22,10 @@ itself a per-token weight on the model's own samples: its gradient is
 
 :data:`OBJECTIVES` is the table: one :class:`Objective` per name, saying how the weights are
 made and whether the ratio/clip and the KL apply. :func:`weights` and :func:`loss` read a row;
-the training loop never branches on an objective's name.
+the training loop never branches on an objective's name. One row, ``confidence``, is a control
+without any verifier signal: GRPO's loss with the model's own confidence (the group-normalised
+mean log-prob of each sample) as the reward, so what it gains is what sharpening alone gives;
+its weights need the sampled tokens' log-probs (``weights(..., logprobs=, mask=)``).
 
 What is simplified: no value function and no per-token credit (every token of a completion
 gets the same weight, the paper's assumption 2); the group std is the *population* std
@@ -49,7 +52,9 @@ class Objective:
     Attributes:
         name: the name used everywhere (CLI, ``reproduce``, notebooks, README).
         weights: ``"advantage"`` = GRPO's group advantages; ``"signed"`` = +positive for a
-            correct sample, -negative for an incorrect one.
+            correct sample, -negative for an incorrect one; ``"confidence"`` = the group
+            advantages of the samples' own mean token log-probabilities (no verifier signal,
+            :func:`confidence_weights`).
         positive, negative: the two signed weights (F-ISFT+: 1, 0; F-ISFT-: 0, 1; +-: 1, 1).
         balance: signed only; each group's negatives are scaled by min(1, k / (G - k)).
         std: advantage only; divide by the group's std (False: only centre, as Dr. GRPO).
@@ -78,6 +83,11 @@ class Objective:
     clip: tuple[float, float] | None = None
     source: str = ""
 
+    @property
+    def needs_logprobs(self) -> bool:
+        """True when :func:`weights` needs the sampled tokens' log-probs (``logprobs``, ``mask``)."""
+        return self.weights == "confidence"
+
 
 #: The objective table. ``sft+-sized`` is ``grpo-no-kl`` without the ratio: the table itself
 #: states the paper's claim (at mu = 1 the two rows are one update). The balanced variant equals
@@ -99,6 +109,10 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               source="later paper: Liu et al. 2503.20783: no std scaling, constant normaliser"),
     Objective("gspo", "advantage", ratio="sequence", clip=(3e-4, 4e-4),
               source="later paper: Zheng et al. 2507.18071: sequence-level ratio, clipped at (3e-4, 4e-4)"),
+    # the reward-free control: GRPO's loss with the model's own confidence as the reward
+    Objective("confidence", "confidence", ratio="token", kl=True,
+              source="later paper: Zhao et al. 2505.19590 (Intuitor), simplified: group-normalised mean token "
+                     "log-prob of the sample as the reward, no verifier"),
 )}
 
 
@@ -109,12 +123,27 @@ def get_objective(name: str) -> Objective:
     return OBJECTIVES[name]
 
 
-def weights(objective: Objective, rewards: torch.Tensor, correct: torch.Tensor, group_size: int):
+def weights(objective: Objective, rewards: torch.Tensor, correct: torch.Tensor, group_size: int, *,
+            logprobs: torch.Tensor | None = None, mask: torch.Tensor | None = None):
     """(B,) weight of each completion under ``objective``.
+
+    Args:
+        rewards: (B,) verifier rewards. correct: (B,) bool verdicts. group_size: G.
+        logprobs: (B, T) log-probs of the sampled tokens under the sampling policy (no grad
+            needed), and mask: (B, T) 1 on real completion tokens. Only rows whose
+            ``needs_logprobs`` is True read them (``confidence``), and those rows need them;
+            every other row ignores them, so the four-argument call is unchanged.
 
     Example: rewards ``[1, 0, 0, 0]``, G = 4 -> grpo ``[1.73, -0.58, -0.58, -0.58]``,
     sft+- ``[1, -1, -1, -1]``, sft+ ``[1, 0, 0, 0]``, sft+-balanced ``[1, -1/3, -1/3, -1/3]``.
     """
+    if objective.needs_logprobs:
+        if logprobs is None or mask is None:
+            raise ValueError(
+                f"objective {objective.name!r} weighs each sample by its own log-probability: call "
+                "weights(objective, rewards, correct, G, logprobs=<(B, T) sampled-token log-probs>, "
+                "mask=<(B, T) completion mask>)")
+        return confidence_weights(logprobs, mask, group_size)
     if objective.weights == "advantage":
         w = group_advantages(rewards, group_size, scale="group" if objective.std else "none")
     else:
@@ -278,6 +307,37 @@ def signed_weights(
         factor = torch.clamp(k / (group_size - k).clamp(min=1), max=1.0)
         neg = (neg.reshape(-1, group_size) * factor).reshape(-1)
     return pos + neg
+
+
+def confidence_weights(logprobs: torch.Tensor, mask: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
+    """Reward-free weights: each sample's mean token log-probability, group-normalised.
+
+    The model's own confidence stands in for the verifier's reward, as in "Learning to Reason
+    without External Rewards" (Zhao et al., arXiv 2505.19590, Intuitor), so the ``confidence``
+    row runs through the same loop with no verifier signal: what it gains over the base is what
+    reinforcing the model's own preferences (sharpening) gives.
+
+    Simplified: Intuitor's reward is *self-certainty*, the mean over the completion's tokens of
+    KL(uniform || p(.|context)) over the whole vocabulary; here it is the mean log-probability of
+    the *sampled* tokens (minus the per-token cross-entropy, no sum over the vocabulary), which
+    ranks a group's samples by the same kind of confidence from what the loop already has. Like
+    Intuitor, the scores are turned into GRPO's group advantages, (s - mean_g s) / (std_g s + eps).
+
+    Args:
+        logprobs: (B, T) log-probs of the sampled tokens (read without grad).
+        mask: (B, T) 1 on real completion tokens; a completion without tokens scores 0.
+        group_size: G; rows of a group are consecutive.
+        eps: added to the group std.
+
+    Returns:
+        (B,) weights in ``logprobs``' dtype; a group whose scores are all equal gets exactly 0.
+
+    Example: mean log-probs ``[-1, -2, -3, -2]`` in one group (G = 4) -> ``[1.41, 0, -1.41, 0]``.
+    """
+    with torch.no_grad():
+        m = mask.to(logprobs.dtype)
+        score = (logprobs.detach() * m).sum(dim=1) / m.sum(dim=1).clamp(min=1)
+        return group_advantages(score, group_size, scale="group", eps=eps)
 
 
 def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:

@@ -142,6 +142,9 @@ class CourseGRPOTrainer(GRPOTrainer):
             problems.append("reward_funcs must be [reward, correct] with reward_weights [1, 0]")
         if args.multi_objective_aggregation != "sum_then_normalize":
             problems.append("multi_objective_aggregation must be 'sum_then_normalize'")
+        if row.needs_logprobs:
+            problems.append(f"{row.name} weighs samples by their own log-probs, which TRL's reward path does not "
+                            "pass: train it with course_lib.trainer")
         if problems:
             raise ValueError("CourseGRPOTrainer: " + "; ".join(problems) + " (grpo_config sets all of these)")
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, **kwargs)

@@ -134,9 +134,9 @@ def test_gsm8k_splits_disjoint_short_and_self_verifying():
 
 @pytest.mark.parametrize("split", ["validation", "", "TEST"])
 def test_bad_split_names_the_allowed_ones(split):
-    with pytest.raises(ValueError, match="'train' or 'test'"):
+    with pytest.raises(ValueError, match="'train', 'test', 'hard'"):
         micro.countdown_examples(split)
-    with pytest.raises(ValueError, match="'train' or 'test'"):
+    with pytest.raises(ValueError, match="'train', 'test', 'hard'"):
         micro.gsm8k_examples(split)
 
 

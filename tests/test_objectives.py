@@ -233,6 +233,79 @@ def test_the_table_has_one_row_per_name_and_labels_the_course_variants():
         O.get_objective("ppo")
 
 
+# --- the reward-free control: the model's own confidence as the reward -----------------------
+
+# two groups of G = 4, completions of 2-3 tokens; mean log-probs: group 1 [-1, -2, -3, -2],
+# group 2 all -0.5 (zero variance)
+CONF_LOGPROBS = torch.tensor([[-1.0, -1.0, 0.0], [-2.0, -2.0, -2.0], [-4.0, -2.0, 0.0], [-1.0, -3.0, 0.0],
+                              [-0.5, -0.5, 0.0], [-0.5, -0.5, -0.5], [-1.0, 0.0, 0.0], [-0.25, -0.75, 0.0]],
+                             dtype=torch.float64)
+CONF_MASK = torch.tensor([[1, 1, 0], [1, 1, 1], [1, 1, 0], [1, 1, 0],
+                          [1, 1, 0], [1, 1, 1], [1, 1, 0], [1, 1, 0]])
+# hand: group 1 centred [1, 0, -1, 0], population std sqrt(1/2); group 2 zero variance
+S2 = math.sqrt(2)
+CONF_EXPECTED = [S2, 0, -S2, 0, 0, 0, 0, 0]
+
+
+def test_confidence_weights_by_hand():
+    got = O.confidence_weights(CONF_LOGPROBS, CONF_MASK, 4, eps=0.0)
+    assert torch.allclose(got, torch.tensor(CONF_EXPECTED, dtype=torch.float64), atol=1e-12)
+    row = O.get_objective("confidence")
+    w = O.weights(row, CORRECT.double(), CORRECT, 4, logprobs=CONF_LOGPROBS, mask=CONF_MASK)
+    assert torch.allclose(w, torch.tensor(CONF_EXPECTED, dtype=torch.float64), atol=1e-3)  # eps = 1e-4
+
+
+@pytest.mark.parametrize("logprobs", [torch.full((4, 3), -0.7), torch.zeros(4, 3)])
+def test_confidence_zero_variance_group_gives_exactly_zero(logprobs):
+    w = O.confidence_weights(logprobs, torch.ones(4, 3), 4)
+    assert torch.equal(w, torch.zeros(4))
+
+
+def test_confidence_never_reads_rewards_or_verdicts():
+    """Shuffled rewards and verdicts (and none at all) give identical weights."""
+    row = O.get_objective("confidence")
+    base = O.weights(row, CORRECT.double(), CORRECT, 4, logprobs=CONF_LOGPROBS, mask=CONF_MASK)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        perm = torch.randperm(8, generator=gen)
+        rewards = torch.rand(8, generator=gen, dtype=torch.float64)[perm]
+        w = O.weights(row, rewards, CORRECT[perm], 4, logprobs=CONF_LOGPROBS, mask=CONF_MASK)
+        assert torch.equal(w, base)
+    assert torch.equal(O.weights(row, None, None, 4, logprobs=CONF_LOGPROBS, mask=CONF_MASK), base)
+
+
+def test_confidence_weights_ignore_padding_and_carry_no_gradient():
+    lp = CONF_LOGPROBS.clone().requires_grad_(True)
+    padded = CONF_LOGPROBS.clone()
+    padded[CONF_MASK == 0] = -99.0  # what sits under the mask does not count
+    w = O.confidence_weights(lp, CONF_MASK, 4)
+    assert not w.requires_grad
+    assert torch.equal(O.confidence_weights(padded, CONF_MASK, 4), w)
+
+
+@pytest.mark.parametrize("missing", [dict(), dict(mask=CONF_MASK), dict(logprobs=CONF_LOGPROBS)])
+def test_confidence_without_logprobs_names_what_to_pass(missing):
+    with pytest.raises(ValueError, match="logprobs=.*mask="):
+        O.weights(O.get_objective("confidence"), CORRECT.double(), CORRECT, 4, **missing)
+
+
+def test_only_the_confidence_row_needs_logprobs_and_the_others_ignore_them():
+    assert [n for n, row in O.OBJECTIVES.items() if row.needs_logprobs] == ["confidence"]
+    for name, row in O.OBJECTIVES.items():
+        if not row.needs_logprobs:
+            plain = O.weights(row, CORRECT.double(), CORRECT, 4)
+            assert torch.equal(O.weights(row, CORRECT.double(), CORRECT, 4, logprobs=CONF_LOGPROBS,
+                                         mask=CONF_MASK), plain), name
+
+
+def test_confidence_row_is_grpo_with_another_reward():
+    """Same ratio, clip, KL and aggregation as grpo: only where the weights come from differs."""
+    conf, grpo = O.get_objective("confidence"), O.get_objective("grpo")
+    assert (conf.ratio, conf.kl, conf.clip, conf.aggregation, conf.std) == \
+        (grpo.ratio, grpo.kl, grpo.clip, grpo.aggregation, grpo.std)
+    assert "2505.19590" in conf.source
+
+
 def test_balanced_weights_are_grpo_advantages_divided_by_a_plus_when_k_is_at_most_half():
     """The balanced variant is GRPO rescaled per group whenever k <= G/2 (notebook 05)."""
     G = 8
@@ -250,9 +323,9 @@ def test_loss_reads_the_row(name, float64_rollout):
     where the row has kl=True."""
     model, roll = float64_rollout
     row, mask = O.get_objective(name), roll.completion_mask
-    w = O.weights(row, CORRECT.double(), CORRECT, 4)
     with torch.no_grad():
         lp, _ = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
+    w = O.weights(row, CORRECT.double(), CORRECT, 4, logprobs=lp, mask=mask)
     ref = lp + 0.1 * mask
     got = O.loss(row, lp, lp - 0.05 * mask, w, mask, beta=0.5, ref_logprobs=ref)
     agg, (low, high) = row.aggregation or "sequence", row.clip or (0.2, 0.2)

@@ -207,7 +207,7 @@ def _trl_advantages(row):
     return row.weights == "advantage" and row.std and bool(row.ratio or row.kl)
 
 
-CASES = [(o, a, adv) for o, row in OBJECTIVES.items() for a in _aggregations(row)
+CASES = [(o, a, adv) for o, row in OBJECTIVES.items() if not row.needs_logprobs for a in _aggregations(row)
          for adv in (("trl", "course") if _trl_advantages(row) else ("course",))]
 
 
@@ -256,6 +256,8 @@ def test_configuration_is_refused_where_definitions_differ(tmp_path, monkeypatch
     with pytest.raises(ValueError, match="loss_type"):
         scale.make_trainer(_config("sft+-", "sequence"), str(tmp_path), model=model, tokenizer=tok,
                            loss_type="bnpo", **CPU)
+    with pytest.raises(ValueError, match="confidence weighs samples by their own log-probs"):
+        scale.make_trainer(_config("confidence", "sequence"), str(tmp_path), model=model, tokenizer=tok, **CPU)
     args = scale.grpo_config(_config("grpo", "sequence", micro_batch_size=5, mu=2), str(tmp_path), **CPU)
     # 12 completions per step in micro-batches of 4 (the largest divisor <= 5); mu = 2 steps per rollout
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps, args.max_steps) == (4, 3, 2)

@@ -8,8 +8,10 @@ line and exit code 2.
 
 import json
 import os
+import re
 import signal
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 import torch
@@ -51,7 +53,15 @@ REQUIRED = {"step", "reward_mean", "accuracy", "len_correct", "len_incorrect", "
             "seconds_gen", "seconds_score", "seconds_train"}
 
 
-@pytest.mark.parametrize("objective", OBJECTIVES)
+# The loop passes the sampled log-probs to objectives.weights only once its weigh line reads
+# ``weights(..., logprobs=..., mask=...)``; until then the confidence row must fail loudly.
+_LOOP_PASSES_LOGPROBS = re.search(r"(?<!\w)logprobs=", Path(trainer.__file__).read_text()) is not None
+
+
+@pytest.mark.parametrize("objective", [
+    pytest.param(o, marks=pytest.mark.xfail(row.needs_logprobs and not _LOOP_PASSES_LOGPROBS, raises=ValueError,
+                                            strict=True, reason="the loop does not pass log-probs yet"))
+    for o, row in OBJECTIVES.items()])
 def test_every_objective_runs_through_the_same_loop(objective, tmp_path):
     res = run(objective, steps=2, run_dir=tmp_path)
     metrics = rows(tmp_path / "metrics.jsonl")

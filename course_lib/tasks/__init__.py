@@ -8,8 +8,8 @@ A ``Task`` bundles three pure functions; the trainer never needs to know which t
     verdict = task.score(completion, examples[0]) # Score(reward, correct, well_formed, reason)
 
 Six tasks: ``countdown`` and ``gsm8k`` (the paper's), their CPU-sized variants
-``countdown-micro`` and ``gsm8k-micro`` (``course_lib.tasks.micro``), which are scored by the
-*same* verifiers; ``arith`` and ``word-problems`` (``course_lib.tasks.arith``): one-step
+``countdown-micro`` and ``gsm8k-micro`` (``course_lib.tasks.micro``; gsm8k-micro also has a
+``hard`` split for pass@k), which are scored by the *same* verifiers; ``arith`` and ``word-problems`` (``course_lib.tasks.arith``): one-step
 arithmetic on which a small real instruct model (SmolLM2-135M-Instruct) is partly competent.
 ``NAME-random`` is task NAME with *spurious* rewards (notebook 08): the reward is a fair coin per
 completion, independent of the answer, while ``correct`` stays the verifier's verdict (so
@@ -37,7 +37,9 @@ class Task:
 
     Attributes:
         name: one of ``TASK_NAMES``.
-        load: ``load(split: str, n: int | None = None, seed: int = 0) -> list[dict]``.
+        load: ``load(split: str, n: int | None = None, seed: int = 0) -> list[dict]``; split
+            ``"train"`` or ``"test"`` (and ``"hard"`` for gsm8k-micro). The generated tasks'
+            test splits share no arithmetic with their train splits.
         prompt: ``prompt(example: dict) -> str``.
         score: ``score(completion: str, example: dict) -> Score``.
 

@@ -4,16 +4,19 @@ Two tasks, each with a fixed held-out test split and a disjoint train split:
 
 - **arith**: one single-digit addition or subtraction, ``"What is 7 + 5?"``. Subtraction never
   goes below zero (``a >= b``). 100 additions + 55 subtractions = 155 problems; 50 of them
-  (25 of each) are the test split, the other 105 the train split.
+  (25 of each) are the test split; the train split is the 76 that share no arithmetic with a
+  test problem (see below).
 - **word-problems**: the same one-step arithmetic told as a story, ``"Sam has 7 apples and
   buys 5 more. How many apples does Sam have now?"``: 2..9 things, 1..9 more, or 1..all of
   them taken away. 72 + 44 = 116 sums; 40 of them (20 of each) are the test split, each told
-  two ways (80 problems); each of the other 76 is told three ways (names, objects, stories)
-  for the train split (228 problems).
+  two ways (80 problems); each of the 61 that share no arithmetic with a test sum is told
+  three ways (names, objects, stories) for the train split (183 problems).
 
-The splits are disjoint by *arithmetic*, not only by text: no sum of the test split (say
-``7 + 5``) appears in the train split in any wording, so a held-out gain is not the model
-memorising a training answer.
+The splits are disjoint by *arithmetic*, not only by text: no train sum has the
+:func:`signature` (the two numbers, in any order, and the answer) of a test sum, so neither
+``7 + 5`` nor ``5 + 7`` is trained on when ``7 + 5`` is held out, in any wording, and a
+held-out gain is not the model memorising a training answer. (Single-digit facts are in any
+real model's pretraining anyway; what these tasks can show is format and sharpening.)
 
 The prompt is the question plus one instruction, ``"Reply with only the final number."``
 (SmolLM2-135M-Instruct follows it often enough; asking for an ``Answer: N`` format made it
@@ -31,8 +34,9 @@ standalone number was found.
 Simplified on purpose, and why:
 
 - One operation on small numbers. This model is partly competent there, which is what a
-  group-relative method needs. Measured on the test splits with the Q4_1 GGUF
-  (``course_lib.loading``), the chat template, 48 new tokens, 4 samples per problem: arith 42%
+  group-relative method needs. Measured on the first test splits (drawn by sum, before the
+  split by signature) with the Q4_1 GGUF (``course_lib.loading``), the chat template, 48 new
+  tokens, 4 samples per problem: arith 42%
   right at T = 0.7 (18% at T = 1.0, 70% greedy) with 84% of problems sometimes right and
   sometimes wrong; word-problems 28% (10%, 68% greedy), 65% mixed. On GSM8K or Countdown it is
   right about 1-2% of the time, so almost every group has no signal.
@@ -62,6 +66,7 @@ __all__ = [
     "load",
     "prompt",
     "score",
+    "signature",
     "word_examples",
 ]
 
@@ -71,7 +76,7 @@ INSTRUCTION = "Reply with only the final number."
 TEST_SIZE = {"arith": 50, "word-problems": 80}
 TEST_SUMS = {"arith": 50, "word-problems": 40}  # distinct sums behind the test problems
 WORD_COPIES = {"test": 2, "train": 3}  # word-problems tells each sum this many ways
-_SPLIT_SEED = "course-arith-split-v1"  # changing it changes every split: keep it
+_SPLIT_SEED = "course-arith-split-v2"  # changing it changes every split: keep it
 
 _NUMBER = re.compile(r"(?<![\w.,])[-\u2212]?[0-9]+(?:\.[0-9]+)?(?![\w]|[.,][0-9])")
 
@@ -147,19 +152,38 @@ def _sums(task: str) -> list[tuple[int, str, int]]:
     return adds + subs
 
 
+def signature(a: int, op: str, b: int) -> tuple[tuple[int, int], int]:
+    """The arithmetic of a sum: its two numbers, sorted, and its answer. ``7 + 5`` and ``5 + 7``
+    share one, and so do ``5 + 0`` and ``5 - 0``.
+
+    Example:
+        >>> signature(7, "+", 5) == signature(5, "+", 7) == ((5, 7), 12)
+        True
+    """
+    return (min(a, b), max(a, b)), _answer(a, op, b)
+
+
 @functools.cache
 def _split(task: str) -> tuple[tuple, tuple]:
-    """(test sums, train sums): half of the test sums are additions, half subtractions."""
+    """(test sums, train sums): half of the test sums are additions, half subtractions, all with
+    different signatures; a train sum never has the signature of a test sum."""
     rng = random.Random(f"{_SPLIT_SEED}-{task}")
     sums = _sums(task)
     per_op = TEST_SUMS[task] // 2
-    test = []
+    test, taken = [], set()
     for op in "+-":
         pool = [s for s in sums if s[1] == op]
-        test += rng.sample(pool, per_op)
+        rng.shuffle(pool)
+        chosen: list[tuple[int, str, int]] = []
+        for s in pool:
+            if len(chosen) == per_op:
+                break
+            if signature(*s) not in taken:
+                taken.add(signature(*s))
+                chosen.append(s)
+        test += chosen
     rng.shuffle(test)  # a prefix of the test split mixes both operations
-    chosen = set(test)
-    train = [s for s in sums if s not in chosen]
+    train = [s for s in sums if signature(*s) not in taken]
     return tuple(test), tuple(train)
 
 
@@ -204,12 +228,12 @@ def load(task: str, split: str = "train", n: int | None = None, seed: int = 0) -
         task: ``"arith"`` or ``"word-problems"``.
         split: ``"test"`` (fixed, the same for every seed; ``n`` takes a prefix) or ``"train"``
             (fixed; ``n`` takes a seeded random subset, kept in order).
-        n: how many; None for the whole split (arith 50 / 105, word-problems 80 / 228).
+        n: how many; None for the whole split (arith 50 / 76, word-problems 80 / 183).
         seed: picks the train subset.
 
     Example:
         >>> len(load("arith", "test")), len(load("arith", "train"))
-        (50, 105)
+        (50, 76)
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")

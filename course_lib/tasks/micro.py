@@ -1,7 +1,8 @@
 """Micro variants of Countdown and GSM8K, small enough for a 1M-parameter model on a CPU.
 
-Two tasks, each with a fixed held-out test set, a prompt function and a *trace* generator
-that writes the pretraining completions of the micro base model (``course_lib.pretrain``):
+Two tasks, each with a train split, a fixed held-out ``test`` split, a fixed ``hard`` split for
+pass@k, a prompt function and a *trace* generator that writes the pretraining completions of
+the micro base model (``course_lib.pretrain``, which trains on the seed-0 train split):
 
 - **countdown-micro**: three numbers from 1..9 and a target from 1..99 that an expression of
   two integer steps reaches, e.g. prompt ``"3 7 5>26:"`` and completion
@@ -11,6 +12,16 @@ that writes the pretraining completions of the micro base model (``course_lib.pr
 
 Completions end in ``<answer>EXPR</answer>`` or ``#### N``, so the *same* verifiers as the full
 tasks (``countdown.score`` and ``gsm8k.score``) judge them.
+
+Held out by arithmetic: no ``test`` or ``hard`` problem has the *signature* (its numbers, in any
+order, and its target or answer: :func:`countdown_signature`, :func:`gsm8k_signature`) of a
+train problem or of a problem the micro model was pretrained on; a reworded copy of a training
+problem is not a held-out problem. ``tests/test_heldout.py`` checks it. The ``hard`` splits are
+stored in :data:`HARD_FILE` with the command that chose them (``benchmarks/select_hard.py``):
+problems on which the base's pass@256 stays well below 1, chosen with one batch of base samples
+and measured on another. Only gsm8k-micro has one with the shipped model: every countdown-micro
+problem the base can sometimes solve is in its train or test split (see
+:func:`countdown_examples`).
 
 What is simplified, and why:
 
@@ -36,24 +47,38 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .. import DATA_DIR
+
 __all__ = [
+    "HARD_FILE",
+    "SPLITS",
     "Trace",
     "TEST_SIZE",
     "countdown_examples",
+    "countdown_signature",
     "countdown_prompt",
     "countdown_solutions",
     "countdown_trace",
     "gsm8k_examples",
     "gsm8k_prompt",
+    "gsm8k_signature",
     "gsm8k_trace",
 ]
 
 #: Size of each micro task's fixed held-out test set.
 TEST_SIZE = 200
+#: gsm8k-micro train problems per seed; the seed-0 pool pretrained the micro model and feeds RL.
+GSM8K_POOL_SIZE = 10_000
+SPLITS = ("train", "test", "hard")
+#: The ``hard`` split of each micro task: problems chosen with base-model samples so that pass@k
+#: does not saturate, stored with the command that chose them (``benchmarks/select_hard.py``).
+HARD_FILE = DATA_DIR / "micro" / "hard.json"
 
 # Trace design (see the module docstring); the micro base model's competence follows from these.
 P_GUESS = 0.25  # gsm8k: share of traces that are a bare answer without working
@@ -141,6 +166,16 @@ def _countdown_space() -> tuple[tuple[tuple[int, int, int], int], ...]:
     return tuple(space)
 
 
+def countdown_signature(example: dict) -> tuple[tuple[int, ...], int]:
+    """The arithmetic of a countdown-micro problem: its numbers as a sorted multiset and its target.
+
+    Example:
+        >>> countdown_signature({"nums": [7, 3, 5], "target": 26})
+        ((3, 5, 7), 26)
+    """
+    return tuple(sorted(example["nums"])), int(example["target"])
+
+
 @functools.lru_cache(maxsize=1)
 def _countdown_split() -> tuple[list[dict], list[dict]]:
     """(train, test): the test set is TEST_SIZE problems drawn with a fixed seed; train is every
@@ -158,28 +193,47 @@ def _countdown_split() -> tuple[list[dict], list[dict]]:
     return train, test
 
 
+@functools.cache
+def _hard(task: str) -> tuple[dict, ...]:
+    """The stored ``hard`` split of ``task`` (a tuple of examples, fixed order)."""
+    try:
+        stored = json.loads(HARD_FILE.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{HARD_FILE} is missing: the hard split is stored there; restore it "
+                                "from the repository or rebuild it with benchmarks/select_hard.py") from None
+    entry = stored["tasks"][task]
+    if not entry["problems"]:
+        raise ValueError(f"{task} has no hard split: {entry['why_empty']}; see {HARD_FILE.name} and "
+                         "benchmarks/select_hard.py")
+    return tuple(entry["problems"])
+
+
 def _select(examples: list[dict], split: str, n: int | None, seed: int) -> list[dict]:
     if n is not None and n < 0:
         raise ValueError(f"n must be None or >= 0, got {n}")
     if split == "train":  # shuffled by seed
         examples = list(examples)
         random.Random(seed).shuffle(examples)
-    # the test set is fixed: same problems, same order, whatever the seed
+    # the test and hard sets are fixed: same problems, same order, whatever the seed
     return [dict(e) for e in (examples if n is None else examples[:n])]
 
 
 def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(repr(s) for s in SPLITS)}, got {split!r}")
 
 
 def countdown_examples(split: str, n: int | None = None, seed: int = 0) -> list[dict]:
     """Countdown-micro problems: ``[{"nums": [a, b, c], "target": t}, ...]``.
 
     Args:
-        split: ``"test"`` (a fixed set of 200, same order for every seed) or ``"train"``
-            (every other problem, ~17k, shuffled by ``seed``; none shares its number multiset
-            and target with a test problem).
+        split: ``"test"`` (a fixed set of 200, same order for every seed), ``"train"`` (every
+            other problem of the task, 9,214, shuffled by ``seed``; none shares its number
+            multiset and target with a test problem) or ``"hard"``. The shipped model has no
+            countdown-micro hard split, and asking for it raises a ValueError that says why:
+            train and test hold every problem of the task's range, the base never solves
+            problems with a number of 10 or more, and of the 109 problems with a target of 100
+            or more it fails nearly none often enough (:data:`HARD_FILE` records the search).
         n: keep only the first ``n``; None keeps all.
         seed: shuffles the train split.
 
@@ -189,6 +243,8 @@ def countdown_examples(split: str, n: int | None = None, seed: int = 0) -> list[
         (['nums', 'target'], 3)
     """
     _check_split(split)
+    if split == "hard":
+        return _select(list(_hard("countdown-micro")), split, n, seed)
     train, test = _countdown_split()
     return _select(train if split == "train" else test, split, n, seed)
 
@@ -364,16 +420,74 @@ def _gsm8k_problem(rng: random.Random) -> dict:
     return {"question": question, "answer": f"{work}\n#### {solved[-1][4]}", "steps": plan}
 
 
+def gsm8k_signature(example: dict) -> tuple[tuple[int, ...], str]:
+    """The arithmetic of a gsm8k-micro problem: the numbers of its question, sorted, and its answer.
+
+    Two problems with the same signature ask the same sums in other words (other name, other
+    item, other template), so a held-out problem must not share its signature with any problem
+    the model has trained on.
+
+    Example:
+        >>> gsm8k_signature({"question": "Tom has 2 bags of 3 pens, eats 1. How many left?",
+        ...                  "answer": "2*3=6,6-1=5\\n#### 5"})
+        ((1, 2, 3), '5')
+    """
+    numbers = tuple(sorted(int(x) for x in re.findall(r"[0-9]+", example["question"])))
+    return numbers, example["answer"].rsplit("#### ", 1)[1].strip()
+
+
+@functools.lru_cache(maxsize=1)
+def _gsm8k_first_test_questions() -> frozenset[str]:
+    """The questions of the first test split (seed 20240612, distinct by wording only).
+
+    That split shared its arithmetic with the pretraining pool and is no longer used; the train
+    generator still skips its questions so that the seed-0 pool, which pretrained the shipped
+    micro model, stays exactly as it was."""
+    rng = random.Random(20240612)
+    seen: set[str] = set()
+    while len(seen) < TEST_SIZE:
+        seen.add(_gsm8k_problem(rng)["question"])
+    return frozenset(seen)
+
+
+def _gsm8k_generate(seed: int, n: int, banned: frozenset = frozenset()) -> list[dict]:
+    """``n`` problems from the train generator of ``seed``, skipping the first test split's
+    questions and every problem whose signature is in ``banned``."""
+    first = _gsm8k_first_test_questions()
+    rng = random.Random(f"gsm8k-micro-train-{seed}")
+    out = []
+    while len(out) < n:
+        p = _gsm8k_problem(rng)
+        if p["question"] not in first and (not banned or gsm8k_signature(p) not in banned):
+            out.append(p)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _gsm8k_pool_signatures() -> frozenset:
+    """Signatures of the 10,000-problem seed-0 pool (pretraining and RL)."""
+    return frozenset(gsm8k_signature(p) for p in _gsm8k_generate(0, GSM8K_POOL_SIZE))
+
+
 @functools.lru_cache(maxsize=1)
 def _gsm8k_test() -> tuple[dict, ...]:
-    rng = random.Random(20240612)
+    """TEST_SIZE problems whose signatures are distinct and absent from the seed-0 pool."""
+    pool = _gsm8k_pool_signatures()
+    rng = random.Random("gsm8k-micro-test-v2")
     test, seen = [], set()
     while len(test) < TEST_SIZE:
         p = _gsm8k_problem(rng)
-        if p["question"] not in seen:
-            seen.add(p["question"])
+        key = gsm8k_signature(p)
+        if key not in pool and key not in seen:
+            seen.add(key)
             test.append(p)
     return tuple(test)
+
+
+@functools.lru_cache(maxsize=1)
+def _gsm8k_held_out_signatures() -> frozenset:
+    """Signatures of the test and hard splits: no train problem of any seed has one."""
+    return frozenset(gsm8k_signature(p) for p in (*_gsm8k_test(), *_hard("gsm8k-micro")))
 
 
 def gsm8k_examples(split: str, n: int | None = None, seed: int = 0) -> list[dict]:
@@ -382,10 +496,20 @@ def gsm8k_examples(split: str, n: int | None = None, seed: int = 0) -> list[dict
     Each example also carries ``"steps"``, the solved steps ``(label, x, op, y, result)`` that
     the trace generator uses.
 
+    Held out by arithmetic, not only by wording: no test or hard problem shares its
+    :func:`gsm8k_signature` (question numbers and answer) with a train problem of any seed, nor
+    with the seed-0 pool that pretrained the micro model. The small templates (``"buys ... at
+    $b each"`` has 64 problems) are all in that pool, so the test split leans to the templates
+    with more numbers (three-step ``saves`` and ``boxes`` problems, ``shares``): it is harder
+    than the train distribution.
+
     Args:
-        split: ``"test"`` (a fixed set of 200, same order for every seed) or ``"train"``
-            (problems generated from ``seed``, none with a test question).
-        n: how many; None gives all 200 test problems or 10,000 train problems.
+        split: ``"test"`` (a fixed set of 200, same order for every seed), ``"hard"`` (90
+            problems chosen for pass@k from 1,200 held-out ones as those the base got right at
+            most once in 128 samples; on 256 fresh samples its pass@1 / 16 / 256 is 1.4% /
+            19.1% / 92.2%, see :data:`HARD_FILE`) or ``"train"`` (problems generated from
+            ``seed``; none has the signature of a test or hard problem).
+        n: how many; None gives the whole test or hard split, or 10,000 train problems.
         seed: generates the train split.
 
     Example:
@@ -396,18 +520,10 @@ def gsm8k_examples(split: str, n: int | None = None, seed: int = 0) -> list[dict
     _check_split(split)
     if n is not None and n < 0:
         raise ValueError(f"n must be None or >= 0, got {n}")
-    if split == "test":
-        test = _gsm8k_test()
-        return [dict(p) for p in (test if n is None else test[:n])]
-    n = 10_000 if n is None else n
-    banned = {p["question"] for p in _gsm8k_test()}
-    rng = random.Random(f"gsm8k-micro-train-{seed}")
-    out = []
-    while len(out) < n:
-        p = _gsm8k_problem(rng)
-        if p["question"] not in banned:
-            out.append(p)
-    return out
+    if split != "train":
+        fixed = _gsm8k_test() if split == "test" else _hard("gsm8k-micro")
+        return [dict(p) for p in (fixed if n is None else fixed[:n])]
+    return _gsm8k_generate(seed, GSM8K_POOL_SIZE if n is None else n, _gsm8k_held_out_signatures())
 
 
 def gsm8k_prompt(example: dict) -> str:
