@@ -6,21 +6,13 @@ its named *budgets*: the settings a ``course_lib.trainer.TrainConfig`` is built 
 here prints. ``model, tok = load_policy(get_profile("micro"))``; inside
 ``with reference_policy(model):`` the model computes pi_ref.
 
-What is simplified, and why:
-
-- **Budgets.** The paper trains with 64 prompts x G = 5 per step, temperature 0.6, learning
-  rate 1e-6 and 1,024 new tokens. The Qwen budgets keep G and the temperature and shrink the
-  step, the cap and the steps to fit one GPU; every deviation is named where the value lives.
-- **LoRA instead of full fine-tuning** for the hub profiles (the authors' rebuttal runs used
-  rank 16 / alpha 32 too); LoRA needs roughly 10x the learning rate: 1e-5 for the paper's 1e-6
-  (the short colab budget uses 1e-4, to show learning within one session).
-- **The reference policy is the base model with the adapters switched off** (no second copy
-  of the weights). The fully fine-tuned micro model keeps a frozen copy of its initial weights
-  instead (1M parameters, 4 MB), swapped in for the reference forward pass.
-- **The micro model** is a 4-layer, width-128 ``Qwen2ForCausalLM`` with a character tokenizer,
-  built and trained by ``course_lib.pretrain``: the Qwen2.5 family, so every code path runs
-  unchanged. Its tokenizer files sit in a folder without config.json (AutoTokenizer would load
-  a Qwen2Tokenizer that drops spaces).
+Simplified: the Qwen budgets keep the paper's G = 5 and T = 0.6 and shrink its 64 prompts per
+step, 1,024-token cap and steps to fit one GPU (each deviation is named where the value lives).
+Hub profiles train LoRA (r 16 / alpha 32, as the authors' rebuttal runs) at ~10x the paper's
+learning rate of 1e-6; their reference policy is the base with the adapters off. The micro model
+(a 4-layer, width-128 ``Qwen2ForCausalLM`` with a character tokenizer, ``course_lib.pretrain``)
+is fully fine-tuned and keeps a frozen copy of its initial weights (4 MB) as its reference. Its
+tokenizer folder has no config.json (AutoTokenizer would load a Qwen2Tokenizer that drops spaces).
 """
 
 from __future__ import annotations
@@ -110,31 +102,22 @@ _QWEN_DEFAULT = dict(
     eval_samples=1,
     precision="auto",  # bf16 on GPUs of compute capability >= 8, fp16 with a GradScaler below (T4 7.5)
 )
-#: A free Colab T4 session (about 3-4 hours, results lost on disconnect unless on Drive) fits
-#: notebook 06's GPU section, grpo vs sft+- on one task with an evaluation at the start and the
-#: end, in under an hour. Sized to *show* learning: LoRA at lr 1e-4 (the course's SmolLM2-135M
-#: LoRA runs learned within 15 steps at 1e-4; at 1e-5 the adapters move a tenth as far), and
-#: an evaluation of 100 problems x 4 samples, whose paired start-to-end difference has a 95%
-#: half-width of about 7 points at 30-40% accuracy, so a 10-point gain stands out of the noise
-#: (100 x 1 sample: about 13). Cost model (Qwen2.5-0.5B, NF4 + LoRA, fp16, T4): sampling is
-#: decode-bound, about 24 tokens/s for one sequence with HF generate in fp16 (a published Colab
-#: T4 measurement), so ~42 ms per decode step, taken as ~60 ms for a batch of 40-64 rows in NF4;
-#: a step's rollout runs to its longest completion, at worst the 256-token cap: ~15 s. The
-#: update (forward + backward + recomputation under gradient checkpointing, plus the reference
-#: forward for the KL) on 40 x ~350 tokens is ~4 x 2 x 0.5e9 x 14k FLOPs ~ 6e13, ~8 s at an
-#: effective 8 TFLOP/s. So ~23 s per step: 2 runs x 30 steps ~ 23 min, plus 4 evaluations of
-#: 400 completions (7 batches of 64 to the cap, ~1.8 min each) and loading: ~33 min. Not yet
-#: measured on a T4: `train` prints the measured estimate after the first step, and
-#: benchmarks/gpu_check.py times the rollout and the update on whatever GPU it runs on.
+#: A free Colab T4 session fits notebook 06's GPU section (grpo vs sft+- on one task, evaluated
+#: at start and end) in under an hour, sized to *show* learning: LoRA at lr 1e-4 (SmolLM2-135M
+#: LoRA runs learned within 15 steps; at 1e-5 the adapters move a tenth as far), 100 problems x
+#: 4 samples (95% half-width of the paired difference ~7 points at 30-40%; 1 sample: ~13).
+#: Cost model (Qwen2.5-0.5B, NF4 + LoRA, fp16, T4): decoding ~24 tokens/s for one sequence (a
+#: published Colab measurement), taken as ~60 ms per step for 40-64 rows, to the 256 cap: ~15 s;
+#: the update (forward, backward, recomputation, reference forward) on 40 x ~350 tokens is ~6e13
+#: FLOPs, ~8 s at 8 TFLOP/s. 2 runs x 30 steps ~ 23 min, plus 4 evaluations of 400 completions
+#: and loading: ~33 min. Not yet measured on a T4 (`train` prints the measured estimate after its
+#: first step; benchmarks/gpu_check.py times rollout and update on any GPU).
 _QWEN_COLAB = {**_QWEN_DEFAULT, "max_new_tokens": 256, "steps": 30, "learning_rate": 1e-4,  # LoRA: see above
                "eval_examples": 100, "eval_samples": 4, "eval_every": 0, "checkpoint_every": 5}
 def estimate_minutes(profile: Profile, budget: str = "colab", runs: int = 2) -> float:
-    """Minutes for ``runs`` runs of ``budget`` on a T4 by the cost model above (Qwen2.5-0.5B:
-    ~60 ms per decode step to the token cap, ~8 s per update of 40 x ~350 tokens, evaluations
-    in batches of 64 completions to the cap, 2 min loading; Qwen2.5-1.5B about 3x per step).
-
-    Example: ``estimate_minutes(PROFILES["qwen2.5-0.5b"], "colab")`` -> about 33.
-    """
+    """Minutes for ``runs`` runs of ``budget`` on a T4 by the cost model above (evaluations in
+    batches of 64 to the cap, 2 min loading; Qwen2.5-1.5B about 3x per step).
+    Example: ``estimate_minutes(PROFILES["qwen2.5-0.5b"], "colab")`` -> about 33."""
     b = profile.budgets[budget]
     rows, size = b["prompts_per_step"] * b["group_size"], 3.0 if "1.5b" in profile.name else 1.0
     step = size * (0.060 * b["max_new_tokens"] + 8.0 * rows / 40 * (b["max_new_tokens"] + 94) / 350)
@@ -308,18 +291,14 @@ def _align_generation_ids(model, tokenizer) -> None:
 
 def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
                 gradient_checkpointing: bool | None = None, model_id: str | None = None):
-    """The trainable policy and its tokenizer for ``profile`` (a Profile or a name).
+    """``(model in eval mode on device, tokenizer)`` for ``profile`` (a Profile or a name): left
+    padding, stops at its eos. micro: :func:`load_micro` plus a snapshot of its weights for
+    :func:`reference_policy`; hub models: ``loading.load_weights`` (NF4 when the profile says so)
+    and ``loading.prepare_for_training`` (checkpointing, peft LoRA).
 
-    micro: :func:`load_micro` (full fine-tuning) plus a frozen snapshot of its initial weights
-    for :func:`reference_policy`. Hub models: ``course_lib.loading.load_weights`` (4-bit NF4
-    with double quantisation when the profile says so, ``prepare_model_for_kbit_training``),
-    optional gradient checkpointing, then peft LoRA on ``profile.lora.target_modules``.
-
-    Args: device: default ``cuda`` when available, else ``cpu`` (micro: ``cpu`` on every runtime). precision: see
-        :func:`compute_dtype`. gradient_checkpointing: default the profile's. model_id: a hub
-        id or folder instead of ``profile.model_id`` (tests and ``make rehearsal`` load a tiny
-        random Qwen2 through exactly this path).
-    Returns: ``(model in eval mode on device, tokenizer)``: left padding, stops at its eos.
+    Args: device: default :func:`resolve_device`'s. precision: see :func:`compute_dtype`.
+        gradient_checkpointing: default the profile's. model_id: a hub id or folder instead of
+        ``profile.model_id`` (tests and ``make rehearsal`` load a tiny random Qwen2 this way).
     Raises: ``loading.ModelUnavailableError`` (hub unreachable or gated, and not cached).
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
@@ -341,7 +320,6 @@ def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
 def training_setup(profile: Profile | str, precision: str, task, *, model=None, tokenizer=None, seed: int = 0,
                    kl: bool = False):
     """Everything the training loop asks of this module, in one call.
-
     Returns: ``(model, tokenizer, asked, reference, dtype)``: the policy in train mode (default
         :func:`load_policy`, its LoRA adapters initialised from ``seed``), ``task`` as the model
         is asked it (:func:`prompted`), a factory of the context in which ``model`` computes
@@ -373,12 +351,7 @@ def trainable_parameters(model) -> list[torch.nn.Parameter]:
 
 def format_prompt(tokenizer, profile: Profile, prompt: str) -> str:
     """The text the model sees for a task prompt: plain for base models, the chat template for
-    instruct models (``profile.chat_template``).
-
-    Example:
-        >>> format_prompt(tok, PROFILES["qwen2.5-0.5b"], "What is 2+3?")
-        'What is 2+3?'
-    """
+    instruct models (``profile.chat_template``). Example: qwen2.5-0.5b, "What is 2+3?" -> itself."""
     if not profile.chat_template:
         return prompt
     return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,

@@ -237,10 +237,7 @@ def group_advantages(
             batch's population std, ``"none"`` only centres (Dr. GRPO).
         eps: added to the std. A group whose rewards are all equal gets exactly 0 (never NaN).
 
-    Returns:
-        (B,) advantages, same dtype as ``rewards``.
-
-    Example: rewards ``[1, 0, 0, 0]``, G = 4 -> ``[1.732, -0.577, -0.577, -0.577]`` (up to eps):
+    Returns (B,) advantages in ``rewards``' dtype. Example: rewards ``[1, 0, 0, 0]``, G = 4 -> ``[1.732, -0.577, -0.577, -0.577]`` (up to eps):
     A+ = sqrt((1-p)/p), A- = -sqrt(p/(1-p)) with p = 1/4.
     """
     if scale not in ADVANTAGE_SCALES:
@@ -286,13 +283,9 @@ def signed_weights(
         negative: size of the push-down on an incorrect sample (F-ISFT- and +-: 1; F-ISFT+: 0).
             The weight used is ``-negative``.
         balance: scale each group's negative weights by ``min(1, k / (G - k))`` (k = correct in
-            the group), so the push-down mass never exceeds the push-up mass. Without it, a
-            group with 1 correct of 8 pushes down 7 samples and up only 1, and an all-wrong
-            group pushes down everything.
-        dtype: of the weights (the trainer passes the rewards' dtype).
-
-    Returns:
-        (B,) float weights.
+            the group), so the push-down mass never exceeds the push-up mass (without it, 1
+            correct of 8 pushes down 7 samples and up only 1).
+        dtype: of the (B,) weights returned (the trainer passes the rewards' dtype).
 
     Example: correct ``[T, F, F, F]``, G = 4: plain +- -> ``[1, -1, -1, -1]``;
     balanced -> ``[1, -1/3, -1/3, -1/3]``. GRPO's advantages as weights are the row
@@ -312,25 +305,16 @@ def signed_weights(
 def confidence_weights(logprobs: torch.Tensor, mask: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
     """Reward-free weights: each sample's mean token log-probability, group-normalised.
 
-    The model's own confidence stands in for the verifier's reward, as in "Learning to Reason
-    without External Rewards" (Zhao et al., arXiv 2505.19590, Intuitor), so the ``confidence``
-    row runs through the same loop with no verifier signal: what it gains over the base is what
-    reinforcing the model's own preferences (sharpening) gives.
+    The model's own confidence stands in for the verifier's reward, as in Intuitor (Zhao et al.,
+    arXiv 2505.19590), so what the ``confidence`` row gains over the base is what sharpening gives.
+    Simplified: Intuitor's *self-certainty* is the mean over tokens of KL(uniform || p(.|context))
+    over the vocabulary; here the score is the mean log-prob of the *sampled* tokens, which ranks a
+    group's samples by the same kind of confidence from what the loop already has. As in Intuitor,
+    scores become GRPO's group advantages, (s - mean_g s) / (std_g s + eps).
 
-    Simplified: Intuitor's reward is *self-certainty*, the mean over the completion's tokens of
-    KL(uniform || p(.|context)) over the whole vocabulary; here it is the mean log-probability of
-    the *sampled* tokens (minus the per-token cross-entropy, no sum over the vocabulary), which
-    ranks a group's samples by the same kind of confidence from what the loop already has. Like
-    Intuitor, the scores are turned into GRPO's group advantages, (s - mean_g s) / (std_g s + eps).
-
-    Args:
-        logprobs: (B, T) log-probs of the sampled tokens (read without grad).
-        mask: (B, T) 1 on real completion tokens; a completion without tokens scores 0.
-        group_size: G; rows of a group are consecutive.
-        eps: added to the group std.
-
-    Returns:
-        (B,) weights in ``logprobs``' dtype; a group whose scores are all equal gets exactly 0.
+    Args: logprobs: (B, T) sampled-token log-probs (read without grad). mask: (B, T) 1 on real
+        completion tokens (a completion without tokens scores 0). group_size: G. eps: as above.
+    Returns: (B,) weights in ``logprobs``' dtype; a group whose scores are all equal gets exactly 0.
 
     Example: mean log-probs ``[-1, -2, -3, -2]`` in one group (G = 4) -> ``[1.41, 0, -1.41, 0]``.
     """
@@ -435,9 +419,6 @@ def signed_sft_loss(
         weights: (B,) per completion, e.g. from :func:`signed_weights` (+1 pushes a sample up,
             negative values push it down, 0 ignores it).
         mask: (B, T). aggregation, ``**norm``: as in :func:`aggregate`.
-
-    Returns:
-        scalar loss.
 
     Example: weights ``[1, 0]`` -> ordinary SFT on the first completion only.
     """

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from . import countdown, gsm8k
 from .common import Score
 
-__all__ = ["TASK_NAMES", "Score", "Task", "countdown", "get_task", "gsm8k"]
-
 TASK_NAMES = ("countdown", "gsm8k", "countdown-micro", "gsm8k-micro", "arith", "word-problems",
               "countdown-micro-random", "gsm8k-micro-random")
 

@@ -12,40 +12,26 @@ Two tasks, each with a fixed held-out test split and a disjoint train split:
   two ways (80 problems); each of the 61 that share no arithmetic with a test sum is told
   three ways (names, objects, stories) for the train split (183 problems).
 
-The splits are disjoint by *arithmetic*, not only by text: no train sum has the
-:func:`signature` (the two numbers, in any order, and the answer) of a test sum, so neither
-``7 + 5`` nor ``5 + 7`` is trained on when ``7 + 5`` is held out, in any wording, and a
-held-out gain is not the model memorising a training answer. (Single-digit facts are in any
-real model's pretraining anyway; what these tasks can show is format and sharpening.)
-
-The prompt is the question plus one instruction, ``"Reply with only the final number."``
-(SmolLM2-135M-Instruct follows it often enough; asking for an ``Answer: N`` format made it
-write a literal ``N``). The verifier does not require the reply to obey it:
+The splits are disjoint by *arithmetic*: no train sum has the :func:`signature` (the two
+numbers, in any order, and the answer) of a test sum, in any wording, so a held-out gain is not
+a memorised training answer. The prompt is the question plus ``"Reply with only the final
+number."`` (asking for an ``Answer: N`` format made the model write a literal ``N``).
 
 ``score``: the answer is the **last standalone number** of the reply: ASCII digits with an
-optional leading ``-`` (or the Unicode minus) and an optional decimal part, that is not glued
-to a letter, digit, underscore, ``.`` or ``,`` on either side. So ``"7 + 5 = 12."``,
-``"The answer is 12 apples"`` and ``"**12**"`` answer 12; ``"12th"``, ``"x12"`` and ``"1,2"``
-contain no standalone number; ``"8-3=5"`` answers 5. It is compared with the gold after the
-GSM8K normalisation (``course_lib.tasks.gsm8k.normalize``: ``12.0 == 12``, ``-0 == 0``). Number
-words (``"twelve"``) are not answers. Reward 1.0 if correct, else 0.0; ``well_formed`` means a
-standalone number was found.
+optional leading ``-`` (or the Unicode minus) and an optional decimal part, not glued to a
+letter, digit, underscore, ``.`` or ``,`` on either side. So ``"7 + 5 = 12."``, ``"The answer
+is 12 apples"`` and ``"**12**"`` answer 12; ``"12th"``, ``"x12"`` and ``"1,2"`` contain no
+standalone number; ``"8-3=5"`` answers 5. It is compared with the gold after GSM8K's
+normalisation (``gsm8k.normalize``: ``12.0 == 12``, ``-0 == 0``); number words are not
+answers. Reward 1.0 if correct, else 0.0; ``well_formed``: a standalone number was found.
 
-Simplified on purpose, and why:
-
-- One operation on small numbers. This model is partly competent there, which is what a
-  group-relative method needs. Measured on the first test splits (drawn by sum, before the
-  split by signature) with the Q4_1 GGUF (``course_lib.loading``), the chat template, 48 new
-  tokens, 4 samples per problem: arith 42%
-  right at T = 0.7 (18% at T = 1.0, 70% greedy) with 84% of problems sometimes right and
-  sometimes wrong; word-problems 28% (10%, 68% greedy), 65% mixed. On GSM8K or Countdown it is
-  right about 1-2% of the time, so almost every group has no signal.
-- No negative results, no multi-step problems: two-step word problems measured 2% sampled.
-- Last-number scoring instead of an answer marker: the model does not reliably write markers.
-  A policy could learn to end every reply with a guess; that is still a guess that has to be
-  right, and the lengths of right and wrong replies are reported next to the accuracy.
-- Examples carry ``"answer": "#### N"`` like GSM8K's, so GSM8K code that reads the gold
-  (``gsm8k.gold_answer``) works on them, plus the parts ``a``, ``op``, ``b``.
+Simplified on purpose: one operation on small numbers, where the model is partly competent (Q4_1
+GGUF, chat template, 48 new tokens, 4 samples: arith 42% right at T = 0.7, 18% at T = 1.0, 70%
+greedy, 84% of problems mixed; word-problems 28%, 10%, 68%, 65% mixed; GSM8K or Countdown about
+1-2%, two-step word problems 2%: almost no group with signal). Last-number scoring instead of an
+answer marker, which the model does not write reliably; a policy that ends every reply with a
+guess must still guess right, and lengths are reported beside accuracy. Examples carry
+``"answer": "#### N"`` as GSM8K's do (``gsm8k.gold_answer`` reads them), plus ``a``, ``op``, ``b``.
 """
 
 from __future__ import annotations
@@ -56,19 +42,6 @@ import re
 
 from . import gsm8k
 from .common import Score
-
-__all__ = [
-    "INSTRUCTION",
-    "TASKS",
-    "TEST_SIZE",
-    "arith_examples",
-    "last_number",
-    "load",
-    "prompt",
-    "score",
-    "signature",
-    "word_examples",
-]
 
 TASKS = ("arith", "word-problems")
 INSTRUCTION = "Reply with only the final number."

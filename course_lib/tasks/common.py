@@ -13,8 +13,6 @@ import socket
 import threading
 from dataclasses import dataclass
 
-__all__ = ["Score", "hub_reachable"]
-
 
 @dataclass(frozen=True)
 class Score:
