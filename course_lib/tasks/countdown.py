@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import ast
 import functools
+import itertools
 import numbers
+import operator
 import random
 import re
 from collections import Counter
@@ -73,7 +75,6 @@ _NO_BLOCK = "no complete <answer>...</answer> block"
 _ALLOWED_CHARS = re.compile(r"[0-9+\-*/() ]*")
 _BAD_CHAR = re.compile(r"[^0-9+\-*/() ]")
 _LONG_LITERAL = re.compile(rf"[0-9]{{{MAX_LITERAL_DIGITS + 1},}}")
-_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _REJECTED_OPS = {ast.Pow: "**", ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@"}
 
 
@@ -88,6 +89,17 @@ def _div(a: int | Fraction, b: int | Fraction) -> int | Fraction:
     return v.numerator if v.denominator == 1 else v
 
 
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: _div}
+
+
+def _splits(key: tuple) -> list[tuple[tuple, tuple]]:
+    """Every split of ``key`` into two non-empty sorted parts; index 0 stays on the left, which
+    avoids mirrored splits."""
+    n = len(key)
+    return [(tuple(sorted(key[i] for i in range(n) if mask >> i & 1)),
+             tuple(sorted(key[i] for i in range(n) if not mask >> i & 1))) for mask in range(1, 2**n - 1, 2)]
+
+
 @functools.lru_cache(maxsize=4096)
 def _values(key: tuple[int | Fraction, ...]) -> dict[int | Fraction, str]:
     """All values reachable from the multiset ``key`` using every element once.
@@ -99,15 +111,9 @@ def _values(key: tuple[int | Fraction, ...]) -> dict[int | Fraction, str]:
         v = key[0]
         return {v: str(v)}
     out: dict[int | Fraction, str] = {}
-    n = len(key)
-    # Split into two non-empty parts; keeping index 0 on the left avoids mirrored splits.
-    for mask in range(1, 2**n - 1):
-        if not mask & 1:
-            continue
-        left = tuple(sorted(key[i] for i in range(n) if mask >> i & 1))
-        right = tuple(sorted(key[i] for i in range(n) if not mask >> i & 1))
-        lv, rv = _values(left), _values(right)
-        for a, ea in lv.items():
+    for left, right in _splits(key):
+        rv = _values(right)
+        for a, ea in _values(left).items():
             for b, eb in rv.items():
                 out.setdefault(a + b, f"({ea}+{eb})")
                 out.setdefault(a * b, f"({ea}*{eb})")
@@ -130,14 +136,10 @@ def _int_values(key: tuple[int, ...]) -> frozenset[int]:
     if len(key) == 1:
         return frozenset(key)
     out: set[int] = set()
-    n = len(key)
-    for mask in range(1, 2**n - 1):
-        if not mask & 1:
-            continue
-        left = _int_values(tuple(sorted(key[i] for i in range(n) if mask >> i & 1)))
-        right = _int_values(tuple(sorted(key[i] for i in range(n) if not mask >> i & 1)))
-        for a in left:
-            for b in right:
+    for left, right in _splits(key):
+        rv = _int_values(right)
+        for a in _int_values(left):
+            for b in rv:
                 out.update((a + b, a * b, a - b, b - a))
                 if b and a % b == 0:
                     out.add(a // b)
@@ -168,10 +170,7 @@ def reachable(nums: Sequence[int]) -> dict[Fraction, str]:
         >>> reachable([2, 3])[Fraction(6)]
         '2*3'
     """
-    nums = _check_nums(nums)
-    if len(nums) > 5:
-        raise ValueError(f"reachable() searches all expressions; {len(nums)} numbers is too many (max 5)")
-    return {Fraction(v): _strip_outer(e) for v, e in _values(tuple(sorted(nums))).items()}
+    return {Fraction(v): _strip_outer(e) for v, e in _values(_search_key(nums, "reachable")).items()}
 
 
 def solve(nums: Sequence[int], target: int) -> str | None:
@@ -183,11 +182,16 @@ def solve(nums: Sequence[int], target: int) -> str | None:
         >>> solve([1, 1, 1], 50) is None
         True
     """
+    expr = _values(_search_key(nums, "solve")).get(target)
+    return None if expr is None else _strip_outer(expr)
+
+
+def _search_key(nums: Sequence[int], caller: str) -> tuple[int, ...]:
+    """``nums`` sorted, for a search over all expressions (at most 5 numbers)."""
     key = tuple(sorted(_check_nums(nums)))
     if len(key) > 5:
-        raise ValueError(f"solve() searches all expressions; {len(key)} numbers is too many (max 5)")
-    expr = _values(key).get(target)
-    return None if expr is None else _strip_outer(expr)
+        raise ValueError(f"{caller}() searches all expressions; {len(key)} numbers is too many (max 5)")
+    return key
 
 
 def _is_int(x: object) -> bool:
@@ -342,22 +346,11 @@ def _evaluate(node: ast.AST, used: list[int]) -> int | Fraction | None:
             raise _Reject(f"operator {_REJECTED_OPS.get(op, op.__name__)} not allowed")
         a = _evaluate(node.left, used)
         b = _evaluate(node.right, used)
-        if a is None or b is None:
+        if a is None or b is None or (op is ast.Div and b == 0):
             return None
-        if op is ast.Add:
-            v = a + b
-        elif op is ast.Sub:
-            v = a - b
-        elif op is ast.Mult:
-            v = a * b
-        elif b == 0:
-            return None
-        else:
-            v = _div(a, b)
-        if type(v) is int:
-            if v.bit_length() > MAX_VALUE_BITS:
-                raise _Reject("intermediate value too large")
-        elif v.numerator.bit_length() > MAX_VALUE_BITS or v.denominator.bit_length() > MAX_VALUE_BITS:
+        v = _OPS[op](a, b)
+        bits = v.bit_length() if type(v) is int else max(v.numerator.bit_length(), v.denominator.bit_length())
+        if bits > MAX_VALUE_BITS:
             raise _Reject("intermediate value too large")
         return v
     if kind is ast.Constant and type(node.value) is int:
@@ -451,16 +444,9 @@ def score(
         return fail(f"character {bad!r} not allowed; only digits, + - * / ( ) and spaces")
     if _LONG_LITERAL.search(text):
         return fail(f"number longer than {MAX_LITERAL_DIGITS} digits")
-    if text.count("(") > MAX_DEPTH:
-        depth = deepest = 0
-        for ch in text:
-            if ch == "(":
-                depth += 1
-                deepest = max(deepest, depth)
-            elif ch == ")":
-                depth -= 1
-        if deepest > MAX_DEPTH:
-            return fail(f"parentheses nested too deep ({deepest} levels, max {MAX_DEPTH})")
+    deepest = max(itertools.accumulate((ch == "(") - (ch == ")") for ch in text))
+    if deepest > MAX_DEPTH:
+        return fail(f"parentheses nested too deep ({deepest} levels, max {MAX_DEPTH})")
     try:
         tree = ast.parse(text, mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError):
