@@ -23,15 +23,20 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _threads(args, profile=None) -> None:
+def count(text: str) -> int:
+    """An option's count, at least 1 (argparse names the option in its one-line error)."""
+    if int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return int(text)
+
+
+def _threads(threads: int | None, profile=None) -> None:
     import torch
 
     from course_lib import models
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     elif profile is not None:
         models.use_profile_threads(profile)
 
@@ -48,6 +53,15 @@ def _config_options(ap) -> None:
                         type=int if f.type == "int" else float if f.type == "float" else str)
 
 
+def _parse_config(ap, argv, own: tuple[str, ...]):
+    """``(TrainConfig from the profile's budget and the options given, {own option: value})``."""
+    from course_lib.trainer import TrainConfig
+
+    args = vars(ap.parse_args(argv))
+    opts = {k: args.pop(k) for k in own}
+    return TrainConfig.from_profile(args.pop("profile") or "micro", opts["budget"], **args), opts
+
+
 def _train_parser() -> argparse.ArgumentParser:
 
     ap = _Parser(prog="python -m course_lib train",
@@ -57,20 +71,17 @@ def _train_parser() -> argparse.ArgumentParser:
     ap.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
     ap.add_argument("--budget", default="default", help="the profile's budget (e.g. colab for the Qwen profiles)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's choice)")
+    ap.add_argument("--threads", type=count, default=None, help="torch CPU threads (default: the profile's choice)")
     _config_options(ap)
     return ap
 
 
 def train_main(argv) -> int:
     from course_lib.models import get_profile
-    from course_lib.trainer import TrainConfig, train
+    from course_lib.trainer import train
 
-    args = vars(_train_parser().parse_args(argv))
-    opts = {k: args.pop(k) for k in ("run_dir", "resume", "overwrite", "budget", "no_progress")}
-    threads = argparse.Namespace(threads=args.pop("threads"))
-    cfg = TrainConfig.from_profile(args.pop("profile") or "micro", opts["budget"], **args)
-    _threads(threads, get_profile(cfg.profile))
+    cfg, opts = _parse_config(_train_parser(), argv, ("run_dir", "resume", "overwrite", "budget", "no_progress", "threads"))
+    _threads(opts["threads"], get_profile(cfg.profile))
     res = train(cfg, run_dir=opts["run_dir"], resume=opts["resume"], overwrite=opts["overwrite"],
                 progress=not opts["no_progress"])
     final = {k: v for k, v in (res.evals[-1] if res.evals else {}).items() if k != "correct_per_problem"}
@@ -89,18 +100,15 @@ def evaluate_main(argv) -> int:
 
     ap = _Parser(prog="python -m course_lib evaluate", description="Evaluate a run's latest checkpoint.")
     ap.add_argument("--run-dir", required=True, help="a directory written by `train`")
-    ap.add_argument("--examples", type=int, default=None, help="held-out problems (default: the run's)")
-    ap.add_argument("--samples", type=int, default=None, help="samples per problem (default: the run's)")
+    ap.add_argument("--examples", type=count, default=None, help="held-out problems (default: the run's)")
+    ap.add_argument("--samples", type=count, default=None, help="samples per problem (default: the run's)")
     ap.add_argument("--no-greedy", action="store_true", help="skip greedy decoding")
     ap.add_argument("--base", action="store_true", help="evaluate the base model, not the checkpoint")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's)")
+    ap.add_argument("--threads", type=count, default=None, help="torch CPU threads (default: the profile's)")
     args = ap.parse_args(argv)
-    for name in ("examples", "samples"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     cfg, model, tok, task = load_run(args.run_dir, base=args.base)
-    _threads(args, get_profile(cfg.profile))
+    _threads(args.threads, get_profile(cfg.profile))
     res = evaluate_as_trained(model, tok, task, cfg, task.load("test", n=args.examples or cfg.eval_examples),
                               samples=args.samples or cfg.eval_samples, greedy=not args.no_greedy, seed=args.seed)
     res["checkpoint"] = "base" if args.base else "latest"
@@ -124,7 +132,7 @@ def _reproduce_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, help="output folder (runs/, results.json, results.md, *.png)")
     ap.add_argument("--plan", choices=("main", "beyond"), default="main",
                     help="main: the paper's comparison; beyond: notebook 08's arms (reproduce.BEYOND_ARMS)")
-    ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3; --quick: 1)")
+    ap.add_argument("--seeds", type=count, default=None, help="seeds 0..N-1 (default 3; --quick: 1)")
     ap.add_argument("--quick", action="store_true", help="a few-minute smoke run of the whole pipeline")
     ap.add_argument("--tasks", nargs="+", default=None, help="default: the profile's tasks")
     ap.add_argument("--objectives", nargs="+", default=None, choices=list(OBJECTIVES),
@@ -134,8 +142,8 @@ def _reproduce_parser() -> argparse.ArgumentParser:
     ap.add_argument("--eval-examples", type=int, default=None, help="held-out problems")
     ap.add_argument("--eval-samples", type=int, default=None, help="samples per held-out problem")
     ap.add_argument("--pass-k", type=int, default=0, help="samples per problem for pass@k after training (0: none)")
-    ap.add_argument("--pass-k-examples", type=int, default=50, help="held-out problems for pass@k")
-    ap.add_argument("--pass-k-seeds", type=int, default=3, help="pass@k for the first N seeds only")
+    ap.add_argument("--pass-k-examples", type=count, default=50, help="held-out problems for pass@k")
+    ap.add_argument("--pass-k-seeds", type=count, default=3, help="pass@k for the first N seeds only")
     ap.add_argument("--margin", type=float, default=5.0, help="TOST equivalence margin in points (default 5)")
     ap.add_argument("--ablation-objectives", nargs="*", default=None, choices=list(OBJECTIVES),
                     help="objectives rerun with every aggregation (default: grpo; none: no ablation)")
@@ -143,8 +151,8 @@ def _reproduce_parser() -> argparse.ArgumentParser:
     ap.add_argument("--aggregation", default="sequence", choices=AGGREGATIONS)
     ap.add_argument("--precision", default=None, choices=("auto", "fp32", "fp16", "bf16"),
                     help="override the budget's precision (bf16 halves a CPU step where it has avx512_bf16)")
-    ap.add_argument("--workers", type=int, default=None, help="parallel run processes (default: 2 for micro on CPU)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads in all (split between workers)")
+    ap.add_argument("--workers", type=count, default=None, help="parallel run processes (default: 2 for micro on CPU)")
+    ap.add_argument("--threads", type=count, default=None, help="torch CPU threads in all (split between workers)")
     ap.add_argument("--overwrite", action="store_true", help="start over the runs whose saved settings differ")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--report-only", action="store_true", help="train nothing: rebuild the outputs")
@@ -187,10 +195,6 @@ def reproduce_main(argv) -> int:
         eval_samples=args.eval_samples or (QUICK["eval_samples"] if q else b["eval_samples"]),
         pass_k=args.pass_k, pass_k_examples=args.pass_k_examples, pass_k_seeds=args.pass_k_seeds,
         margin=args.margin / 100, budget=args.budget)
-    for name in ("seeds", "pass_k_examples", "pass_k_seeds", "workers", "threads"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
     tasks, objectives = args.tasks or list(prof.tasks), args.objectives or list(MAIN_OBJECTIVES)
     abl = [o for o in ["grpo"] if o in objectives] if args.ablation_objectives is None else args.ablation_objectives
     specs = R.plan_runs(tasks, objectives, range(seeds), ablation_objectives=abl, main_aggregation=args.aggregation,
@@ -248,20 +252,20 @@ def pretrain_main(argv) -> int:
                  description="Pretrain the micro base model on traces of the micro tasks, measure it, and write "
                  "tokenizer/, model/ and manifest.json.")
     R = P.RECIPE
-    ap.add_argument("--steps", type=int, default=R["steps"], help="optimizer steps (default %(default)s)")
+    ap.add_argument("--steps", type=count, default=R["steps"], help="optimizer steps (default %(default)s)")
     ap.add_argument("--seconds", type=float, default=None, help="also stop after this many seconds")
     ap.add_argument("--seed", type=int, default=R["seed"])
-    ap.add_argument("--batch-size", type=int, default=R["batch_size"])
+    ap.add_argument("--batch-size", type=count, default=R["batch_size"])
     ap.add_argument("--lr", type=float, default=R["lr"])
     ap.add_argument("--countdown-share", type=float, default=R["countdown_share"],
                     help="share of steps spent on countdown-micro (the rest on gsm8k-micro)")
     ap.add_argument("--eval-samples", type=int, default=4, help="sampled completions per test problem (0: none)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--threads", type=count, default=None, help="torch CPU threads")
     ap.add_argument("--out", type=Path, default=DATA_DIR / "micro", help="output folder")
     args = ap.parse_args(argv)
-    if args.steps < 1 or args.batch_size < 1 or not 0.0 <= args.countdown_share <= 1.0:
-        raise ValueError("--steps and --batch-size must be >= 1 and --countdown-share in [0, 1]")
-    _threads(args)
+    if not 0.0 <= args.countdown_share <= 1.0:
+        raise ValueError(f"--countdown-share must be in [0, 1], got {args.countdown_share}")
+    _threads(args.threads)
     start = time.time()
     recipe = {"steps": args.steps, "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
               "countdown_share": args.countdown_share}
@@ -303,7 +307,6 @@ def fetch_smollm2_main(argv) -> int:
 
 def scale_main(argv) -> int:
     from course_lib import scale
-    from course_lib.trainer import TrainConfig
 
     ap = _Parser(prog="accelerate launch -m course_lib scale",
                  description="One course run (any objective) on TRL's GRPOTrainer, on N processes.")
@@ -315,9 +318,7 @@ def scale_main(argv) -> int:
     ap.add_argument("--trl", action="append", default=[], metavar="FIELD=VALUE",
                     help="any GRPOConfig field, e.g. vllm_gpu_memory_utilization=0.5 (repeatable)")
     _config_options(ap)
-    args = vars(ap.parse_args(argv))
-    opts = {k: args.pop(k) for k in ("out", "model", "budget", "course_advantages", "no_vllm", "trl")}
-    cfg = TrainConfig.from_profile(args.pop("profile") or "micro", opts["budget"], **args)
+    cfg, opts = _parse_config(ap, argv, ("out", "model", "budget", "course_advantages", "no_vllm", "trl"))
     scale.run(cfg, opts["out"], model=opts["model"], course_advantages=opts["course_advantages"],
               use_vllm=False if opts["no_vllm"] else None, trl_fields=opts["trl"])
     return 0
@@ -339,13 +340,10 @@ def _quiet_libraries() -> None:
     """No loading bars from transformers, no notice from bitsandbytes about optional CPU kernels."""
     import logging
 
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    try:
-        import transformers
+    import transformers
 
-        transformers.utils.logging.disable_progress_bar()
-    except ImportError:
-        pass
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    transformers.utils.logging.disable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> int:
