@@ -128,15 +128,16 @@ def missing_requirements(requirements: list[str]) -> list[str]:
     Example: ``missing_requirements(["numpy>=1.26", 'pytest; extra == "dev"', "nope>=1"])``
     is ``["nope>=1"]`` where numpy is installed.
     """
-    missing = []
-    for req in requirements:
-        spec, _, marker = req.partition(";")
-        if "extra" in marker:
-            continue
-        name = re.match(r"[A-Za-z0-9._-]+", spec.strip()).group(0)
-        if not _installed(name):
-            missing.append(spec.strip())
-    return missing
+    return [spec for spec in _core(requirements) if not _installed(_name(spec))]
+
+
+def _core(requirements: list[str]) -> list[str]:
+    """The requirements not tied to an extra, without their markers."""
+    return [req.partition(";")[0].strip() for req in requirements if "extra" not in req.partition(";")[2]]
+
+
+def _name(spec: str) -> str:
+    return re.match(r"[A-Za-z0-9._-]+", spec).group(0)
 
 
 def _version(name: str) -> str | None:
@@ -155,14 +156,11 @@ def outdated_requirements(requirements: list[str]) -> list[tuple[str, str]]:
     from packaging.requirements import Requirement  # pip's own dependency: on every Python with pip
 
     out = []
-    for req in requirements:
-        spec, _, marker = req.partition(";")
-        if "extra" in marker:
-            continue
-        r = Requirement(spec.strip())
+    for spec in _core(requirements):
+        r = Requirement(spec)
         version = _version(r.name)
         if version is not None and r.specifier and not r.specifier.contains(version, prereleases=True):
-            out.append((spec.strip(), version))
+            out.append((spec, version))
     return out
 
 
@@ -210,8 +208,7 @@ def colab_install(root: str = "/content/course") -> list[str]:
         steps += missing
     print("installed: " + ", ".join(steps) if steps else "everything already installed")
     for spec, version in outdated_requirements(metadata.requires("course_lib") or []):
-        name = re.match(r"[A-Za-z0-9._-]+", spec).group(0)
-        print(f"warning: {name} {version} is installed, the course needs {spec}: run "
+        print(f"warning: {_name(spec)} {version} is installed, the course needs {spec}: run "
               f"!pip install -q '{spec}' and then Runtime > Restart session")
     return missing
 
