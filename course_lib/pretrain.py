@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from course_lib import loading
 from course_lib.evaluate import evaluate
 from course_lib.tasks import get_task, micro
 
@@ -79,8 +80,7 @@ def build_micro_model(tokenizer, *, seed: int = 0, hidden: int = 128, layers: in
     )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    loading.align_generation_ids(model, tokenizer)
     return model
 
 

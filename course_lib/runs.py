@@ -21,6 +21,7 @@ import sys
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -177,15 +178,11 @@ def append_jsonl(path: Path, row: dict) -> None:
         f.write(json.dumps(_clean(row)) + "\n")
 
 
-class _StopFlag:
-    requested = False
-
-
 @contextlib.contextmanager
 def interrupts():
     """First Ctrl-C: finish the current step, then stop (checkpointed). Second Ctrl-C: stop now
     (KeyboardInterrupt; that step is discarded). Plain KeyboardInterrupt outside the main thread."""
-    flag = _StopFlag()
+    flag = SimpleNamespace(requested=False)
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return

@@ -18,6 +18,7 @@ accuracy is still measured honestly). Simplified on purpose: no registry or plug
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +102,5 @@ def get_task(name: str) -> Task:
     if name in ("arith", "word-problems"):
         from . import arith
 
-        load = arith.arith_examples if name == "arith" else arith.word_examples
-        return Task(name, load, arith.prompt, arith.score)
+        return Task(name, functools.partial(arith.load, name), arith.prompt, arith.score)
     raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}")

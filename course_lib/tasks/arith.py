@@ -223,16 +223,6 @@ def load(task: str, split: str = "train", n: int | None = None, seed: int = 0) -
     return [dict(r) for r in rows]
 
 
-def arith_examples(split: str = "train", n: int | None = None, seed: int = 0) -> list[dict]:
-    """``load("arith", ...)``: single-digit addition and subtraction."""
-    return load("arith", split, n, seed)
-
-
-def word_examples(split: str = "train", n: int | None = None, seed: int = 0) -> list[dict]:
-    """``load("word-problems", ...)``: one-step word problems."""
-    return load("word-problems", split, n, seed)
-
-
 def prompt(example: dict) -> str:
     """The question and the instruction (the chat template is applied by the trainer).
 
