@@ -44,35 +44,30 @@ def _threads(threads: int | None, profile=None) -> None:
 # ---------------------------------------------------------------------------------- train
 
 
-def _config_options(ap) -> None:
-    """One option per TrainConfig field (``--learning-rate``, ...); unset ones stay None."""
+def _parse_config(ap, argv):
+    """``(TrainConfig from the profile's budget and the options given, {the command's own option:
+    value})``, after adding ``--budget`` and one option per TrainConfig field (``--learning-rate``,
+    ...; unset ones stay None) to the command's own options in ``ap``."""
     from course_lib.trainer import TrainConfig
 
-    for f in dataclasses.fields(TrainConfig):
+    fields = dataclasses.fields(TrainConfig)
+    ap.add_argument("--budget", default="default", help="the profile's budget (e.g. colab for the Qwen profiles)")
+    for f in fields:
         ap.add_argument("--" + f.name.replace("_", "-"), default=None,
                         type=int if f.type == "int" else float if f.type == "float" else str)
-
-
-def _parse_config(ap, argv, own: tuple[str, ...]):
-    """``(TrainConfig from the profile's budget and the options given, {own option: value})``."""
-    from course_lib.trainer import TrainConfig
-
     args = vars(ap.parse_args(argv))
-    opts = {k: args.pop(k) for k in own}
+    opts = {k: args.pop(k) for k in list(args) if k not in {f.name for f in fields}}
     return TrainConfig.from_profile(args.pop("profile") or "micro", opts["budget"], **args), opts
 
 
 def _train_parser() -> argparse.ArgumentParser:
-
     ap = _Parser(prog="python -m course_lib train",
                  description="One on-policy run (GRPO or signed SFT). Unset options come from the profile's budget.")
     ap.add_argument("--run-dir", required=True, help="config.json, metrics.jsonl, eval.jsonl and checkpoints go here")
     ap.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR (same settings)")
     ap.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
-    ap.add_argument("--budget", default="default", help="the profile's budget (e.g. colab for the Qwen profiles)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--threads", type=count, default=None, help="torch CPU threads (default: the profile's choice)")
-    _config_options(ap)
     return ap
 
 
@@ -80,7 +75,7 @@ def train_main(argv) -> int:
     from course_lib.models import get_profile
     from course_lib.trainer import train
 
-    cfg, opts = _parse_config(_train_parser(), argv, ("run_dir", "resume", "overwrite", "budget", "no_progress", "threads"))
+    cfg, opts = _parse_config(_train_parser(), argv)
     _threads(opts["threads"], get_profile(cfg.profile))
     res = train(cfg, run_dir=opts["run_dir"], resume=opts["resume"], overwrite=opts["overwrite"],
                 progress=not opts["no_progress"])
@@ -312,13 +307,11 @@ def scale_main(argv) -> int:
                  description="One course run (any objective) on TRL's GRPOTrainer, on N processes.")
     ap.add_argument("--out", required=True, help="TRL's output folder; the trained model is saved here")
     ap.add_argument("--model", default=None, help="hub id or folder (default: the profile's model)")
-    ap.add_argument("--budget", default="default", help="the profile's budget")
     ap.add_argument("--course-advantages", action="store_true", help="grpo rows: the course's std (divide by G)")
     ap.add_argument("--no-vllm", action="store_true", help="sample with Hugging Face generate even if vLLM is there")
     ap.add_argument("--trl", action="append", default=[], metavar="FIELD=VALUE",
                     help="any GRPOConfig field, e.g. vllm_gpu_memory_utilization=0.5 (repeatable)")
-    _config_options(ap)
-    cfg, opts = _parse_config(ap, argv, ("out", "model", "budget", "course_advantages", "no_vllm", "trl"))
+    cfg, opts = _parse_config(ap, argv)
     scale.run(cfg, opts["out"], model=opts["model"], course_advantages=opts["course_advantages"],
               use_vllm=False if opts["no_vllm"] else None, trl_fields=opts["trl"])
     return 0
