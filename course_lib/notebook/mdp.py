@@ -324,8 +324,7 @@ def policy_gradient_bandit(tree: TokenTree, policy: Policy, reward: Reward,
         adv = uniform_credit(reward(tree.text(o)), baseline, len(o))
         for t, a in enumerate(o):
             s = o[:t]
-            g = -policy.probs(s)
-            g[a] += 1.0
+            g = np.eye(len(tree.actions))[a] - policy.probs(s)  # d log pi(a|s) / d logits, times T
             grad[s] += p * adv[t] * g / policy.temperature
     return grad
 
@@ -368,8 +367,7 @@ def gradient_estimates(tree: TokenTree, policy: Policy, reward: Reward, response
     for n, o in enumerate(responses):
         c = uniform_credit(reward(tree.text(o)), b, len(o)) if credit == "uniform" else token_advantages(tree, V, o)
         for t, a in enumerate(o):
-            g = -policy.probs(o[:t])
-            g[a] += 1.0
+            g = np.eye(k)[a] - policy.probs(o[:t])
             out[n, row[o[:t]]] += c[t] * g / policy.temperature
     return out.reshape(len(responses), -1)
 

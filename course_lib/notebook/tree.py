@@ -69,8 +69,7 @@ def draw_tree(
     fig = ax.figure
     V = state_values(tree, policy, reward) if policy is not None and reward is not None else None
     _edges(ax, tree, pos, policy, labels=small)
-    xs = np.array([pos[s][0] for s in tree.states])
-    ys = np.array([pos[s][1] for s in tree.states])
+    xs, ys = np.array([pos[s] for s in tree.states]).T
     size = 60 if small else 12
     if V is not None:
         sc = ax.scatter(xs, ys, c=[V[s] for s in tree.states], cmap="viridis", vmin=0, vmax=1,
@@ -89,8 +88,7 @@ def draw_tree(
     ax.set_yticks(-np.arange(tree.depth + 1), [f"t={d}" for d in range(tree.depth + 1)])
     ax.set_xticks([])
     ax.set_ylim(-tree.depth - 0.7, 0.4)
-    for side in ("top", "right", "bottom"):
-        ax.spines[side].set_visible(False)
+    ax.spines[["top", "right", "bottom"]].set_visible(False)
     ax.set_title(title or f"{len(tree.states)} states, {len(leaves)} complete responses")
     fig.tight_layout()
     return fig

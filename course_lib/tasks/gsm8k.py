@@ -94,10 +94,8 @@ def normalize(text: str) -> tuple[str, str, str] | None:
     sign = ""
     if s[0] in "+-":
         sign, s = s[0], s[1:].lstrip()
-    if s.startswith("\\$"):
-        s = s[2:].lstrip()
-    elif s.startswith("$"):
-        s = s[1:].lstrip()
+    if s.startswith(("$", "\\$")):
+        s = s.removeprefix("\\")[1:].lstrip()
     if not sign and s[:1] in ("+", "-"):  # "$-5"
         sign, s = s[0], s[1:]
     if s.endswith(".") and s[:-1].count(".") == 0:
