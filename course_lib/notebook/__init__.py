@@ -77,7 +77,7 @@ def setup(seed: int = 0, profile: str | None = None, budget: str | None = None) 
           f"transformers {transformers.__version__}")
     print(f"fast mode     {fast}" + ("  (CI or COURSE_FAST=1: reduced steps)" if fast else ""))
     print(f"profile       {prof.name} ({'this notebook runs it' if profile else why})")
-    print(f"budget        {prof.describe(budget)}" + ("; the notebook shrinks it in fast mode" if fast else ""))
+    print(f"budget        {prof.describe(budget)}" + ("; shrunk in fast mode" if fast else ""))
     return fast
 
 
