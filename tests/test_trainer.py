@@ -377,3 +377,35 @@ def test_lora_model_trains_only_adapters_and_uses_them_off_as_reference():
     assert all(torch.equal(params[n], v) for n, v in frozen.items())
     if any(r["n_backward"] for r in res.history):
         assert any(not torch.equal(params[n], v) for n, v in lora.items())
+
+
+# ------------------------------------------------------------------ the micro run, pinned
+
+# Two steps of the bundled micro model (seed 3, 4 prompts x G = 4), recorded from the loop before it
+# was made faster: any change that alters what is sampled or how the weights move fails here.
+# "tokens": sum of id * (column + 1) of each step's completions; "params": the trainable weights' sum.
+PINNED_MICRO = {
+    ("grpo", 2): {"tokens": [372522, 258985], "params": 1388.4466783268267,
+                  "loss": [-7.450580596923828e-09, 4.246830940246582e-07],
+                  "grad_norm": [0.4478025734424591, 0.4643803536891937],
+                  "clip_frac": [0.009448818862438202, 0.003809523768723011], "kl": [0.0, 0.00024466242109026225]},
+    ("sft+", 1): {"tokens": [372522, 258969], "params": 1388.2206625979568,
+                  "loss": [0.08506609499454498, 0.06895425170660019],
+                  "grad_norm": [0.2134539633989334, 0.20881934463977814], "clip_frac": [0.0, 0.0], "kl": [0.0, 0.0]},
+}
+
+
+@pytest.mark.parametrize("objective, mu", list(PINNED_MICRO))
+def test_a_micro_run_samples_and_learns_what_it_did_when_pinned(objective, mu, monkeypatch):
+    seen, sample = [], trainer.generate_rollouts
+    monkeypatch.setattr(trainer, "generate_rollouts", lambda *a, **k: seen.append(sample(*a, **k)) or seen[-1])
+    cfg = TrainConfig.from_profile("micro", objective=objective, steps=2, seed=3, prompts_per_step=4, group_size=4,
+                                   eval_examples=0, mu=mu)
+    res = train(cfg, progress=False)
+    want = PINNED_MICRO[(objective, mu)]
+    assert [int((r.completion_ids * torch.arange(1, r.completion_ids.shape[1] + 1)).sum()) for r in seen] == want["tokens"]
+    for key in ("loss", "grad_norm", "clip_frac", "kl"):
+        assert [m[key] or 0.0 for m in res.history] == pytest.approx(want[key], rel=1e-6, abs=1e-9), key
+    with torch.no_grad():
+        assert float(sum(p.double().sum() for p in models.trainable_parameters(res.model))) == pytest.approx(
+            want["params"], rel=1e-12)
