@@ -118,9 +118,10 @@ def test_update_in_micro_batches_equals_one_batch():
     assert torch.allclose(after[0], after[1], atol=1e-6) and torch.allclose(after[0], after[2], atol=1e-6)
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_resume_is_exact(tmp_path, optimizer):
     """Stopped after step 2 and resumed to step 4 == 4 steps in one go (KL on, mu = 2)."""
-    kw = dict(objective="grpo", beta=0.05, mu=2, warmup_steps=2, checkpoint_every=1)
+    kw = dict(objective="grpo", beta=0.05, mu=2, warmup_steps=2, checkpoint_every=1, optimizer=optimizer)
     full = run(steps=4, run_dir=tmp_path / "full", **kw)
     run(steps=2, run_dir=tmp_path / "split", **kw)
     resumed = run(steps=4, run_dir=tmp_path / "split", resume=True, **kw)
@@ -129,6 +130,29 @@ def test_resume_is_exact(tmp_path):
     assert untimed(full.history) == untimed(resumed.history)
     assert [e["accuracy"] for e in full.evals] == [e["accuracy"] for e in resumed.evals]
     assert [r["step"] for r in rows(tmp_path / "split" / "metrics.jsonl")] == [1, 2, 3, 4]
+    group = load_checkpoint(tmp_path / "split")["optimizer"]["param_groups"][0]
+    assert ("betas" in group) == (optimizer == "adamw") and group.get("momentum", 0) == 0
+    with pytest.raises(trainer.runs.RunDirError, match=f"optimizer '{optimizer}' \\(saved\\)"):
+        run(steps=5, run_dir=tmp_path / "split", resume=True, **{**kw, "optimizer": {"adamw": "sgd"}.get(optimizer, "adamw")})
+
+
+def test_plain_sgd_moves_each_weight_by_the_learning_rate_times_its_gradient():
+    model, lr = tiny_model(seed=0), 1e-2
+    before = [p.detach().clone() for p in model.parameters()]
+    grads = []
+    res = run("sft+-", steps=1, model=model, optimizer="sgd", learning_rate=lr, grad_clip=0.0, eval_examples=0,
+              callback=lambda m, h: grads.append(m))
+    assert grads and res.history[0]["grad_norm"] > 0
+    moved = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(res.model.parameters(), before)))
+    assert float(moved) == pytest.approx(lr * res.history[0]["grad_norm"], rel=1e-4)
+
+
+def test_entropy_is_logged_on_the_same_samples_for_every_objective():
+    """Step 1 samples the same completions for every objective; its entropy must not depend on which
+    of them the objective trains on (sft+ only the correct ones, grpo every mixed group)."""
+    first = {o: run(o, steps=1, eval_examples=0).history[0] for o in ("grpo", "sft+", "sft-")}
+    assert len({m["correct_per_group"].__repr__() for m in first.values()}) == 1
+    assert first["grpo"]["entropy"] == first["sft+"]["entropy"] == first["sft-"]["entropy"] > 0
 
 
 def test_resuming_a_finished_run_adds_nothing(tmp_path):
@@ -266,7 +290,7 @@ def test_invalid_settings_name_the_field():
         (dict(learning_rate=float("inf")), "learning_rate"), (dict(learning_rate=0.0), "learning_rate"),
         (dict(beta=float("nan")), "beta"), (dict(grad_clip=float("nan")), "grad_clip"),
         (dict(temperature=0.0), "temperature"), (dict(task="chess"), "task"), (dict(steps=-1), "steps"),
-        (dict(precision="fp8"), "precision"), (dict(mu=0), "mu"),
+        (dict(precision="fp8"), "precision"), (dict(mu=0), "mu"), (dict(optimizer="adam"), "optimizer"),
     ]:
         with pytest.raises(ValueError, match=f"TrainConfig.{field}=.*allowed"):
             TrainConfig(**kwargs)
