@@ -54,6 +54,9 @@ class Rollout:
             ``max_new_tokens`` (the answer was cut off).
         texts: B decoded completions (without the end-of-sequence token).
         prompts: B prompt strings (each prompt repeated G times).
+        entropy: (B, T) float32 entropy of each sampled token's tempered distribution, taken
+            while sampling (0 after the eos, and everywhere when greedy): the same samples for
+            every objective, at no extra forward.
     """
 
     prompt_ids: torch.Tensor
@@ -63,6 +66,7 @@ class Rollout:
     truncated: torch.Tensor
     texts: list[str]
     prompts: list[str]
+    entropy: torch.Tensor | None = None
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -84,6 +88,7 @@ class Rollout:
             truncated=self.truncated[index],
             texts=[self.texts[i] for i in index.tolist()],
             prompts=[self.prompts[i] for i in index.tolist()],
+            entropy=None if self.entropy is None else self.entropy[index][:, :t_end],
         )
 
 
@@ -170,18 +175,18 @@ def generate_rollouts(
         for start in range(0, len(rows), mb):
             ids, att = prompt_ids[start : start + mb].to(device), prompt_mask[start : start + mb].to(device)
             pieces.append(_sample(model, ids, att, max_new_tokens=max_new_tokens, temperature=temperature,
-                                  top_p=top_p, eos_ids=eos_ids, pad_id=tokenizer.pad_token_id).cpu())
+                                  top_p=top_p, eos_ids=eos_ids, pad_id=tokenizer.pad_token_id))
     finally:
         model.train(was_training)
-    width = max(p.shape[1] for p in pieces)
-    completion_ids = torch.cat([torch.nn.functional.pad(p, (0, max(width, 1) - p.shape[1]), value=tokenizer.pad_token_id)
-                                for p in pieces])
+    width = max(p.shape[1] for p, _ in pieces)
+    completion_ids, entropy = (torch.cat([torch.nn.functional.pad(p[i], (0, max(width, 1) - p[i].shape[1]), value=v)
+                                          for p in pieces]) for i, v in ((0, tokenizer.pad_token_id), (1, 0.0)))
     mask, truncated = completion_mask_from_eos(completion_ids, eos_ids)
     if width == 0:  # max_new_tokens == 0: nothing sampled
         mask.zero_()
     texts = [tokenizer.decode(ids_row[: int(m.sum()) - (0 if trunc else 1)].tolist(), skip_special_tokens=False)
              for ids_row, m, trunc in zip(completion_ids, mask, truncated)]  # without the eos token itself
-    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, truncated, texts, rows)
+    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, truncated, texts, rows, entropy * mask)
 
 
 def _cache_kwarg(model) -> str:
@@ -207,7 +212,7 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tenso
 
 
 @torch.no_grad()
-def _sample(model, ids, att, *, max_new_tokens, temperature, top_p, eos_ids, pad_id) -> torch.Tensor:
+def _sample(model, ids, att, *, max_new_tokens, temperature, top_p, eos_ids, pad_id):
     """KV-cached sampling that removes each row from the batch as soon as it has produced an eos.
 
     ``generate`` keeps finished rows in the batch until the longest one ends; with completions of
@@ -218,14 +223,16 @@ def _sample(model, ids, att, *, max_new_tokens, temperature, top_p, eos_ids, pad
         ids, att: (b, P_len) left-padded prompt ids and mask.
 
     Returns:
-        (b, T) completion ids, T <= max_new_tokens, ``pad_id`` after each row's eos.
+        (b, T) completion ids, T <= max_new_tokens, ``pad_id`` after each row's eos; (b, T)
+        float32 entropies of the tempered distributions they were drawn from (0 when greedy), on the CPU.
     """
     from transformers import DynamicCache
 
     b = ids.shape[0]
     out = torch.full((b, max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
+    ent = torch.zeros(b, max_new_tokens, device=ids.device)
     if max_new_tokens == 0:
-        return out
+        return out, ent
     cache, kw = DynamicCache(), _cache_kwarg(model)
     pos = position_ids_from_mask(att)
     eos = torch.tensor(list(eos_ids), device=ids.device)
@@ -237,6 +244,8 @@ def _sample(model, ids, att, *, max_new_tokens, temperature, top_p, eos_ids, pad
     for t in range(max_new_tokens):
         tok = _pick(logits, temperature, top_p)
         out[alive, t] = tok
+        if temperature > 0:
+            ent[alive, t] = torch.distributions.Categorical(logits=logits.float() / temperature).entropy()
         if t == max_new_tokens - 1:
             break
         done = torch.isin(tok, eos)
@@ -251,7 +260,7 @@ def _sample(model, ids, att, *, max_new_tokens, temperature, top_p, eos_ids, pad
         logits = model(input_ids=tok[:, None], attention_mask=att, position_ids=pos, use_cache=True,
                        logits_to_keep=1, **{kw: cache}).logits[:, -1]
         pos = pos + 1
-    return out[:, :width]
+    return out[:, :width].cpu(), ent[:, :width].cpu()
 
 
 def _chunk_logprobs(h: torch.Tensor, targets: torch.Tensor, weight, bias, want_entropy: bool,

@@ -5,7 +5,7 @@
         rollout  = generate_rollouts(model, prompts, G)                (sample)
         scores   = task.score(text, example) for each completion       (verify)
         w        = objectives.weights(objective, rewards, correct, G)  (GRPO: advantages; SFT: +1/-1/0)
-        update(...): objectives.loss per micro-batch, backward, clip, AdamW       (update)
+        update(...): objectives.loss per micro-batch, backward, clip, optimizer   (update)
         log; maybe evaluate; maybe checkpoint (only ever at a step boundary)
 
 The objectives differ only in their row of ``course_lib.objectives.OBJECTIVES``; nothing here
@@ -31,6 +31,7 @@ held-out evaluation is ``course_lib.evaluate.evaluate_as_trained``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -64,6 +65,8 @@ from course_lib.tasks import TASK_NAMES, get_task
 
 MAX_NONFINITE = 5  # non-finite updates in a row (each skipped) before the run stops
 LOGPROB_CHUNK = 256  # positions per output-layer chunk (course_lib.rollout)
+OPTIMIZERS = {"adamw": lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=0.0),
+              "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr)}
 
 
 @dataclass
@@ -83,7 +86,8 @@ class TrainConfig:
     temperature: float = 1.0         # sampling temperature, also applied to the training log-probs (the paper: 0.6)
     top_p: float = 1.0               # nucleus sampling (1 = off; the paper: not reported)
     # optimisation
-    learning_rate: float = 1e-4      # AdamW, no weight decay (the paper: 1e-6 on full 0.5B-1.5B models)
+    learning_rate: float = 1e-4      # the paper: 1e-6 on full 0.5B-1.5B models
+    optimizer: str = "adamw"         # "adamw" (no weight decay) or "sgd" (plain: no momentum, the step is lr x gradient)
     warmup_steps: int = 0            # linear warm-up, then constant
     grad_clip: float = 1.0           # max gradient norm (0 = no clipping)
     micro_batch_size: int = 16       # completions per forward/backward (memory knob; same maths)
@@ -116,6 +120,7 @@ class TrainConfig:
             ("profile", self.profile in models.PROFILES, ", ".join(models.PROFILES)),
             ("aggregation", self.aggregation in AGGREGATIONS, ", ".join(AGGREGATIONS)),
             ("precision", self.precision in models.PRECISIONS, ", ".join(models.PRECISIONS)),
+            ("optimizer", self.optimizer in OPTIMIZERS, ", ".join(OPTIMIZERS)),
             ("group_size", _int(self.group_size, 2), "an integer >= 2 (groups compare samples of one problem)"),
         ]
         checks += [(n, _int(getattr(self, n), 1), "an integer >= 1")
@@ -172,35 +177,32 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
     Args: objective: a row of ``OBJECTIVES``. roll: B = P * G completions. w: (B,) weights.
         reference: a context manager factory under which ``model`` is pi_ref (KL rows only).
         dtype: the compute dtype (autocast when it is not float32).
-    Returns: ``loss``, ``grad_norm``, ``clip_frac``, ``kl``, ``entropy`` (token means of the
-        first pass), ``n_backward`` (completions through backward) and ``finite`` (False: the
+    Returns: ``loss``, ``grad_norm``, ``clip_frac``, ``kl`` (token means of the first pass),
+        ``n_backward`` (completions through backward) and ``finite`` (False: the
         update was skipped because the loss or gradient was not finite).
     """
     mask, beta = roll.completion_mask, cfg.beta if objective.kl else 0.0
     rows = ((mask.sum(dim=1) > 0) & ((w != 0) | (beta > 0))).nonzero().flatten()  # the rest add nothing
     rows = rows[torch.argsort(roll.lengths[rows], stable=True)]  # similar lengths share a micro-batch
     norm = {"num_sequences": mask.shape[0], "num_tokens": int(mask.sum()), "max_length": cfg.max_new_tokens}
-    stats = {"loss": 0.0, "grad_norm": 0.0, "clip_frac": None, "kl": None, "entropy": None,
-             "n_backward": len(rows), "finite": True}
+    stats = {"loss": 0.0, "grad_norm": 0.0, "clip_frac": None, "kl": None, "n_backward": len(rows), "finite": True}
     device = next(model.parameters()).device
     parts = [(roll.select(b), w[b].to(device)) for b in rows.split(cfg.micro_batch_size) if len(b)]  # none: no row
-    lp_of = lambda m, p, ent=False: completion_logprobs(  # noqa: E731
+    lp_of = lambda m, p: completion_logprobs(  # noqa: E731
         m, p.prompt_ids, p.prompt_mask, p.completion_ids, p.completion_mask, chunk_size=LOGPROB_CHUNK,
-        temperature=cfg.temperature, with_entropy=ent)
+        temperature=cfg.temperature)[0]
     with torch.no_grad(), autocast(model, dtype):
-        old = [lp_of(model, p)[0] if cfg.mu > 1 else None for p, _ in parts]
-        ref = [None] * len(parts)
-        if beta > 0:
-            with reference():
-                ref = [lp_of(model, p)[0] for p, _ in parts]
+        old = [lp_of(model, p) if cfg.mu > 1 else None for p, _ in parts]
+        with reference() if beta > 0 else contextlib.nullcontext():
+            ref = [lp_of(model, p) if beta > 0 else None for p, _ in parts]
     params = models.trainable_parameters(model)
     for inner in range(cfg.mu):
         optimizer.zero_grad(set_to_none=True)
-        total, cut, kl_sum, ent_sum, tokens = 0.0, 0.0, 0.0, 0.0, 0
+        total, cut, kl_sum, tokens = 0.0, 0.0, 0.0, 0
         for (p, wp), o, r in zip(parts, old, ref):
             m = p.completion_mask.to(device)
             with autocast(model, dtype):
-                lp, ent = lp_of(model, p, inner == 0)
+                lp = lp_of(model, p)
             o = lp.detach() if o is None else o
             value = loss(objective, lp, o, wp, m, beta=beta, ref_logprobs=r, epsilon=cfg.epsilon,
                          aggregation=cfg.aggregation, **norm)
@@ -208,14 +210,12 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
             n = int(m.sum())
             total, tokens = total + float(value.detach()), tokens + n
             cut += clipped(objective, lp.detach(), o, wp, m, epsilon=cfg.epsilon) * n
-            ent_sum += float((ent * m).sum()) if ent is not None else 0.0
             kl_sum += float((kl_k3(lp.detach(), r) * m).sum()) if r is not None else 0.0
         scaler.unscale_(optimizer)
         gn = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf")))
         t = max(tokens, 1)
         if inner == 0:
-            stats.update(loss=total, grad_norm=gn, clip_frac=cut / t, entropy=ent_sum / t,
-                         kl=kl_sum / t if beta > 0 else None)
+            stats.update(loss=total, grad_norm=gn, clip_frac=cut / t, kl=kl_sum / t if beta > 0 else None)
         stats["clip_frac"] = max(stats["clip_frac"] or 0.0, cut / t)
         if not math.isfinite(total) or (not math.isfinite(gn) and not scaler.is_enabled()):
             optimizer.zero_grad(set_to_none=True)
@@ -253,7 +253,7 @@ def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resu
     cfg.validate()
     model, tokenizer, asked, reference, dtype = models.training_setup(  # "KL is on": decided here, once
         cfg.profile, cfg.precision, task, model=model, tokenizer=tokenizer, seed=cfg.seed, kl=objective.kl and cfg.beta > 0)
-    optimizer = torch.optim.AdamW(models.trainable_parameters(model), lr=cfg.learning_rate, weight_decay=0.0)
+    optimizer = OPTIMIZERS[cfg.optimizer](models.trainable_parameters(model), cfg.learning_rate)
     scaler = torch.amp.GradScaler(next(model.parameters()).device.type, enabled=dtype == torch.float16)
     out, run = runs.open_run(run_dir, cfg, resume=resume, overwrite=overwrite, model=model, optimizer=optimizer,
                              scaler=scaler)
@@ -380,7 +380,7 @@ def _metrics(step, scores, rewards, correct, roll, w, st, optimizer, G, times) -
         "correct_per_group": correct.reshape(-1, G).sum(dim=1).tolist(),
         "weight_pos": float(w.clamp(min=0).sum()), "weight_neg": float(w.clamp(max=0).sum()),
         "loss": st["loss"], "grad_norm": st["grad_norm"], "clip_frac": st["clip_frac"], "kl": st["kl"],
-        "entropy": st["entropy"], "n_backward": st["n_backward"], "lr": optimizer.param_groups[0]["lr"],
+        "entropy": float(roll.entropy.sum() / roll.completion_mask.sum().clamp(min=1)), "n_backward": st["n_backward"], "lr": optimizer.param_groups[0]["lr"],
         "skipped": not st["finite"], "seconds_gen": t1 - t0, "seconds_score": t2 - t1,
         "seconds_train": t3 - t2, "cpu_seconds": cpu,  # process CPU time of the step: honest on a busy machine
     }

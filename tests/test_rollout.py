@@ -81,6 +81,23 @@ def test_rollout_rejects_bad_input(tok, model):
         generate_rollouts(model, tok, [], 2)
 
 
+@pytest.mark.parametrize("temperature, micro_batch_size", [(1.0, None), (0.6, 3), (0.0, None)])
+def test_rollout_entropy_is_that_of_the_distributions_sampled_from(tok, model, temperature, micro_batch_size):
+    """The (B, T) entropies recorded while sampling equal the training forward's, on every sampled
+    token (0 after the eos); greedy rollouts record 0."""
+    r = generate_rollouts(model, tok, ["1ab>", "3bbbbbb>", "5>"], 3, max_new_tokens=9, seed=1,
+                          temperature=temperature, micro_batch_size=micro_batch_size)
+    assert r.entropy.shape == r.completion_ids.shape
+    if temperature == 0:
+        assert not r.entropy.any()
+        return
+    with torch.no_grad():
+        _, ent = completion_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask,
+                                     with_entropy=True, temperature=temperature)
+    assert (r.entropy - ent).abs().max().item() < 1e-5 and r.entropy[r.completion_mask.bool()].min() > 0
+    assert torch.equal(r.select([4, 1]).entropy, r.entropy[[4, 1]][:, : r.select([4, 1]).completion_ids.shape[1]])
+
+
 @pytest.mark.parametrize("temperature", [1.0, 0.6])
 def test_training_logprobs_match_sampling_logprobs(tok, model, temperature):
     """With position ids from the mask and logits / T, the training forward reproduces the

@@ -118,9 +118,10 @@ def test_update_in_micro_batches_equals_one_batch():
     assert torch.allclose(after[0], after[1], atol=1e-6) and torch.allclose(after[0], after[2], atol=1e-6)
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_resume_is_exact(tmp_path, optimizer):
     """Stopped after step 2 and resumed to step 4 == 4 steps in one go (KL on, mu = 2)."""
-    kw = dict(objective="grpo", beta=0.05, mu=2, warmup_steps=2, checkpoint_every=1)
+    kw = dict(objective="grpo", beta=0.05, mu=2, warmup_steps=2, checkpoint_every=1, optimizer=optimizer)
     full = run(steps=4, run_dir=tmp_path / "full", **kw)
     run(steps=2, run_dir=tmp_path / "split", **kw)
     resumed = run(steps=4, run_dir=tmp_path / "split", resume=True, **kw)
@@ -129,6 +130,29 @@ def test_resume_is_exact(tmp_path):
     assert untimed(full.history) == untimed(resumed.history)
     assert [e["accuracy"] for e in full.evals] == [e["accuracy"] for e in resumed.evals]
     assert [r["step"] for r in rows(tmp_path / "split" / "metrics.jsonl")] == [1, 2, 3, 4]
+    group = load_checkpoint(tmp_path / "split")["optimizer"]["param_groups"][0]
+    assert ("betas" in group) == (optimizer == "adamw") and group.get("momentum", 0) == 0
+    with pytest.raises(trainer.runs.RunDirError, match=f"optimizer '{optimizer}' \\(saved\\)"):
+        run(steps=5, run_dir=tmp_path / "split", resume=True, **{**kw, "optimizer": {"adamw": "sgd"}.get(optimizer, "adamw")})
+
+
+def test_plain_sgd_moves_each_weight_by_the_learning_rate_times_its_gradient():
+    model, lr = tiny_model(seed=0), 1e-2
+    before = [p.detach().clone() for p in model.parameters()]
+    grads = []
+    res = run("sft+-", steps=1, model=model, optimizer="sgd", learning_rate=lr, grad_clip=0.0, eval_examples=0,
+              callback=lambda m, h: grads.append(m))
+    assert grads and res.history[0]["grad_norm"] > 0
+    moved = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(res.model.parameters(), before)))
+    assert float(moved) == pytest.approx(lr * res.history[0]["grad_norm"], rel=1e-4)
+
+
+def test_entropy_is_logged_on_the_same_samples_for_every_objective():
+    """Step 1 samples the same completions for every objective; its entropy must not depend on which
+    of them the objective trains on (sft+ only the correct ones, grpo every mixed group)."""
+    first = {o: run(o, steps=1, eval_examples=0).history[0] for o in ("grpo", "sft+", "sft-")}
+    assert len({m["correct_per_group"].__repr__() for m in first.values()}) == 1
+    assert first["grpo"]["entropy"] == first["sft+"]["entropy"] == first["sft-"]["entropy"] > 0
 
 
 def test_resuming_a_finished_run_adds_nothing(tmp_path):
@@ -266,7 +290,7 @@ def test_invalid_settings_name_the_field():
         (dict(learning_rate=float("inf")), "learning_rate"), (dict(learning_rate=0.0), "learning_rate"),
         (dict(beta=float("nan")), "beta"), (dict(grad_clip=float("nan")), "grad_clip"),
         (dict(temperature=0.0), "temperature"), (dict(task="chess"), "task"), (dict(steps=-1), "steps"),
-        (dict(precision="fp8"), "precision"), (dict(mu=0), "mu"),
+        (dict(precision="fp8"), "precision"), (dict(mu=0), "mu"), (dict(optimizer="adam"), "optimizer"),
     ]:
         with pytest.raises(ValueError, match=f"TrainConfig.{field}=.*allowed"):
             TrainConfig(**kwargs)
@@ -377,3 +401,35 @@ def test_lora_model_trains_only_adapters_and_uses_them_off_as_reference():
     assert all(torch.equal(params[n], v) for n, v in frozen.items())
     if any(r["n_backward"] for r in res.history):
         assert any(not torch.equal(params[n], v) for n, v in lora.items())
+
+
+# ------------------------------------------------------------------ the micro run, pinned
+
+# Two steps of the bundled micro model (seed 3, 4 prompts x G = 4), recorded from the loop before it
+# was made faster: any change that alters what is sampled or how the weights move fails here.
+# "tokens": sum of id * (column + 1) of each step's completions; "params": the trainable weights' sum.
+PINNED_MICRO = {
+    ("grpo", 2): {"tokens": [372522, 258985], "params": 1388.4466783268267,
+                  "loss": [-7.450580596923828e-09, 4.246830940246582e-07],
+                  "grad_norm": [0.4478025734424591, 0.4643803536891937],
+                  "clip_frac": [0.009448818862438202, 0.003809523768723011], "kl": [0.0, 0.00024466242109026225]},
+    ("sft+", 1): {"tokens": [372522, 258969], "params": 1388.2206625979568,
+                  "loss": [0.08506609499454498, 0.06895425170660019],
+                  "grad_norm": [0.2134539633989334, 0.20881934463977814], "clip_frac": [0.0, 0.0], "kl": [0.0, 0.0]},
+}
+
+
+@pytest.mark.parametrize("objective, mu", list(PINNED_MICRO))
+def test_a_micro_run_samples_and_learns_what_it_did_when_pinned(objective, mu, monkeypatch):
+    seen, sample = [], trainer.generate_rollouts
+    monkeypatch.setattr(trainer, "generate_rollouts", lambda *a, **k: seen.append(sample(*a, **k)) or seen[-1])
+    cfg = TrainConfig.from_profile("micro", objective=objective, steps=2, seed=3, prompts_per_step=4, group_size=4,
+                                   eval_examples=0, mu=mu)
+    res = train(cfg, progress=False)
+    want = PINNED_MICRO[(objective, mu)]
+    assert [int((r.completion_ids * torch.arange(1, r.completion_ids.shape[1] + 1)).sum()) for r in seen] == want["tokens"]
+    for key in ("loss", "grad_norm", "clip_frac", "kl"):
+        assert [m[key] or 0.0 for m in res.history] == pytest.approx(want[key], rel=1e-6, abs=1e-9), key
+    with torch.no_grad():
+        assert float(sum(p.double().sum() for p in models.trainable_parameters(res.model))) == pytest.approx(
+            want["params"], rel=1e-12)

@@ -1,0 +1,120 @@
+"""Where one training step's time goes, by phase, at the settings of the shipped runs.
+
+    OMP_NUM_THREADS=2 python benchmarks/step_time.py --profile smollm2-135m --precision bf16 --threads 1 2
+    OMP_NUM_THREADS=2 python benchmarks/step_time.py --profile micro --threads 1 2
+
+Runs ``trainer.train`` on the profile's default budget (``--task``, ``--objective``) for
+``--steps`` steps after one warm-up step, with no held-out evaluation, and prints, per thread
+count, the median seconds per step of each phase:
+
+- ``sample``: ``generate_rollouts`` (KV-cached decoding of prompts_per_step x G completions);
+- ``score``: the verifier and the weights (the confidence row's no-grad log-probs excluded);
+- ``no_grad_lp``: every log-prob forward without gradient (the reference policy for the KL term,
+  the old policy when mu > 1, the confidence row's own log-probs);
+- ``forward``: the update's forward passes with gradient; ``backward``: their backward passes;
+- ``optimizer``: gradient clipping excluded, the optimizer's step;
+- ``other``: the rest of the step (micro-batch selection, metrics, parameter checks);
+- ``step``: the whole step.
+
+The machine may be shared: the script reports process CPU seconds per step too, and the
+numbers are only comparable when before/after runs alternate back-to-back.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import defaultdict
+
+import torch
+
+from course_lib import models, trainer
+from course_lib.trainer import TrainConfig, train
+
+PHASES = ("sample", "score", "no_grad_lp", "forward", "backward", "optimizer", "other", "step", "cpu")
+
+
+def _timed(clock: dict, fn, name_of):
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            clock[name_of()] += time.perf_counter() - t
+    return wrapper
+
+
+def measure(cfg: TrainConfig, model, tokenizer, steps: int) -> dict[str, float]:
+    """Median seconds per step of each phase over ``steps`` steps (after one warm-up step)."""
+    clock, rows = defaultdict(float), []
+    lp_name = lambda: "forward" if torch.is_grad_enabled() else "no_grad_lp"  # noqa: E731
+    patches = {(trainer, "generate_rollouts"): lambda: "sample", (trainer, "completion_logprobs"): lp_name,
+               (torch.autograd, "backward"): lambda: "backward"}
+    saved = {key: getattr(*key) for key in patches}
+    for (mod, name), name_of in patches.items():
+        setattr(mod, name, _timed(clock, saved[(mod, name)], name_of))
+    saved[(trainer, "update")] = update = trainer.update
+
+    def entering_update(*args, **kwargs):  # no-grad log-probs before the update are the confidence row's
+        clock["score_lp"] = clock.get("no_grad_lp", 0.0)
+        return update(*args, **kwargs)
+
+    trainer.update = entering_update
+    step_opt = torch.optim.AdamW.step
+
+    def callback(m, history):
+        score_lp = clock.pop("score_lp", 0.0)
+        row = {k: clock.pop(k, 0.0) for k in ("sample", "no_grad_lp", "forward", "backward", "optimizer")}
+        row["score"], row["no_grad_lp"] = m["seconds_score"] - score_lp, row["no_grad_lp"]
+        row["step"] = m["seconds_gen"] + m["seconds_score"] + m["seconds_train"]
+        row["other"] = row["step"] - sum(row[k] for k in ("sample", "score", "no_grad_lp", "forward", "backward",
+                                                          "optimizer"))
+        row["cpu"] = m["cpu_seconds"]
+        rows.append(row)
+        clock.clear()
+
+    torch.optim.AdamW.step = _timed(clock, step_opt, lambda: "optimizer")
+    try:
+        train(cfg, model=model, tokenizer=tokenizer, callback=callback, progress=False)
+    finally:
+        torch.optim.AdamW.step = step_opt
+        for (mod, name), fn in saved.items():
+            setattr(mod, name, fn)
+    rows = rows[1:]  # the first step warms caches and allocators
+    return {k: statistics.median(r[k] for r in rows) for k in PHASES}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="smollm2-135m")
+    ap.add_argument("--task", default=None, help="default: the profile's first task")
+    ap.add_argument("--objective", default="grpo")
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--steps", type=int, default=4, help="measured steps (after one warm-up step)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.steps < 1 or min(args.threads) < 1:
+        print("step_time: --steps and --threads must be >= 1", file=sys.stderr)
+        return 2
+    cfg = TrainConfig.from_profile(args.profile, objective=args.objective, task=args.task, precision=args.precision,
+                                   steps=args.steps + 1, seed=args.seed, eval_examples=0, checkpoint_every=0)
+    torch.manual_seed(args.seed)
+    t = time.perf_counter()
+    model, tokenizer = models.load_policy(cfg.profile, precision=cfg.precision)
+    print(f"{cfg.profile} on {cfg.task}, {cfg.objective}, {cfg.prompts_per_step} prompts x G={cfg.group_size}, "
+          f"{cfg.max_new_tokens} new tokens, precision {cfg.precision}, mu {cfg.mu}; loaded in "
+          f"{time.perf_counter() - t:.1f} s; median of {args.steps} steps, seconds")
+    print(f"{'threads':>8} " + " ".join(f"{p:>10}" for p in PHASES))
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    for n in args.threads:
+        torch.set_num_threads(n)
+        model.load_state_dict(initial)  # every thread count starts from the same weights
+        res = measure(cfg, model, tokenizer, args.steps)
+        print(f"{n:>8} " + " ".join(f"{res[p]:>10.3f}" for p in PHASES), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
