@@ -32,7 +32,7 @@ solve beyond what the base finds in 256 tries, not how well it does in distribut
 
 Usage (about 10 minutes on one thread; the commands of the shipped split are in the file)::
 
-    OMP_NUM_THREADS=1 python benchmarks/select_hard.py --tasks countdown-micro --stages 16 48 --max-right 1
+    OMP_NUM_THREADS=1 python benchmarks/select_hard.py --tasks countdown-micro --stages 16 48 --max-right 3
     OMP_NUM_THREADS=1 python benchmarks/select_hard.py --tasks gsm8k-micro --candidates 400 --stages 16 48 --max-right 0
 """
 
