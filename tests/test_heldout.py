@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
+import sys
+from pathlib import Path
 
 import pytest
 
 from course_lib.evaluate import pass_at_k_curve
 from course_lib.tasks import arith, countdown, get_task, gsm8k, micro
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import select_hard  # noqa: E402
 
 
 def _arith_signature(ex: dict) -> tuple:
@@ -126,9 +132,61 @@ def test_stored_hard_split_records_its_choice_and_a_base_that_does_not_saturate(
     assert all(k <= entry["selection"]["max_right"] for k in entry["selection"]["right_in_selection"])
     if not entry["problems"]:
         return
+    assert "fair to the base" in entry["distribution"].lower()  # which distribution, and why it is fair
     assert entry["selection"]["seed"] != entry["confirmation"]["seed"]
     counts = entry["confirmation"]["correct_per_problem"]
     assert len(counts) == len(entry["problems"]) >= 50
     curve = pass_at_k_curve(counts, entry["confirmation"]["samples"], (1, 16, 256))
     assert {str(k): round(v, 4) for k, v in curve.items()} == entry["confirmation"]["pass_at_k"]
-    assert curve[256] < 1.0 and curve[16] <= 0.5  # the test split: 1.0 by k = 128-256
+    assert all(0 <= c <= entry["confirmation"]["samples"] for c in counts)
+    assert 0.0 < curve[256] <= 0.7  # the test split: 1.0 by k = 128-256; never solved at all says nothing
+
+
+def _recorded_args(entry: dict) -> dict:
+    """The options of the command recorded with a task's entry, with select_hard's defaults."""
+    args = shlex.split(entry["command"].split("select_hard.py", 1)[1])
+    opts = {"--candidates": "2000", "--keep": "100"}
+    for i, a in enumerate(args):
+        if a in opts:
+            opts[a] = args[i + 1]
+    return {"n": int(opts["--candidates"]), "keep": int(opts["--keep"])}
+
+
+@pytest.mark.parametrize("name", MICRO)
+def test_stored_hard_split_is_what_its_recorded_command_selects_from(name):
+    """Deterministic: the candidates of the recorded command, made again, hold the stored problems
+    in the stored order, and none of them shares its arithmetic with the test or pretraining pool."""
+    entry = _stored(name)
+    if not entry["problems"]:
+        return
+    opts = _recorded_args(entry)
+    make = {"countdown-micro": select_hard.countdown_candidates, "gsm8k-micro": select_hard.gsm8k_candidates}[name]
+    candidates = make(opts["n"])
+    assert candidates == make(opts["n"]) and entry["candidates"] == len(candidates)
+    position = {SIGNATURE[name](c): i for i, c in enumerate(candidates)}
+    where = [position.get(SIGNATURE[name](p)) for p in entry["problems"]]
+    assert None not in where and where == sorted(where)
+    assert json.loads(json.dumps([candidates[i] for i in where])) == entry["problems"]  # as stored
+    held = _pretraining_pool(name) | _signatures(name, "test")
+    assert not {SIGNATURE[name](c) for c in candidates} & held
+
+
+@pytest.mark.parametrize("nums, target, inside", [
+    ([0, 3, 4], 12, False),  # a 0 among the numbers: outside the task's range
+    ([9, 8, 7], 504, False),  # a target above 99
+    ([3, 4, 5], 17, True),  # inside the range: in train or test, never a candidate
+])
+def test_countdown_hard_candidates_lie_outside_the_task_range(nums, target, inside):
+    candidates = {micro.countdown_signature(c) for c in select_hard.countdown_candidates(10_000)}
+    key = micro.countdown_signature({"nums": nums, "target": target})
+    assert (key in candidates) is not inside
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--select-seed", "3", "--confirm-seed", "3"], "must differ"),
+    (["--stages", "16", "0"], "--stages must be positive"),
+])
+def test_select_hard_refuses_bad_options_with_one_line(argv, message, capsys):
+    assert select_hard.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -1,46 +1,36 @@
 """Micro variants of Countdown and GSM8K, small enough for a 1M-parameter model on a CPU.
 
-Two tasks, each with a train split, a fixed held-out ``test`` split, a fixed ``hard`` split for
-pass@k, a prompt function and a *trace* generator that writes the pretraining completions of
-the micro base model (``course_lib.pretrain``, which trains on the seed-0 train split):
+Each task has a train split, a fixed held-out ``test`` split, a fixed ``hard`` split for pass@k, a
+prompt function and a *trace* generator that writes the pretraining completions of the micro base
+model (``course_lib.pretrain``, which trains on the seed-0 train split):
 
-- **countdown-micro**: three numbers from 1..9 and a target from 1..99 that an expression of
-  two integer steps reaches, e.g. prompt ``"3 7 5>26:"`` and completion
-  ``"3+7=10,10*5=50;3*7=21,21+5=26<answer>(3*7)+5</answer>"``.
-- **gsm8k-micro**: short templated word problems of two or three arithmetic steps whose
-  answer uses GSM8K's ``#### N`` line, e.g. completion ``"5*4=20,20-3=17\\n#### 17"``.
+- **countdown-micro**: three numbers from 1..9 and a target from 1..99 that two integer steps
+  reach: prompt ``"3 7 5>26:"``, completion ``"3+7=10,10*5=50;3*7=21,21+5=26<answer>(3*7)+5</answer>"``.
+- **gsm8k-micro**: templated word problems of two or three steps, answered after GSM8K's ``#### N``
+  (``"5*4=20,20-3=17\\n#### 17"``). The *same* verifiers as the full tasks judge both.
 
-Completions end in ``<answer>EXPR</answer>`` or ``#### N``, so the *same* verifiers as the full
-tasks (``countdown.score`` and ``gsm8k.score``) judge them.
+Held out by arithmetic: no ``test`` or ``hard`` problem has the *signature* (its numbers in any
+order and its answer: :func:`countdown_signature`, :func:`gsm8k_signature`) of a train problem or
+of one the model was pretrained on (``tests/test_heldout.py``). The test splits are too easy for
+pass@k (the base solves nearly all by k = 256), so each ``hard`` split comes from a *harder
+distribution* of the same generator, just outside what the model was trained on: countdown
+problems with a 0 among the numbers or a target of 100 or more; gsm8k problems from the same
+templates with numbers up to 12 instead of 9. They are chosen with one batch of base samples and
+measured on another, stored in :data:`HARD_FILE` with the commands (``benchmarks/select_hard.py``).
+This is fair to the base: same prompt format, operations and verifier, and neither the base nor a
+trained model ever sees a hard problem; the split asks whether RL expands what the model can
+solve, not how well it does in distribution.
 
-Held out by arithmetic: no ``test`` or ``hard`` problem has the *signature* (its numbers, in any
-order, and its target or answer: :func:`countdown_signature`, :func:`gsm8k_signature`) of a
-train problem or of a problem the micro model was pretrained on; a reworded copy of a training
-problem is not a held-out problem. ``tests/test_heldout.py`` checks it. The ``hard`` splits are
-stored in :data:`HARD_FILE` with the command that chose them (``benchmarks/select_hard.py``):
-problems on which the base's pass@256 stays well below 1, chosen with one batch of base samples
-and measured on another. Only gsm8k-micro has one with the shipped model: every countdown-micro
-problem the base can sometimes solve is in its train or test split (see
-:func:`countdown_examples`).
-
-What is simplified, and why:
-
-- Countdown-micro uses exactly three numbers and only targets reachable with whole-number
-  intermediate values (no negatives, exact division), so every solution is two written steps.
-  The full task allows four numbers and fractional intermediates.
-- GSM8K-micro is eight templates, not natural language; it keeps the *shape* of GSM8K
-  (read quantities, chain two or three operations, answer after ``####``) at a size that a
-  character-level model learns in minutes.
-- The traces are not solutions. They are written so that the base model is *partially*
-  competent and fails in ways reinforcement learning can reweight: an honest search whose
-  attempts hit with probability ~0.4 and that gives up after 2-4 attempts, bare guesses
-  without working (15% of countdown traces, 25% of gsm8k ones), and a few arithmetic slips.
-  A trace never fakes a hit with made-up arithmetic: a model pretrained on faked hits learns
-  to fake them, and no RL objective recovers from that.
-- The 1M-parameter model learns the arithmetic of an attempt but hardly learns to *aim*: its
-  attempts hit about as often as a random expression would (6-8%, against 40% in the traces).
-  Its countdown success therefore rests on how many attempts it makes before giving up, which
-  it copies from the traces; that is why the search tries at least twice.
+Simplified, and why: countdown-micro uses three numbers and whole-number intermediates (two
+written steps; the full task allows four numbers and fractions); gsm8k-micro is eight templates,
+not language, at a size a character-level model learns in minutes. The traces are not solutions:
+they make the base *partially* competent and fail in ways RL can reweight (an honest search whose
+attempts hit with probability ~0.4 and that gives up after 2-4 of them, bare guesses without
+working, a few arithmetic slips), and never fake a hit with made-up arithmetic (a model pretrained
+on faked hits learns to fake them, and no objective recovers from that). The 1M-parameter model
+learns the arithmetic of an attempt but hardly learns to *aim* (6-8% of its attempts hit, against
+40% in the traces), so its countdown success rests on how many attempts it makes before giving up,
+which it copies from the traces; that is why the search tries at least twice.
 """
 
 from __future__ import annotations
@@ -54,22 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import DATA_DIR
-
-__all__ = [
-    "HARD_FILE",
-    "SPLITS",
-    "Trace",
-    "TEST_SIZE",
-    "countdown_examples",
-    "countdown_signature",
-    "countdown_prompt",
-    "countdown_solutions",
-    "countdown_trace",
-    "gsm8k_examples",
-    "gsm8k_prompt",
-    "gsm8k_signature",
-    "gsm8k_trace",
-]
+from .micro_templates import apply_op, gsm8k_problem, parse_steps, run_steps
 
 #: Size of each micro task's fixed held-out test set.
 TEST_SIZE = 200
@@ -112,19 +87,6 @@ class Trace:
 # ----------------------------------------------------------------------------- countdown-micro
 
 
-def _apply(x: int, op: str, y: int) -> int | None:
-    """Whole-number result of ``x op y``, or None when it is negative or not exact."""
-    if op == "+":
-        return x + y
-    if op == "-":
-        return x - y if x >= y else None
-    if op == "*":
-        return x * y
-    if y != 0 and x % y == 0:
-        return x // y
-    return None
-
-
 @functools.cache
 def _expressions(nums: tuple[int, ...]) -> tuple[tuple[str, str, int], ...]:
     """Every two-step expression over ``nums`` (3 numbers): (steps text, expression, value).
@@ -134,13 +96,13 @@ def _expressions(nums: tuple[int, ...]) -> tuple[tuple[str, str, int], ...]:
     out: dict[str, tuple[str, str, int]] = {}
     for x, y, z in itertools.permutations(nums):
         for op1, op2 in itertools.product("+-*/", repeat=2):
-            r = _apply(x, op1, y)
+            r = apply_op(x, op1, y)
             if r is None:
                 continue
-            s = _apply(r, op2, z)  # (x op1 y) op2 z
+            s = apply_op(r, op2, z)  # (x op1 y) op2 z
             if s is not None:
                 out.setdefault(f"({x}{op1}{y}){op2}{z}", (f"{x}{op1}{y}={r},{r}{op2}{z}={s}", f"({x}{op1}{y}){op2}{z}", s))
-            s = _apply(z, op2, r)  # z op2 (x op1 y)
+            s = apply_op(z, op2, r)  # z op2 (x op1 y)
             if s is not None:
                 out.setdefault(f"{z}{op2}({x}{op1}{y})", (f"{x}{op1}{y}={r},{z}{op2}{r}={s}", f"{z}{op2}({x}{op1}{y})", s))
     return tuple(out.values())
@@ -229,11 +191,9 @@ def countdown_examples(split: str, n: int | None = None, seed: int = 0) -> list[
     Args:
         split: ``"test"`` (a fixed set of 200, same order for every seed), ``"train"`` (every
             other problem of the task, 9,214, shuffled by ``seed``; none shares its number
-            multiset and target with a test problem) or ``"hard"``. The shipped model has no
-            countdown-micro hard split, and asking for it raises a ValueError that says why:
-            train and test hold every problem of the task's range, the base never solves
-            problems with a number of 10 or more, and of the 109 problems with a target of 100
-            or more it fails nearly none often enough (:data:`HARD_FILE` records the search).
+            multiset and target with a test problem) or ``"hard"`` (fixed, from :data:`HARD_FILE`:
+            100 problems with a 0 among the numbers or a target of 100 or more, so
+            outside train and test; the base's pass@1 / 16 / 256 on fresh samples: 1.0% / 10.4% / 23.0%).
         n: keep only the first ``n``; None keeps all.
         seed: shuffles the train split.
 
@@ -315,7 +275,7 @@ def _typo(steps: str, target: int, rng: random.Random) -> str:
         if op in s_lhs:
             a, b = s_lhs.split(op)
             a, b = (wrong, int(b)) if a == r else (int(a), wrong)
-            s = _apply(a, op, b)
+            s = apply_op(a, op, b)
             if s is None or s == target:
                 return steps
             return f"{lhs}={wrong},{a}{op}{b}={s}"
@@ -323,102 +283,6 @@ def _typo(steps: str, target: int, rng: random.Random) -> str:
 
 
 # -------------------------------------------------------------------------------- gsm8k-micro
-
-_NAMES = ("Tom", "Ann", "Sam", "Mia", "Ben", "Zoe", "Leo", "Eva")
-_ITEMS = ("apples", "pens", "cards", "eggs", "books", "shells", "cakes", "rocks")
-
-
-def _t_bags(rng):
-    a, b = rng.randint(2, 9), rng.randint(2, 9)
-    c = rng.randint(1, min(9, a * b))
-    return ("{N} has {a} bags of {b} {I}, eats {c}. How many left?", dict(a=a, b=b, c=c),
-            [("all", a, "*", b), ("left", None, "-", c)])
-
-
-def _t_change(rng):
-    a, b = rng.randint(2, 9), rng.randint(2, 9)
-    c = next(p for p in (20, 50, 100) if p >= a * b)
-    return ("{N} buys {a} {I} at ${b} each, pays ${c}. Change?", dict(a=a, b=b, c=c),
-            [("cost", a, "*", b), ("change", c, "-", None)])
-
-
-def _t_pages(rng):
-    a, b, c = rng.randint(2, 9), rng.randint(2, 9), rng.randint(1, 20)
-    return ("{N} reads {a} pages a day for {b} days, then {c}. Total?", dict(a=a, b=b, c=c),
-            [("days", a, "*", b), ("total", None, "+", c)])
-
-
-def _t_share(rng):
-    c, each = rng.randint(2, 6), rng.randint(2, 9)
-    a = rng.randint(1, c * each - 1)
-    b = c * each - a
-    return ("{N} has {a} {I}, gets {b}, shares with {c} kids. Each?", dict(a=a, b=b, c=c),
-            [("all", a, "+", b), ("each", None, "/", c)])
-
-
-def _t_boxes(rng):
-    a, b = rng.randint(2, 9), rng.randint(2, 9)
-    c, d = rng.randint(1, min(9, a * b)), rng.randint(1, 9)
-    return ("{N} has {a} boxes of {b} {I}, gives {c} away, gets {d}. Now?", dict(a=a, b=b, c=c, d=d),
-            [("all", a, "*", b), ("left", None, "-", c), ("now", None, "+", d)])
-
-
-def _t_times(rng):
-    a, b = rng.randint(2, 9), rng.randint(2, 5)
-    c = rng.randint(1, min(9, a + a * b))
-    return ("{N} has {a} {I}, Kim {b} times as many. They lose {c}. Left?", dict(a=a, b=b, c=c),
-            [("kim", a, "*", b), ("both", a, "+", None), ("left", None, "-", c)])
-
-
-def _t_fill(rng):
-    a, b, c = rng.randint(2, 9), rng.randint(2, 9), rng.randint(1, 9)
-    return ("A box holds {a} {I}. {N} fills {b}, has {c} more. Total?", dict(a=a, b=b, c=c),
-            [("boxes", a, "*", b), ("all", None, "+", c)])
-
-
-def _t_save(rng):
-    a, b, c = rng.randint(2, 9), rng.randint(2, 9), rng.randint(1, 9)
-    d = rng.randint(1, a * b + c)
-    return ("{N} saves ${a} a week for {b} weeks, gets ${c}, spends ${d}. Left?",
-            dict(a=a, b=b, c=c, d=d),
-            [("saved", a, "*", b), ("has", None, "+", c), ("left", None, "-", d)])
-
-
-_TEMPLATES = (_t_bags, _t_change, _t_pages, _t_share, _t_boxes, _t_times, _t_fill, _t_save)
-
-
-def _run_steps(plan, slip=None) -> list[tuple[str, int, str, int, int]] | None:
-    """Carry out a plan of steps ``(label, x, op, y)``; a None operand is the previous result.
-
-    ``slip(result) -> shown result`` may corrupt each result; later steps use what was shown.
-    Returns ``(label, x, op, y, shown)`` per step, or None when a step is not a whole number.
-
-    Example:
-        >>> _run_steps([("all", 5, "*", 4), ("left", None, "-", 3)])
-        [('all', 5, '*', 4, 20), ('left', 20, '-', 3, 17)]
-    """
-    out, prev = [], None
-    for label, x, op, y in plan:
-        x = prev if x is None else x
-        y = prev if y is None else y
-        r = _apply(x, op, y)
-        if r is None:
-            return None
-        if slip is not None:
-            r = slip(r)
-        out.append((label, x, op, y, r))
-        prev = r
-    return out
-
-
-def _gsm8k_problem(rng: random.Random) -> dict:
-    template = rng.choice(_TEMPLATES)
-    text, values, plan = template(rng)
-    question = text.format(N=rng.choice(_NAMES), I=rng.choice(_ITEMS), **values)
-    solved = _run_steps(plan)
-    work = ",".join(f"{x}{op}{y}={r}" for _, x, op, y, r in solved)
-    return {"question": question, "answer": f"{work}\n#### {solved[-1][4]}", "steps": plan}
-
 
 def gsm8k_signature(example: dict) -> tuple[tuple[int, ...], str]:
     """The arithmetic of a gsm8k-micro problem: the numbers of its question, sorted, and its answer.
@@ -446,7 +310,7 @@ def _gsm8k_first_test_questions() -> frozenset[str]:
     rng = random.Random(20240612)
     seen: set[str] = set()
     while len(seen) < TEST_SIZE:
-        seen.add(_gsm8k_problem(rng)["question"])
+        seen.add(gsm8k_problem(rng)["question"])
     return frozenset(seen)
 
 
@@ -457,7 +321,7 @@ def _gsm8k_generate(seed: int, n: int, banned: frozenset = frozenset()) -> list[
     rng = random.Random(f"gsm8k-micro-train-{seed}")
     out = []
     while len(out) < n:
-        p = _gsm8k_problem(rng)
+        p = gsm8k_problem(rng)
         if p["question"] not in first and (not banned or gsm8k_signature(p) not in banned):
             out.append(p)
     return out
@@ -476,7 +340,7 @@ def _gsm8k_test() -> tuple[dict, ...]:
     rng = random.Random("gsm8k-micro-test-v2")
     test, seen = [], set()
     while len(test) < TEST_SIZE:
-        p = _gsm8k_problem(rng)
+        p = gsm8k_problem(rng)
         key = gsm8k_signature(p)
         if key not in pool and key not in seen:
             seen.add(key)
@@ -504,10 +368,11 @@ def gsm8k_examples(split: str, n: int | None = None, seed: int = 0) -> list[dict
     than the train distribution.
 
     Args:
-        split: ``"test"`` (a fixed set of 200, same order for every seed), ``"hard"`` (90
-            problems chosen for pass@k from 1,200 held-out ones as those the base got right at
-            most once in 128 samples; on 256 fresh samples its pass@1 / 16 / 256 is 1.4% /
-            19.1% / 92.2%, see :data:`HARD_FILE`) or ``"train"`` (problems generated from
+        split: ``"test"`` (a fixed set of 200, same order for every seed), ``"hard"`` (100
+            problems from the same templates with numbers up to 12, chosen for pass@k from
+            400 held-out ones as those the base never got right in
+            64 samples; on 256 fresh samples its pass@1 / 16 / 256 is
+            0.4% / 5.7% / 32.0%, see :data:`HARD_FILE`) or ``"train"`` (problems generated from
             ``seed``; none has the signature of a test or hard problem).
         n: how many; None gives the whole test or hard split, or 10,000 train problems.
         seed: generates the train split.
@@ -548,8 +413,8 @@ def gsm8k_trace(example: dict, rng: random.Random) -> Trace:
         >>> "#### " in gsm8k_trace(ex, random.Random(0)).text
         True
     """
-    plan = example.get("steps") or _parse_steps(example["answer"])
-    solved = _run_steps(plan)
+    plan = example.get("steps") or parse_steps(example["answer"])
+    solved = run_steps(plan)
     gold = solved[-1][4]
     if rng.random() < P_GUESS:
         if rng.random() < P_GUESS_RIGHT:
@@ -565,29 +430,9 @@ def gsm8k_trace(example: dict, rng: random.Random) -> Trace:
     def slip(r: int) -> int:
         return max(0, r + rng.choice([-3, -2, -1, 1, 2, 3, 10])) if rng.random() < P_SLIP else r
 
-    shown = _run_steps(plan[:n_steps], slip)
+    shown = run_steps(plan[:n_steps], slip)
     while shown is None:  # a slip made a later division inexact: slip again
-        shown = _run_steps(plan[:n_steps], slip)
+        shown = run_steps(plan[:n_steps], slip)
     parts = [f"{label} {x}{op}{y}={r}" if verbose else f"{x}{op}{y}={r}" for label, x, op, y, r in shown]
     final = shown[-1][4]
     return Trace(",".join(parts) + f"\n#### {final}", final == gold, "work")
-
-
-def _parse_steps(answer: str) -> list[tuple[str, int | None, str, int | None]]:
-    """Recover a plan from an ``answer`` string, e.g. ``"5*4=20,20-3=17\\n#### 17"`` gives
-    ``[("", 5, "*", 4), ("", None, "-", 3)]`` (an operand equal to the previous result is
-    taken to be it)."""
-    work = answer.split("\n####")[0]
-    out, prev = [], None
-    for step in work.split(","):
-        lhs, r = step.split("=")
-        op = next(o for o in "+-*/" if o in lhs)
-        x, y = (int(v) for v in lhs.split(op))
-        if prev is not None and x == prev:
-            out.append(("", None, op, y))
-        elif prev is not None and y == prev:
-            out.append(("", x, op, None))
-        else:
-            out.append(("", x, op, y))
-        prev = int(r)
-    return out
