@@ -316,34 +316,25 @@ def pass_at_k_rows(runs: list[dict], base: dict[str, dict], saturated: float = 0
     "saturated" when the base's pass@k >= ``saturated`` (a ceiling decides nothing), else
     "above base" / "below base" where the intervals do not overlap, else "no difference shown".
     """
-    rows = []
-    for t, found in base.items():
-        counts = found.get("pass_at_k_counts") if "pass_at_k" in found else None
-        for k, v in _base_curve(found).items():
-            ci = pass_at_k_ci([counts["correct"]], counts["n"], int(k)) if counts else {}
-            rows.append({"task": t, "model": "base", "split": counts["split"] if counts else "test", "k": int(k),
-                         "pass_at_k": v, "ci_low": ci.get("ci_low"), "ci_high": ci.get("ci_high"), "n": 1})
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple, list[dict]] = {(t, "base"): [{"pass_at_k": _base_curve(b), "pass_at_k_counts": b.get(
+        "pass_at_k_counts") if "pass_at_k" in b else None}] for t, b in base.items()}
     for r in runs:
         if r.get("pass_at_k") and not r.get("ablation") and r.get("mu", 1) == 1:
             groups.setdefault((r["task"], r["objective"]), []).append(r)
-    for (task, obj), rs in groups.items():
+    rows = []
+    for (task, model), rs in groups.items():
         counts = [r["pass_at_k_counts"] for r in rs if r.get("pass_at_k_counts")]
         for k in rs[0]["pass_at_k"]:
             ci = (pass_at_k_ci([c["correct"] for c in counts], counts[0]["n"], int(k)) if len(counts) == len(rs)
                   else mean_ci(r["pass_at_k"].get(k) for r in rs))
-            rows.append({"task": task, "model": obj, "split": counts[0]["split"] if counts else "test", "k": int(k),
+            rows.append({"task": task, "model": model, "split": counts[0]["split"] if counts else "test", "k": int(k),
                          "pass_at_k": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "n": len(rs)})
-    top = {}
-    for r in rows:
-        top[r["task"], r["model"]] = max(r, top.get((r["task"], r["model"]), r), key=lambda x: x["k"])
+    top = {(r["task"], r["model"]): r for r in sorted(rows, key=lambda r: r["k"])}  # each one's largest k
     for (task, model), r in top.items():
-        b = top.get((task, "base"))
-        if model != "base" and b is not None and b["k"] == r["k"] and b["pass_at_k"] >= saturated:
-            r["verdict"] = "saturated"
-        elif model != "base" and b is not None and b["k"] == r["k"] and None not in (r["ci_low"], b["ci_low"]):
-            r["verdict"] = ("above base" if r["ci_low"] > b["ci_high"] else "below base" if r["ci_high"] < b["ci_low"]
-                            else "no difference shown")
+        if model != "base" and (b := top.get((task, "base"))) and b["k"] == r["k"]:
+            r["verdict"] = ("saturated" if b["pass_at_k"] >= saturated else None if None in (r["ci_low"], b["ci_low"])
+                            else "above base" if r["ci_low"] > b["ci_high"] else "below base"
+                            if r["ci_high"] < b["ci_low"] else "no difference shown")
     return rows
 
 
@@ -376,18 +367,15 @@ def temperature_sweep(runs: list[dict], base: dict[str, dict], control: str = "c
         if r.get("temperature_sweep") and r["task"] in best and r.get("mu", 1) == 1 and not r.get("ablation"):
             groups.setdefault((r["task"], r["objective"], r.get("learning_rate")), []).append(r)
     for (task, obj, lr), rs in groups.items():
-        at = str(float(rs[0]["temperature"]))
-        keys = rs[0]["temperature_sweep"]
-        row = {"task": task, "model": obj, "learning_rate": lr, "seeds": len(rs), "temperature": at,
-               "acc": {k: mean_ci(r["temperature_sweep"][k] for r in rs) for k in keys},
-               "gain": mean_ci(r["temperature_sweep"][at] - base[task]["temperature_sweep"][at] for r in rs),
-               "gain_vs_best_base": mean_ci(r["temperature_sweep"][at] - best[task][0] for r in rs)}
-        rows.append(row)
+        at, sw = str(float(rs[0]["temperature"])), [r["temperature_sweep"] for r in rs]
+        rows.append({"task": task, "model": obj, "learning_rate": lr, "seeds": len(rs), "temperature": at,
+                     "acc": {k: mean_ci(x[k] for x in sw) for k in sw[0]},
+                     "gain": mean_ci(x[at] - base[task]["temperature_sweep"][at] for x in sw),
+                     "gain_vs_best_base": mean_ci(x[at] - best[task][0] for x in sw)})
+    gains = {(r["task"], r["learning_rate"]): r["gain"]["mean"] for r in rows if r["model"] == control}
     for row in rows:
-        ctl = next((c for c in rows if c["model"] == control and (c["task"], c["learning_rate"]) ==
-                    (row["task"], row["learning_rate"])), None)
-        if row["model"] not in ("base", control) and ctl is not None and row["gain"]["mean"]:
-            row["control_share"] = ctl["gain"]["mean"] / row["gain"]["mean"]
+        if row["model"] not in ("base", control) and row.get("gain") and (row["task"], lr := row["learning_rate"]) in gains:
+            row["control_share"] = gains[row["task"], lr] / row["gain"]["mean"] if row["gain"]["mean"] else None
     return rows
 
 
