@@ -11,6 +11,7 @@ spread of the shipped micro runs (sd over seeds of final accuracy, 200 x 4 sampl
 
 import argparse
 import dataclasses
+import functools
 import statistics
 import tempfile
 import time
@@ -23,6 +24,8 @@ from course_lib.evaluate import evaluate_as_trained
 from course_lib.models import load_policy
 from course_lib.tasks import get_task
 from course_lib.trainer import train
+
+print = functools.partial(print, flush=True)  # noqa: A001 (progress shows in a log as it comes)
 
 
 def main() -> None:
