@@ -125,8 +125,9 @@ def _reproduce_parser() -> argparse.ArgumentParser:
     ap.add_argument("--profile", default=None, help="micro, qwen2.5-0.5b, ... (default: micro without a GPU)")
     ap.add_argument("--budget", default="default", help="the profile's budget the runs start from")
     ap.add_argument("--out", required=True, help="output folder (runs/, results.json, results.md, *.png)")
-    ap.add_argument("--plan", choices=("main", "beyond"), default="main",
-                    help="main: the paper's comparison; beyond: notebook 08's arms (reproduce.BEYOND_ARMS)")
+    ap.add_argument("--plan", choices=("main", "beyond", "grid", "horizon", "lr-sweep"), default="main",
+                    help="main: the paper's comparison; beyond: notebook 08's arms (reproduce.BEYOND_ARMS); "
+                    "grid, horizon, lr-sweep: the micro evidence plans (reproduce.PLANS, their own settings)")
     ap.add_argument("--seeds", type=count, default=None, help="seeds 0..N-1 (default 3; --quick: 1)")
     ap.add_argument("--quick", action="store_true", help="a few-minute smoke run of the whole pipeline")
     ap.add_argument("--tasks", nargs="+", default=None, help="default: the profile's tasks")
@@ -196,6 +197,8 @@ def reproduce_main(argv) -> int:
                         ablation_tasks=args.ablation_tasks if args.ablation_tasks is not None else (tasks[:1] if q else tasks))
     if args.plan == "beyond":
         specs = R.plan_beyond(range(seeds))
+    elif args.plan in R.PLANS:
+        specs, settings = R.plan_evidence(args.plan, tasks, args.seeds, args.objectives)
     out = Path(args.out)
     extra = {"precision": args.precision} if args.precision else {}
     configs = [R.make_config(prof.name, s, settings, extra) for s in specs]  # validates every setting first
@@ -209,7 +212,7 @@ def reproduce_main(argv) -> int:
     torch.set_num_threads(args.threads or workers)  # one thread per worker: small matrices, busy machines
     # --report-only rebuilds the outputs of the same runs: the recorded command is the one that makes them
     command = "python -m course_lib reproduce " + " ".join(a for a in argv if a != "--report-only")
-    print(f"reproduce: profile {prof.name}, {len(specs)} runs, {steps} steps each, {workers} worker(s) -> {out}")
+    print(f"reproduce: profile {prof.name}, {len(specs)} runs, {settings.steps} steps each, {workers} worker(s) -> {out}")
     res = R.run_reproduction(out, profile=prof.name, specs=specs, settings=settings, workers=workers, extra=extra,
                              progress=not args.no_progress, command=command, train=not args.report_only,
                              on_run=None if args.no_progress else _run_line(time.perf_counter()))

@@ -1,8 +1,8 @@
 """The report of a reproduction: its markdown tables and its result figures, from results.json.
 
-Everything here reads a results dict (``reproduce.write_outputs`` makes it; the shipped ones
-are in data/results/) and writes text or PNG files; no statistics are computed here (they
-come with the results, from ``course_lib.stats``).
+:func:`write_outputs` builds a grid's results dict from its run records with ``course_lib.stats``
+(the shipped ones are in data/results/); everything else reads that dict and writes text or
+PNG files, computing no statistics of its own.
 
 - Tables: accuracy in percent; "±" is the half-width of the 95% Student-t interval over
   seeds, and each table header says so; TOST rows show their 90% interval, the smallest
@@ -15,11 +15,12 @@ come with the results, from ``course_lib.stats``).
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from course_lib import DATA_DIR
+from course_lib import DATA_DIR, stats
 
 #: one colour per name in every figure of the course: the objectives, the reward-free control
 #: and the base model (matplotlib's tab10 and tab20 hues, told apart in greyscale by line style)
@@ -120,8 +121,29 @@ def pass_at_k_table(results: dict, ks=(1, 16, 256)) -> str:
         lo, hi = (None, None) if r["ci_low"] is None else (max(0, r["ci_low"]), min(1, r["ci_high"]))
         return f"{100 * r['pass_at_k']:.1f}" + ("" if lo is None else f" [{100 * lo:.1f}, {100 * hi:.1f}]")
 
-    return _table(["task", "model"] + [f"pass@{k} % [95% CI over seeds]" for k in ks],
-                  [[t, m] + [cell(v.get(k)) for k in ks] for (t, m), v in cells.items()])
+    lab = "[95% bootstrap over seeds and problems]" if results.get("pass_at_k_counts") else "[95% CI over seeds]"
+    return _table(["task", "model", "split"] + [f"pass@{k} % {lab}" for k in ks] + [f"pass@{max(ks)} vs base"],
+                  [[t, m, next(iter(v.values())).get("split", "test")] + [cell(v.get(k)) for k in ks]
+                   + [v.get(max(ks), {}).get("verdict", "-")] for (t, m), v in cells.items()])
+
+
+def temperature_table(results: dict) -> str:
+    """Learning vs sharpening: accuracy (%) at each sampling temperature and greedy, the gain over
+    the base at the training temperature and at the base's best, and the control's share."""
+    rows = results.get("temperature_sweep") or []
+    keys = list(rows[0]["acc"]) if rows else []
+
+    def gain(r, k):
+        return "-" if r.get(k) is None else f"{100 * r[k]['mean']:+.1f}" + (
+            "" if r[k]["half_width"] is None else f" ± {100 * r[k]['half_width']:.1f}")
+
+    return _table(["task", "model", "lr", "seeds"] + [f"T={k} % {HW}" if k != "greedy" else f"greedy % {HW}"
+                                                     for k in keys]
+                  + [f"gain at training T (pts) {HW}", f"gain vs base at its best T (pts) {HW}", "control's share"],
+                  [[r["task"], r["model"], _num(r["learning_rate"], "g"), str(r["seeds"])]
+                   + [_pct(r["acc"].get(k)) for k in keys] + [gain(r, "gain"), gain(r, "gain_vs_best_base"),
+                                                              _num(r.get("control_share") and 100 * r["control_share"], ".0f")]
+                   for r in rows])
 
 
 def ablation_table(results: dict) -> str:
@@ -160,10 +182,17 @@ def results_markdown(results: dict, paper: dict | None = None) -> str:
                   "`sft+-balanced` equals GRPO's weights divided by A+ whenever k <= G/2 correct, so its "
                   "equivalence is close to built in.\n",
                   equivalence_table(results)]
+    if results.get("temperature_sweep"):
+        parts += ["\n## Learning vs sharpening: the temperature sweep\n",
+                  f"Held-out accuracy on {st['eval_examples']} problems x {st.get('sweep_samples')} samples at "
+                  "each temperature; gains paired over seeds; control's share = the reward-free `confidence` "
+                  "objective's gain as a % of the row's.\n", temperature_table(results)]
     if results["pass_at_k"]:
         parts += ["\n## pass@k on held-out problems\n",
-                  f"Unbiased estimator from {st['pass_k']} samples on {st['pass_k_examples']} problems; "
-                  "[95% interval over seeds, clipped to 0-100].\n", pass_at_k_table(results)]
+                  f"Unbiased estimator from {st['pass_k']} samples on up to {st['pass_k_examples']} problems of "
+                  "the row's split; [95% interval: bootstrap over seeds and problems where per-problem counts "
+                  "are stored, else t over seeds; clipped to 0-100]; `saturated` = the base is at >= 95%.\n",
+                  pass_at_k_table(results)]
     if results["ablation"]:
         parts += ["\n## Aggregation ablation (the length claim)\n",
                   "`sequence` = GRPO's 1/|o_i|; `token` = DAPO's mean over tokens; `constant` = Dr. GRPO's "
@@ -286,3 +315,79 @@ def _pass_at_k_figure(out, results: dict) -> str:
     fig.tight_layout()
     fig.savefig(out / "pass_at_k.png", dpi=100)
     return "pass_at_k.png"
+
+
+# --------------------------------------------------------------------------------- the outputs
+
+
+def load_results(path) -> dict:
+    """A results.json written by :func:`write_outputs` (a shipped one lives in data/)."""
+    return json.loads(Path(path).read_text())
+
+
+def write_outputs(out: Path, profile: str, specs: list, settings, records: dict,
+                  command: str | None = None, wall_s: float = 0.0, *, figures: bool = False) -> dict:
+    """results.json and results.md from the finished runs (and the figures when ``figures``)."""
+    runs = [{k: v for k, v in records[s].items() if k != "status"} for s in specs
+            if s in records and records[s].get("status") not in ("interrupted", "cancelled")]
+    base = {p.stem: json.loads(p.read_text()) for p in sorted((out / "base").glob("*.json"))}
+    summary = stats.summarize(runs)
+    ablated = {(s.task, s.objective) for s in specs if s.ablation}
+    results = {
+        "profile": profile, "command": command, "settings": asdict(settings),
+        "units": {"accuracy": "fraction of sampled held-out answers that are correct (0-1)",
+                  "length": "tokens per completion, end-of-text token included",
+                  "ci": "95% Student-t interval over seeds; equivalence: 90% interval (TOST); pass@k with "
+                        "counts: 95% bootstrap over seeds and problems"},
+        "weights": sorted({r["weights"] for r in runs if r.get("weights")}),  # which weights the runs started from
+        "planned_runs": len(specs), "finished_runs": len(runs), "wall_s": round(wall_s, 1),
+        "runs_wall_s": round(sum(r.get("wall_s") or 0 for r in runs), 1),
+        "runs": runs,
+        "summary": [s for s in summary if not s["ablation"]],
+        "equivalence": stats.equivalence(runs, settings.margin),
+        "temperature_sweep": stats.temperature_sweep(runs, base), "eval_noise": stats.eval_noise(runs),
+        "pass_at_k": stats.pass_at_k_rows(runs, base), "pass_at_k_counts": stats.pass_at_k_counts(runs, base),
+        "ablation": [s for s in summary if (s["task"], s["objective"]) in ablated],
+    }
+    results["curves"] = curves(out, runs)
+    if figures and runs:
+        results["figures"] = result_figures(out, results)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(results_markdown(results, load_paper_results()))
+    return results
+
+
+CURVE_KEYS = ("accuracy", "reward_mean", "len_correct", "len_incorrect", "truncated", "entropy", "zero_var_groups", "kl",
+              "clip_frac")
+
+
+def curves(out: Path, runs: list[dict]) -> list[dict]:
+    """Per (task, objective, aggregation): the training metrics in ``CURVE_KEYS`` step by step and
+    the held-out accuracy at each evaluation, as means over seeds (so notebooks can draw the
+    shipped runs without their run directories)."""
+    groups = stats.arms(runs)
+    rows = []
+    for (task, obj, agg, mu, lr), rs in groups.items():
+        hist = [read_jsonl(out / "runs" / r["run_dir"] / "metrics.jsonl") for r in rs]
+        evals = [read_jsonl(out / "runs" / r["run_dir"] / "eval.jsonl") for r in rs]
+        n, m = min(map(len, hist)), min(map(len, evals))
+        row = {"task": task, "objective": obj, "aggregation": agg, "mu": mu, "learning_rate": lr, "seeds": len(rs)}
+        for k in CURVE_KEYS:
+            row[k] = [_round(stats.mean_ci(h[i].get(k) for h in hist)["mean"]) for i in range(n)]
+        row["eval_step"] = [evals[0][i]["step"] for i in range(m)]
+        row["eval_accuracy"] = [_round(stats.mean_ci(e[i]["accuracy"] for e in evals)["mean"]) for i in range(m)]
+        top = max((k for h in hist for x in h for k in x.get("correct_per_group", [])), default=0)
+        row["k_correct_hist"] = [[sum(h[i].get("correct_per_group", []).count(k) for h in hist)
+                                  for k in range(top + 1)] for i in range(n)]  # groups with k right, per step
+        rows.append(row)
+    return rows
+
+
+def read_jsonl(path) -> list[dict]:
+    """The rows of a ``.jsonl`` file (``[]`` when it does not exist)."""
+    path = Path(path)
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
+def _round(x, digits: int = 4):
+    return None if x is None else round(x, digits)

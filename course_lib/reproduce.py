@@ -4,8 +4,9 @@ It trains each (task, objective, seed) from the same base model with the same bu
 evaluates held-out accuracy, lengths and (optionally) pass@k, and writes into ``OUT``::
 
     runs/TASK/OBJECTIVE_AGGREGATION/seedS/   one run of course_lib.trainer + result.json when done
-    base/TASK.json                           the base model's pass@k (with --pass-k)
-    results.json    command, settings, runs, summary, equivalence, pass_at_k, ablation, curves
+    base/TASK.json                           the base model's measurements (as every run's below)
+    results.json    command, settings, runs, summary, equivalence, temperature_sweep, eval_noise,
+                    pass_at_k (+ pass_at_k_counts), ablation, curves
     results.md, *.png   the tables and figures of course_lib.report
 
 Run it again with the same options and finished runs are skipped, interrupted ones resume
@@ -13,6 +14,11 @@ from their checkpoint; a run directory holding other settings is refused (``--ov
 starts those runs over). The comparison is *paired*: for a given seed every objective starts
 from the same weights, sees the training problems in the same order, and is evaluated on the
 same held-out problems with the same sampling seed (course_lib.stats pairs them by seed).
+
+After training each run (and the base, once per task) is measured at the sampling temperatures
+of :data:`SWEEP_TEMPERATURES` and greedily, twice at its training temperature with two sampling
+seeds (the evaluation noise), and with pass@k on ``settings.pass_k_split``, per-problem counts
+kept. ``--plan grid|horizon|lr-sweep`` (:data:`PLANS`): the micro evidence grid's plans.
 
 Simplified: runs execute one after another or in ``workers`` processes, nothing is retried.
 """
@@ -26,13 +32,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from course_lib.stats import arms, equivalence, mean_ci, pass_at_k_rows, summarize
+from course_lib.report import load_results, read_jsonl, write_outputs  # noqa: F401 (the grid's outputs)
 
 #: the aggregations of the length ablation: GRPO's 1/|o_i|, DAPO's token mean, Dr. GRPO's constant
 ABLATION_AGGREGATIONS = ("sequence", "token", "constant")
 #: pass@k is reported at k = 1, 2, 4, ..., 256
 PASS_KS = tuple(2**i for i in range(9))
 RESULT = "result.json"
+#: held-out accuracy after training is also measured at these temperatures (and greedily)
+SWEEP_TEMPERATURES = (0.3, 0.6, 1.0)
 
 
 @dataclass(frozen=True)
@@ -48,11 +56,13 @@ class RunSpec:
     aggregation: str = "sequence"
     ablation: bool = False
     mu: int = 1  # updates per rollout (notebook 08: > 1 makes the ratio and the clip act)
+    learning_rate: float | None = None  # None: the budget's
 
     @property
     def dirname(self) -> str:
         mu = f"_mu{self.mu}" if self.mu != 1 else ""
-        return f"{self.task}/{self.objective}_{self.aggregation}{mu}/seed{self.seed}"
+        lr = f"_lr{self.learning_rate:g}" if self.learning_rate is not None else ""
+        return f"{self.task}/{self.objective}_{self.aggregation}{mu}{lr}/seed{self.seed}"
 
     @property
     def label(self) -> str:
@@ -72,6 +82,9 @@ class Settings:
     pass_k_seeds: int = 3        # pass@k for seeds 0..pass_k_seeds-1 only (it costs pass_k samples per problem)
     margin: float = 0.05         # TOST equivalence margin, in accuracy (0.05 = 5 points)
     budget: str = "default"      # the profile's budget the runs start from
+    temperature: float | None = None  # sampling temperature of training and evaluation (None: the budget's)
+    sweep_samples: int = 0       # samples per held-out problem at each SWEEP_TEMPERATURES (0 = no sweep)
+    pass_k_split: str = "test"   # the split pass@k is measured on ("hard": base pass@256 <= 70%)
 
 
 def plan_runs(tasks, objectives, seeds, *, ablation_objectives=("grpo",),
@@ -105,10 +118,12 @@ def make_config(profile: str, spec: RunSpec, settings: Settings, extra: dict | N
     from course_lib.trainer import TrainConfig
 
     mu = {"mu": spec.mu} if spec.mu != 1 else {}
+    mu.update({k: v for k, v in (("learning_rate", spec.learning_rate), ("temperature", settings.temperature))
+               if v is not None})
     return TrainConfig.from_profile(
         profile, budget=settings.budget, task=spec.task, objective=spec.objective, seed=spec.seed,
         aggregation=spec.aggregation, steps=settings.steps, eval_every=settings.eval_every,
-        eval_examples=settings.eval_examples, eval_samples=settings.eval_samples, **mu, **(extra or {}))
+        eval_examples=settings.eval_examples, eval_samples=settings.eval_samples, **{**(extra or {}), **mu})
 
 
 #: notebook 08's arms on countdown-micro, beside the main runs it reuses (grpo, sft+, sft-):
@@ -122,6 +137,32 @@ BEYOND_ARMS = (("countdown-micro", "reinforce-rej", 1), ("countdown-micro", "dr-
 def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
     """Notebook 08's runs, seed by seed. Example: ``len(plan_beyond(range(5)))`` -> 30."""
     return [RunSpec(t, o, s, mu=mu) for s in seeds for t, o, mu in arms]
+
+
+#: the micro evidence grid's plans (``--plan NAME``): objectives, seeds, steps, evaluation
+#: interval and learning rates; every plan samples at T = 0.6 (:data:`PLAN_SETTINGS`, README)
+PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"), "seeds": 5, "steps": 60,
+                  "eval_every": 20, "pass_k": 256},
+         "horizon": {"objectives": ("grpo", "sft+", "sft+-", "sft-"), "seeds": 3, "steps": 200, "eval_every": 25,
+                     "pass_k": 256},
+         "lr-sweep": {"objectives": ("grpo", "sft+-"), "seeds": 3, "steps": 60, "eval_every": 20, "pass_k": 0,
+                      "learning_rates": (3e-5, 1e-4, 3e-4)}}
+PLAN_SETTINGS = {"eval_examples": 200, "eval_samples": 4, "temperature": 0.6, "sweep_samples": 16,
+                 "pass_k_examples": 100, "pass_k_split": "hard", "margin": 0.05}
+
+
+def plan_evidence(name: str, tasks, seeds: int | None = None, objectives=None) -> tuple[list[RunSpec], Settings]:
+    """The runs and settings of plan ``name`` (:data:`PLANS`), seed by seed, without ablation.
+
+    Example: ``len(plan_evidence("lr-sweep", ["a", "b"])[0])`` -> 36 (3 seeds x 3 rates x 2 x 2).
+    """
+    p = PLANS[name]
+    seeds = p["seeds"] if seeds is None else seeds
+    settings = Settings(steps=p["steps"], eval_every=p["eval_every"], pass_k=p["pass_k"], pass_k_seeds=seeds,
+                        **PLAN_SETTINGS)
+    specs = [RunSpec(t, o, s, learning_rate=lr) for s in range(seeds) for lr in p.get("learning_rates", (None,))
+             for t in tasks for o in objectives or p["objectives"]]
+    return specs, settings
 
 
 def _tail_mean(history: list[dict], key: str, k: int = 10):
@@ -146,19 +187,51 @@ def run_record(spec: RunSpec, history: list[dict], evals: list[dict], wall_s: fl
                train_len_correct=_tail_mean(history, "len_correct"),
                train_len_incorrect=_tail_mean(history, "len_incorrect"),
                train_clip_frac=_tail_mean(history, "clip_frac", len(history)), wall_s=round(wall_s, 1))
-    rec["gain"] = (None if rec["final_accuracy"] is None or rec["base_accuracy"] is None
-                   else rec["final_accuracy"] - rec["base_accuracy"])
+    rec["gain"] = None if None in (rec["final_accuracy"], rec["base_accuracy"]) else rec["final_accuracy"] - rec["base_accuracy"]
     return {**rec, **more}
 
 
-def _pass_curve(model, tokenizer, task, settings: Settings, cfg, seed: int) -> dict[str, float]:
-    """pass@k on held-out problems, asked as training asks them (chat template, compute dtype)."""
+_NO_SPLIT: set = set()  # (task, split) pairs already reported as missing
+
+
+def measure(model, tokenizer, task, settings: Settings, cfg, seed: int, pass_k: bool = True) -> dict:
+    """A model's held-out measurements, asked as training asks them (chat template, dtype, cap).
+
+    Returns (each only when ``settings`` asks for it) ``temperature_sweep``: accuracy on
+    ``eval_examples`` x ``sweep_samples`` at each :data:`SWEEP_TEMPERATURES` and the training one
+    (keys "0.3", ...) and ``greedy``; ``eval_repeat``: [accuracy at the training temperature, seed
+    ``seed``, the same with ``seed + 1``]; ``pass_at_k`` ({"k": value}) and ``pass_at_k_counts``
+    ({"split", "n", "correct": right answers per problem}) on ``settings.pass_k_split``. A task
+    without that split gets one line and no pass@k.
+    """
     from course_lib.evaluate import evaluate_as_trained
 
-    examples = task.load("test", n=settings.pass_k_examples)
-    res = evaluate_as_trained(model, tokenizer, task, cfg, examples, samples=settings.pass_k, greedy=False,
-                              k_values=PASS_KS, batch_size=256, seed=seed)
-    return {str(k): res[f"pass@{k}"] for k in PASS_KS if k <= settings.pass_k}
+    out: dict = {}
+    if settings.sweep_samples:
+        test, sweep = task.load("test", n=settings.eval_examples), {}
+        for t in dict.fromkeys((*SWEEP_TEMPERATURES, float(cfg.temperature))):
+            res = evaluate_as_trained(model, tokenizer, task, dataclasses.replace(cfg, temperature=t), test,
+                                      samples=settings.sweep_samples, greedy=t == SWEEP_TEMPERATURES[0],
+                                      batch_size=256, seed=seed)
+            sweep[str(t)] = res["accuracy"]
+            sweep.setdefault("greedy", res.get("accuracy_greedy"))
+        again = evaluate_as_trained(model, tokenizer, task, cfg, test, samples=settings.sweep_samples, greedy=False,
+                                    batch_size=256, seed=seed + 1)["accuracy"]
+        out.update(temperature_sweep=sweep, eval_repeat=[sweep[str(float(cfg.temperature))], again])
+    if settings.pass_k and pass_k:
+        try:
+            examples = task.load(settings.pass_k_split, n=settings.pass_k_examples)
+        except (ValueError, KeyError, FileNotFoundError) as e:
+            if (task.name, settings.pass_k_split) not in _NO_SPLIT:
+                print(f"pass@k skipped on {task.name}: no {settings.pass_k_split!r} split ({e})")
+            _NO_SPLIT.add((task.name, settings.pass_k_split))
+            return out
+        res = evaluate_as_trained(model, tokenizer, task, cfg, examples, samples=settings.pass_k, greedy=False,
+                                  k_values=PASS_KS, batch_size=256, seed=seed)
+        out["pass_at_k"] = {str(k): res[f"pass@{k}"] for k in PASS_KS if k <= settings.pass_k}
+        out["pass_at_k_counts"] = {"split": settings.pass_k_split, "n": settings.pass_k,
+                                   "correct": res["correct_per_problem"]}
+    return out
 
 
 def run_one(spec: RunSpec, cfg, run_dir: Path, settings: Settings, *, model, tokenizer, init_state, task,
@@ -187,11 +260,11 @@ def run_one(spec: RunSpec, cfg, run_dir: Path, settings: Settings, *, model, tok
     wall = prior + time.perf_counter() - t0
     wall_file.write_text(json.dumps({"wall_s": wall}))
     rec = run_record(spec, res.history, res.evals, wall, run_dir=spec.dirname, skipped_updates=res.skipped_updates,
-                     weights=weights_source(model))
+                     weights=weights_source(model), learning_rate=cfg.learning_rate, temperature=cfg.temperature)
     if res.interrupted:
         return {**rec, "status": "interrupted"}
-    if settings.pass_k and not spec.ablation and spec.seed < settings.pass_k_seeds:
-        rec["pass_at_k"] = _pass_curve(model, tokenizer, task, settings, cfg, cfg.seed + 4321)
+    if not spec.ablation:
+        rec.update(measure(model, tokenizer, task, settings, cfg, cfg.seed + 4321, spec.seed < settings.pass_k_seeds))
     (run_dir / RESULT).write_text(json.dumps({"config": asdict(cfg), "record": rec}, indent=2))
     return {**rec, "status": "resumed" if resume else "ran"}
 
@@ -201,11 +274,20 @@ def _finished(run_dir: Path, cfg, spec: RunSpec) -> dict | None:
     record gains the fields this version computes), or None."""
     done = run_dir / RESULT
     prev = json.loads(done.read_text()) if done.exists() else {}
-    if prev.get("config") != asdict(cfg):
+    if "config" not in prev or _settings(prev["config"], cfg) != asdict(cfg):
         return None
     old = prev["record"]
-    rec = run_record(spec, read_jsonl(run_dir / "metrics.jsonl"), read_jsonl(run_dir / "eval.jsonl"), old["wall_s"])
-    return {**rec, **{k: old[k] for k in ("run_dir", "skipped_updates", "pass_at_k", "weights") if k in old}}
+    rec = run_record(spec, read_jsonl(run_dir / "metrics.jsonl"), read_jsonl(run_dir / "eval.jsonl"), old["wall_s"],
+                     learning_rate=cfg.learning_rate, temperature=cfg.temperature)
+    return {**rec, **{k: v for k, v in old.items() if k not in rec}}  # run_dir, measurements, weights
+
+
+def _settings(saved: dict, cfg) -> dict:
+    """A saved config with the fields added to TrainConfig since it was written at their defaults,
+    which is what those runs used (e.g. ``optimizer``: "adamw", the only one there was)."""
+    added = {f.name: f.default for f in dataclasses.fields(cfg) if f.name not in saved
+             and f.default is not dataclasses.MISSING}
+    return {**saved, **added}
 
 
 def check_run_dirs(out: Path, specs, configs, overwrite: bool) -> list[str]:
@@ -217,7 +299,7 @@ def check_run_dirs(out: Path, specs, configs, overwrite: bool) -> list[str]:
     for spec, cfg in zip(specs, configs):
         d = out / "runs" / spec.dirname
         saved = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else None
-        if saved is not None and {k: v for k, v in saved.items() if k != "steps"} != {
+        if saved is not None and {k: v for k, v in _settings(saved, cfg).items() if k != "steps"} != {
                 k: v for k, v in asdict(cfg).items() if k != "steps"}:
             conflicts.append(spec.dirname)
             if overwrite:
@@ -294,15 +376,9 @@ def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], setti
         return rec["status"] == "interrupted"
 
     try:
-        if train and (todo and workers == 1 or _base_pass_k(out, specs, configs, settings, get_task, None)):
-            if model is None:
-                import torch
-
-                from course_lib.models import load_policy
-
-                torch.manual_seed(0)  # as in the worker processes: the same starting adapters
-                model, tokenizer = load_policy(profile)
-            _base_pass_k(out, specs, configs, settings, get_task, (model, tokenizer))
+        if train and (todo and workers == 1 or _base_measure(out, specs, configs, settings, get_task, None)):
+            model, tokenizer = (model, tokenizer) if model is not None else _load_base(profile)
+            _base_measure(out, specs, configs, settings, get_task, (model, tokenizer))
         if todo and workers > 1:
             interrupted = _run_in_workers(out, profile, todo, settings, min(workers, len(todo)), finished)
         elif todo:
@@ -320,6 +396,15 @@ def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], setti
     results["status"] = [records[s]["status"] if s in records else "pending" for s in specs]
     results["interrupted"] = interrupted
     return results
+
+
+def _load_base(profile: str):
+    import torch
+
+    from course_lib.models import load_policy
+
+    torch.manual_seed(0)  # as in the worker processes: the same starting adapters
+    return load_policy(profile)
 
 
 def _run_in_workers(out: Path, profile: str, todo, settings: Settings, workers: int, finished) -> bool:
@@ -349,92 +434,16 @@ def _run_in_workers(out: Path, profile: str, todo, settings: Settings, workers: 
     return False
 
 
-def _base_pass_k(out: Path, specs, configs, settings: Settings, get_task, policy) -> bool:
-    """The base model's pass@k per task, once (``out/base/TASK.json``). With ``policy=None`` only
-    says whether any is missing."""
+def _base_measure(out: Path, specs, configs, settings: Settings, get_task, policy) -> bool:
+    """The base model's :func:`measure` per task, once (``out/base/TASK.json``). With
+    ``policy=None`` only says whether any is missing."""
     missing = [(s, c) for s, c in {s.task: (s, c) for s, c in zip(specs, configs)}.values()
-               if settings.pass_k and not (out / "base" / f"{s.task}.json").exists()]
+               if (settings.pass_k or settings.sweep_samples) and not (out / "base" / f"{s.task}.json").exists()]
     for spec, cfg in missing if policy is not None else []:
         (out / "base").mkdir(exist_ok=True)
-        curve = _pass_curve(*policy, get_task(spec.task), settings, cfg, 4321)
-        (out / "base" / f"{spec.task}.json").write_text(json.dumps(curve, indent=2))
+        found = measure(*policy, get_task(spec.task), settings, cfg, 4321)
+        (out / "base" / f"{spec.task}.json").write_text(json.dumps(found, indent=2))
     return bool(missing)
-
-
-# --------------------------------------------------------------------------------- the outputs
-
-
-def load_results(path) -> dict:
-    """A results.json written by :func:`write_outputs` (a shipped one lives in data/)."""
-    return json.loads(Path(path).read_text())
-
-
-def write_outputs(out: Path, profile: str, specs: list[RunSpec], settings: Settings, records: dict,
-                  command: str | None = None, wall_s: float = 0.0, *, figures: bool = False) -> dict:
-    """results.json and results.md from the finished runs (and the figures when ``figures``)."""
-    from course_lib import report
-
-    runs = [{k: v for k, v in records[s].items() if k != "status"} for s in specs
-            if s in records and records[s].get("status") not in ("interrupted", "cancelled")]
-    base = {p.stem: json.loads(p.read_text()) for p in sorted((out / "base").glob("*.json"))}
-    summary = summarize(runs)
-    ablated = {(s.task, s.objective) for s in specs if s.ablation}
-    results = {
-        "profile": profile, "command": command, "settings": asdict(settings),
-        "units": {"accuracy": "fraction of sampled held-out answers that are correct (0-1)",
-                  "length": "tokens per completion, end-of-text token included",
-                  "ci": "95% Student-t interval over seeds; equivalence: 90% interval (TOST)"},
-        "weights": sorted({r["weights"] for r in runs if r.get("weights")}),  # which weights the runs started from
-        "planned_runs": len(specs), "finished_runs": len(runs), "wall_s": round(wall_s, 1),
-        "runs_wall_s": round(sum(r.get("wall_s") or 0 for r in runs), 1),
-        "runs": runs,
-        "summary": [s for s in summary if not s["ablation"]],
-        "equivalence": equivalence(runs, settings.margin),
-        "pass_at_k": pass_at_k_rows(runs, base),
-        "ablation": [s for s in summary if (s["task"], s["objective"]) in ablated],
-    }
-    results["curves"] = curves(out, runs)
-    if figures and runs:
-        results["figures"] = report.result_figures(out, results)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(report.results_markdown(results, report.load_paper_results()))
-    return results
-
-
-CURVE_KEYS = ("accuracy", "reward_mean", "len_correct", "len_incorrect", "truncated", "entropy", "zero_var_groups", "kl",
-              "clip_frac")
-
-
-def curves(out: Path, runs: list[dict]) -> list[dict]:
-    """Per (task, objective, aggregation): the training metrics in ``CURVE_KEYS`` step by step and
-    the held-out accuracy at each evaluation, as means over seeds (so notebooks can draw the
-    shipped runs without their run directories)."""
-    groups = arms(runs)
-    rows = []
-    for (task, obj, agg, mu), rs in groups.items():
-        hist = [read_jsonl(out / "runs" / r["run_dir"] / "metrics.jsonl") for r in rs]
-        evals = [read_jsonl(out / "runs" / r["run_dir"] / "eval.jsonl") for r in rs]
-        n, m = min(map(len, hist)), min(map(len, evals))
-        row = {"task": task, "objective": obj, "aggregation": agg, "mu": mu, "seeds": len(rs)}
-        for k in CURVE_KEYS:
-            row[k] = [_round(mean_ci(h[i].get(k) for h in hist)["mean"]) for i in range(n)]
-        row["eval_step"] = [evals[0][i]["step"] for i in range(m)]
-        row["eval_accuracy"] = [_round(mean_ci(e[i]["accuracy"] for e in evals)["mean"]) for i in range(m)]
-        top = max((k for h in hist for x in h for k in x.get("correct_per_group", [])), default=0)
-        row["k_correct_hist"] = [[sum(h[i].get("correct_per_group", []).count(k) for h in hist)
-                                  for k in range(top + 1)] for i in range(n)]  # groups with k right, per step
-        rows.append(row)
-    return rows
-
-
-def read_jsonl(path) -> list[dict]:
-    """The rows of a ``.jsonl`` file (``[]`` when it does not exist)."""
-    path = Path(path)
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-
-
-def _round(x, digits: int = 4):
-    return None if x is None else round(x, digits)
 
 
 def default_workers(profile: str) -> int:

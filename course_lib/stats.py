@@ -243,8 +243,8 @@ SUMMARY_METRICS = ("base_accuracy", "final_accuracy", "gain", "len_correct", "le
 
 
 def arm_key(r: dict) -> tuple:
-    """A run's arm: (task, objective, aggregation, mu); its seeds are repeats of it."""
-    return r["task"], r["objective"], r["aggregation"], r.get("mu", 1)
+    """A run's arm: (task, objective, aggregation, mu, learning_rate); its seeds are repeats of it."""
+    return r["task"], r["objective"], r["aggregation"], r.get("mu", 1), r.get("learning_rate")
 
 
 def arms(runs: list[dict]) -> dict[tuple, list[dict]]:
@@ -256,25 +256,24 @@ def arms(runs: list[dict]) -> dict[tuple, list[dict]]:
 
 
 def paired(runs, key: tuple, reference: str, metric: str = "final_accuracy") -> list[float]:
-    """``metric`` of arm ``key`` minus that of ``reference`` in the same task, aggregation and
-    mu, for each seed both have."""
-    task, _, agg, mu = key
-    ref = {r["seed"]: r[metric] for r in runs if arm_key(r) == (task, reference, agg, mu)}
+    """``metric`` of arm ``key`` minus that of ``reference`` in the same task, aggregation, mu
+    and learning rate, for each seed both have."""
+    ref = {r["seed"]: r[metric] for r in runs if arm_key(r) == (key[0], reference, *key[2:])}
     return [r[metric] - ref[r["seed"]] for r in runs if arm_key(r) == key
             and r["seed"] in ref and r[metric] is not None and ref[r["seed"]] is not None]
 
 
 def summarize(runs: list[dict], *, reference: str = "grpo") -> list[dict]:
-    """One entry per arm (task, objective, aggregation, mu): mean and 95% CI over seeds of each
-    metric in ``SUMMARY_METRICS``, plus ``diff_vs_grpo``: the paired difference of final
-    accuracy to ``reference`` in the same task, aggregation and mu, seed by seed."""
+    """One entry per arm (:func:`arm_key`): mean and 95% CI over seeds of each metric in
+    ``SUMMARY_METRICS``, plus ``diff_vs_grpo``: the paired difference of final accuracy to
+    ``reference`` in the same task, aggregation, mu and learning rate, seed by seed."""
     out = []
-    for (task, obj, agg, mu), rs in arms(runs).items():
-        entry = {"task": task, "objective": obj, "aggregation": agg, "mu": mu,
+    for (task, obj, agg, mu, lr), rs in arms(runs).items():
+        entry = {"task": task, "objective": obj, "aggregation": agg, "mu": mu, "learning_rate": lr,
                  "ablation": all(r.get("ablation", False) for r in rs),
                  "seeds": sorted(r["seed"] for r in rs), "n": len(rs)}
         entry.update({m: mean_ci(r.get(m) for r in rs) for m in SUMMARY_METRICS})
-        diffs = paired(runs, (task, obj, agg, mu), reference)
+        diffs = paired(runs, (task, obj, agg, mu, lr), reference)
         entry[f"diff_vs_{reference}"] = mean_ci(diffs) if diffs and obj != reference else None
         out.append(entry)
     return out
@@ -292,7 +291,8 @@ def equivalence(runs: list[dict], margin: float, *, reference: str = "grpo") -> 
     for key in dict.fromkeys(arm_key(r) for r in runs if not r.get("ablation")):
         if key[1] != reference and (diffs := paired(runs, key, reference)):
             gain = mean_ci(r.get("gain") for r in runs if arm_key(r) == (key[0], reference, *key[2:]))["mean"]
-            rows.append({"task": key[0], "objective": key[1], "mu": key[3], "reference": reference,
+            rows.append({"task": key[0], "objective": key[1], "mu": key[3], "learning_rate": key[4],
+                         "reference": reference,
                          **tost(diffs, margin, reference=reference), "reference_gain": gain,
                          "margin_share_of_gain": margin / gain if gain and gain > 0 else None})
     for row, p in zip(rows, holm([r["p_tost"] for r in rows])):
@@ -302,18 +302,95 @@ def equivalence(runs: list[dict], margin: float, *, reference: str = "grpo") -> 
     return rows
 
 
-def pass_at_k_rows(runs: list[dict], base: dict[str, dict]) -> list[dict]:
-    """Rows ``task, model, k, pass_at_k`` (+ 95% t-interval over seeds) for the base and each
-    objective, from the pass@k curves of the run records."""
-    rows = [{"task": t, "model": "base", "k": int(k), "pass_at_k": v, "ci_low": None, "ci_high": None, "n": 1}
-            for t, curve in base.items() for k, v in curve.items()]
-    groups: dict[tuple, list[dict]] = {}
+def _base_curve(found: dict) -> dict:
+    """The pass@k curve of a base file: ``measure``'s dict, or (older files) the curve itself."""
+    return found.get("pass_at_k") or {} if any(not k.isdigit() for k in found) else found
+
+
+def pass_at_k_rows(runs: list[dict], base: dict[str, dict], saturated: float = 0.95) -> list[dict]:
+    """Rows ``task, model, split, k, pass_at_k, ci_low, ci_high, n`` for the base and each objective.
+
+    With per-problem counts (``pass_at_k_counts``) the interval is :func:`pass_at_k_ci`'s
+    bootstrap over seeds and problems (inside [0, 1]); older records get a 95% t-interval over
+    seeds. At the largest k a trained model's row gets ``verdict`` against the base:
+    "saturated" when the base's pass@k >= ``saturated`` (a ceiling decides nothing), else
+    "above base" / "below base" where the intervals do not overlap, else "no difference shown".
+    """
+    groups: dict[tuple, list[dict]] = {(t, "base"): [{"pass_at_k": _base_curve(b), "pass_at_k_counts": b.get(
+        "pass_at_k_counts") if "pass_at_k" in b else None}] for t, b in base.items()}
     for r in runs:
         if r.get("pass_at_k") and not r.get("ablation") and r.get("mu", 1) == 1:
-            groups.setdefault((r["task"], r["objective"]), []).append(r["pass_at_k"])
-    for (task, obj), curves in groups.items():
-        for k in curves[0]:
-            ci = mean_ci(c.get(k) for c in curves)
-            rows.append({"task": task, "model": obj, "k": int(k), "pass_at_k": ci["mean"],
-                         "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "n": ci["n"]})
+            groups.setdefault((r["task"], r["objective"]), []).append(r)
+    rows = []
+    for (task, model), rs in groups.items():
+        counts = [r["pass_at_k_counts"] for r in rs if r.get("pass_at_k_counts")]
+        for k in rs[0]["pass_at_k"]:
+            ci = (pass_at_k_ci([c["correct"] for c in counts], counts[0]["n"], int(k)) if len(counts) == len(rs)
+                  else mean_ci(r["pass_at_k"].get(k) for r in rs))
+            rows.append({"task": task, "model": model, "split": counts[0]["split"] if counts else "test", "k": int(k),
+                         "pass_at_k": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "n": len(rs)})
+    top = {(r["task"], r["model"]): r for r in sorted(rows, key=lambda r: r["k"])}  # each one's largest k
+    for (task, model), r in top.items():
+        if model != "base" and (b := top.get((task, "base"))) and b["k"] == r["k"]:
+            r["verdict"] = ("saturated" if b["pass_at_k"] >= saturated else None if None in (r["ci_low"], b["ci_low"])
+                            else "above base" if r["ci_low"] > b["ci_high"] else "below base"
+                            if r["ci_high"] < b["ci_low"] else "no difference shown")
     return rows
+
+
+def pass_at_k_counts(runs: list[dict], base: dict[str, dict]) -> list[dict]:
+    """The per-problem correct counts behind pass@k: rows ``task, model, seed, split, n`` with
+    ``problem`` (indices into the split) and ``correct`` (right answers of n) as parallel lists."""
+    found = [(t, "base", None, b.get("pass_at_k_counts")) for t, b in base.items() if "pass_at_k" in b]
+    found += [(r["task"], r["objective"], r["seed"], r.get("pass_at_k_counts")) for r in runs]
+    return [{"task": t, "model": m, "seed": s, "split": c["split"], "n": c["n"],
+             "problem": list(range(len(c["correct"]))), "correct": c["correct"]} for t, m, s, c in found if c]
+
+
+def temperature_sweep(runs: list[dict], base: dict[str, dict], control: str = "confidence") -> list[dict]:
+    """Learning vs sharpening: one row per (task, model, learning rate) with held-out accuracy
+    at each temperature of the sweep and greedy (``acc``: key -> mean and 95% interval over
+    seeds; the base: one value), and for trained models ``gain`` (accuracy at the training
+    temperature minus the base's there), ``gain_vs_best_base`` (minus the base at its best
+    temperature), both paired over seeds, and ``control_share``: the ``control`` objective's
+    mean gain as a share of this one's (same task and learning rate).
+    """
+    rows, best = [], {}
+    for t, b in base.items():
+        if b.get("temperature_sweep"):
+            sw = b["temperature_sweep"]
+            best[t] = max((v, k) for k, v in sw.items() if v is not None)
+            rows.append({"task": t, "model": "base", "learning_rate": None, "seeds": 0, "best": best[t][1],
+                         "acc": {k: mean_ci([v]) for k, v in sw.items()}})
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        if r.get("temperature_sweep") and r["task"] in best and r.get("mu", 1) == 1 and not r.get("ablation"):
+            groups.setdefault((r["task"], r["objective"], r.get("learning_rate")), []).append(r)
+    for (task, obj, lr), rs in groups.items():
+        at, sw = str(float(rs[0]["temperature"])), [r["temperature_sweep"] for r in rs]
+        rows.append({"task": task, "model": obj, "learning_rate": lr, "seeds": len(rs), "temperature": at,
+                     "acc": {k: mean_ci(x[k] for x in sw) for k in sw[0]},
+                     "gain": mean_ci(x[at] - base[task]["temperature_sweep"][at] for x in sw),
+                     "gain_vs_best_base": mean_ci(x[at] - best[task][0] for x in sw)})
+    gains = {(r["task"], r["learning_rate"]): r["gain"]["mean"] for r in rows if r["model"] == control}
+    for row in rows:
+        if row["model"] not in ("base", control) and row.get("gain") and (row["task"], lr := row["learning_rate"]) in gains:
+            row["control_share"] = gains[row["task"], lr] / row["gain"]["mean"] if row["gain"]["mean"] else None
+    return rows
+
+
+def eval_noise(runs: list[dict]) -> list[dict]:
+    """Evaluation noise against seed spread, per task: ``eval_sd`` is the sd of one evaluation
+    from the runs' two evaluations with different sampling seeds (``eval_repeat``; sd of their
+    difference / sqrt 2, pooled), ``seed_sd`` the pooled sd over seeds of the first evaluation
+    within each arm; evaluation noise is small enough when ``eval_sd`` < ``seed_sd``.
+    """
+    out = []
+    for task in dict.fromkeys(r["task"] for r in runs if r.get("eval_repeat")):
+        rs = [r for r in runs if r["task"] == task and r.get("eval_repeat")]
+        d2 = [(r["eval_repeat"][0] - r["eval_repeat"][1]) ** 2 / 2 for r in rs]
+        spread = [(mean_ci(x["eval_repeat"][0] for x in g)["std"], len(g)) for g in arms(rs).values() if len(g) > 1]
+        pooled = sum((n - 1) * sd**2 for sd, n in spread) / max(1, sum(n - 1 for _, n in spread))
+        out.append({"task": task, "runs": len(rs), "eval_sd": math.sqrt(sum(d2) / len(d2)),
+                    "seed_sd": math.sqrt(pooled) if spread else None})
+    return out

@@ -206,7 +206,7 @@ def test_pass_at_k_asks_the_question_training_asks(monkeypatch):
 
     def fake_evaluate(model, tokenizer, task, examples, **kw):
         seen.append(task.prompt(examples[0]))
-        return {f"pass@{k}": 0.0 for k in R.PASS_KS}
+        return {"correct_per_problem": [0] * len(examples), **{f"pass@{k}": 0.0 for k in R.PASS_KS}}
 
     class ChatTokenizer:
         def apply_chat_template(self, messages, tokenize, add_generation_prompt):
@@ -215,8 +215,8 @@ def test_pass_at_k_asks_the_question_training_asks(monkeypatch):
     monkeypatch.setattr(E, "evaluate", fake_evaluate)
     task = get_task("arith")
     question = task.prompt(task.load("test", n=BUDGET.pass_k_examples)[0])
-    R._pass_curve(tiny_model(), ChatTokenizer(), task, BUDGET, TrainConfig.from_profile("smollm2-135m", task="arith"), 0)
-    R._pass_curve(tiny_model(), ChatTokenizer(), task, BUDGET, TrainConfig.from_profile("micro", task="arith"), 0)
+    R.measure(tiny_model(), ChatTokenizer(), task, BUDGET, TrainConfig.from_profile("smollm2-135m", task="arith"), 0)
+    R.measure(tiny_model(), ChatTokenizer(), task, BUDGET, TrainConfig.from_profile("micro", task="arith"), 0)
     assert seen == [f"<user>{question}</user><assistant>", question]  # instruct profile, then a base one
 
 
@@ -235,3 +235,122 @@ def test_result_figures_are_drawn_from_the_results_alone(tmp_path):
     assert written == ["accuracy_over_steps.png", "lengths_over_steps.png", "aggregation_ablation.png",
                        "pass_at_k.png"]
     assert all((tmp_path / n).stat().st_size > 10_000 for n in written)
+
+
+# ------------------------------------------------------------------ the micro evidence grid
+
+EVIDENCE = dataclasses.replace(BUDGET, temperature=0.6, sweep_samples=2, pass_k_split="hard", pass_k_seeds=2)
+
+
+@pytest.fixture(scope="module")
+def tiny_evidence(tmp_path_factory):
+    """grpo and the reward-free control at two learning rates, two seeds, measured after training."""
+    out = tmp_path_factory.mktemp("evidence")
+    specs = [R.RunSpec("countdown-micro", o, s, learning_rate=lr) for s in (0, 1) for lr in (1e-3, 3e-3)
+             for o in ("grpo", "confidence")]
+    model = tiny_model()
+    res = R.run_reproduction(out, profile="micro", specs=specs, settings=EVIDENCE, extra=TINY, model=model,
+                             tokenizer=char_tokenizer(), get_task=lambda name: fake_task(), progress=False)
+    return out, specs, res
+
+
+def test_evidence_runs_record_their_learning_rate_sweep_and_per_problem_counts(tiny_evidence):
+    out, specs, res = tiny_evidence
+    assert res["status"] == ["ran"] * len(specs)
+    for run in res["runs"]:
+        assert run["learning_rate"] in (1e-3, 3e-3) and run["temperature"] == 0.6
+        assert set(run["temperature_sweep"]) == {"0.3", "0.6", "1.0", "greedy"}
+        assert run["eval_repeat"][0] == run["temperature_sweep"]["0.6"] and 0 <= run["eval_repeat"][1] <= 1
+        counts = run["pass_at_k_counts"]
+        assert counts["split"] == "hard" and counts["n"] == 4 and len(counts["correct"]) == 3
+    base = json.loads((out / "base" / "countdown-micro.json").read_text())
+    assert set(base) == {"temperature_sweep", "eval_repeat", "pass_at_k", "pass_at_k_counts"}
+    # one summary and one TOST row per learning rate: arms of different step sizes are never pooled
+    assert sorted((s["objective"], s["learning_rate"], s["n"]) for s in res["summary"]) == [
+        ("confidence", 1e-3, 2), ("confidence", 3e-3, 2), ("grpo", 1e-3, 2), ("grpo", 3e-3, 2)]
+    assert sorted(e["learning_rate"] for e in res["equivalence"]) == [1e-3, 3e-3]
+    assert {r["split"] for r in res["pass_at_k"]} == {"hard"}
+    assert all(0 <= r["ci_low"] <= r["pass_at_k"] <= r["ci_high"] <= 1 for r in res["pass_at_k"])
+    assert {(r["model"], r["seed"]) for r in res["pass_at_k_counts"]} == {
+        ("base", None), ("grpo", 0), ("grpo", 1), ("confidence", 0), ("confidence", 1)}
+    rows = {(r["model"], r["learning_rate"]) for r in res["temperature_sweep"]}
+    assert rows == {("base", None), ("grpo", 1e-3), ("grpo", 3e-3), ("confidence", 1e-3), ("confidence", 3e-3)}
+    assert [n["task"] for n in res["eval_noise"]] == ["countdown-micro"]
+    md = (out / "results.md").read_text()
+    assert "temperature sweep" in md and "| countdown-micro | grpo | 0.001 | 2 |" in md
+
+
+def test_evidence_report_only_rebuilds_the_results_exactly(tiny_evidence):
+    out, specs, _ = tiny_evidence
+    before = json.loads((out / "results.json").read_text())
+    R.run_reproduction(out, profile="micro", specs=specs, settings=EVIDENCE, extra=TINY, model=tiny_model(),
+                       tokenizer=char_tokenizer(), get_task=lambda name: fake_task(), progress=False, train=False)
+    after = json.loads((out / "results.json").read_text())
+    assert {k: v for k, v in after.items() if k != "wall_s"} == {k: v for k, v in before.items() if k != "wall_s"}
+
+
+def test_a_task_without_the_pass_at_k_split_is_skipped_with_one_line(capsys):
+    class NoHard:
+        name = "nohard-task"
+
+        @staticmethod
+        def load(split, n=None, seed=0):
+            if split == "hard":
+                raise ValueError("nohard-task has no hard split")
+            return fake_task().load(split, n)
+
+    settings = dataclasses.replace(EVIDENCE, sweep_samples=0)
+    cfg = R.make_config("micro", R.RunSpec("countdown-micro", "grpo", 0), settings, TINY)
+    for _ in range(2):
+        assert R.measure(tiny_model(), char_tokenizer(), NoHard(), settings, cfg, 0) == {}
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["pass@k skipped on nohard-task: no 'hard' split (nohard-task has no hard split)"]
+
+
+@pytest.mark.parametrize("name, runs, objectives, steps, rates", [
+    ("grid", 5 * 5 * 2, {"grpo", "sft+", "sft-", "sft+-", "confidence"}, 60, {None}),
+    ("horizon", 3 * 4 * 2, {"grpo", "sft+", "sft+-", "sft-"}, 200, {None}),
+    ("lr-sweep", 3 * 3 * 2 * 2, {"grpo", "sft+-"}, 60, {3e-5, 1e-4, 3e-4}),
+])
+def test_evidence_plans(name, runs, objectives, steps, rates):
+    specs, settings = R.plan_evidence(name, ["countdown-micro", "gsm8k-micro"])
+    assert len(specs) == len(set(specs)) == len({s.dirname for s in specs}) == runs
+    assert {s.objective for s in specs} == objectives and {s.learning_rate for s in specs} == rates
+    assert settings.steps == steps and settings.temperature == 0.6 and settings.pass_k_split == "hard"
+    assert settings.sweep_samples >= 16 and settings.pass_k_seeds == max(s.seed for s in specs) + 1
+    assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # seed by seed: stopped early, seeds complete
+    cfg = R.make_config("micro", specs[-1], settings)
+    assert cfg.temperature == 0.6 and cfg.learning_rate == (specs[-1].learning_rate or 1e-4)
+
+
+@pytest.mark.parametrize("spec, dirname", [
+    (R.RunSpec("t", "grpo", 0), "t/grpo_sequence/seed0"),
+    (R.RunSpec("t", "grpo", 1, learning_rate=3e-5), "t/grpo_sequence_lr3e-05/seed1"),
+    (R.RunSpec("t", "gspo", 2, mu=4, learning_rate=0.0003), "t/gspo_sequence_mu4_lr0.0003/seed2"),
+])
+def test_run_dirnames_tell_learning_rates_apart(spec, dirname):
+    assert spec.dirname == dirname
+
+
+def test_the_evidence_plans_are_one_command_each(tmp_path, monkeypatch):
+    from course_lib.__main__ import main
+
+    seen = {}
+    monkeypatch.setattr(R, "run_reproduction", lambda out, **kw: seen.update(kw) or {
+        **kw, "status": [], "interrupted": False, "summary": [], "equivalence": []})
+    monkeypatch.setattr(report, "summary_table", lambda res: "")
+    assert main(["reproduce", "--plan", "lr-sweep", "--out", str(tmp_path), "--workers", "2", "--no-progress"]) == 0
+    assert len(seen["specs"]) == 36 and seen["settings"].temperature == 0.6 and seen["workers"] == 2
+
+
+def test_a_saved_config_from_before_a_new_field_reads_as_that_fields_default():
+    """Runs recorded before TrainConfig gained ``optimizer`` used AdamW, its default: their
+    settings match a plan made today; a run saved with another optimizer does not."""
+    from dataclasses import asdict
+
+    from course_lib.trainer import TrainConfig
+
+    cfg = TrainConfig.from_profile("micro")
+    old = {k: v for k, v in asdict(cfg).items() if k != "optimizer"}
+    assert R._settings(old, cfg) == asdict(cfg)
+    assert R._settings({**old, "optimizer": "sgd"}, cfg) != asdict(cfg)

@@ -188,3 +188,89 @@ def test_pass_at_k_ci_from_per_problem_counts(correct, n, k, mean):
     ci = S.pass_at_k_ci(correct, n, k)
     assert ci["mean"] == pytest.approx(mean)
     assert 0.0 <= ci["ci_low"] <= ci["mean"] <= ci["ci_high"] <= 1.0
+
+
+# ------------------------------------------------- pass@k with counts, the sweep, evaluation noise
+
+
+def _run(obj, seed, correct, *, task="t", lr=None, n=8, sweep=None, repeat=None, t=0.6):
+    from course_lib.evaluate import pass_at_k_curve
+
+    return {"task": task, "objective": obj, "seed": seed, "aggregation": "sequence", "mu": 1, "learning_rate": lr,
+            "final_accuracy": 0.5, "temperature": t, "temperature_sweep": sweep, "eval_repeat": repeat,
+            "pass_at_k": {str(k): v for k, v in pass_at_k_curve(correct, n, (1, 8)).items()},
+            "pass_at_k_counts": {"split": "hard", "n": n, "correct": correct}}
+
+
+def _base(correct, n=8, sweep=None):
+    from course_lib.evaluate import pass_at_k_curve
+
+    return {"pass_at_k": {str(k): v for k, v in pass_at_k_curve(correct, n, (1, 8)).items()},
+            "pass_at_k_counts": {"split": "hard", "n": n, "correct": correct}, "temperature_sweep": sweep}
+
+
+@pytest.mark.parametrize("base_correct, run_correct, verdict", [
+    ([8] * 40, [8] * 40, "saturated"),                 # the base at 100%: a ceiling decides nothing
+    ([0] * 30 + [1] * 10, [1] * 40, "above base"),     # the trained model solves problems the base never did
+    ([0] * 10 + [1] * 30, [0] * 30 + [1] * 10, "below base"),
+    ([0, 1] * 20, [1, 0] * 20, "no difference shown"),
+])
+def test_pass_at_k_rows_bootstrap_inside_0_1_with_split_and_a_verdict_at_the_top_k(base_correct, run_correct,
+                                                                                    verdict):
+    runs = [_run("grpo", s, run_correct) for s in range(3)]
+    rows = S.pass_at_k_rows(runs, {"t": _base(base_correct)})
+    assert {r["split"] for r in rows} == {"hard"}
+    assert all(0 <= r["ci_low"] <= r["pass_at_k"] <= r["ci_high"] <= 1 for r in rows)
+    top = next(r for r in rows if r["model"] == "grpo" and r["k"] == 8)
+    assert top["verdict"] == verdict and "verdict" not in next(r for r in rows if r["model"] == "grpo" and r["k"] == 1)
+
+
+def test_pass_at_k_rows_read_older_records_without_counts():
+    old = [{**_run("grpo", s, [4, 8]), "pass_at_k_counts": None} for s in range(2)]
+    rows = S.pass_at_k_rows(old, {"t": {"1": 0.5, "8": 1.0}})  # an older base file: the curve itself
+    assert [(r["model"], r["k"], r["split"]) for r in rows] == [("base", 1, "test"), ("base", 8, "test"),
+                                                                ("grpo", 1, "test"), ("grpo", 8, "test")]
+    assert rows[-1]["verdict"] == "saturated"
+
+
+def test_pass_at_k_counts_are_one_row_per_model_and_seed():
+    rows = S.pass_at_k_counts([_run("sft+", 3, [0, 2, 8])], {"t": _base([1, 0, 0])})
+    assert rows == [{"task": "t", "model": "base", "seed": None, "split": "hard", "n": 8, "problem": [0, 1, 2],
+                     "correct": [1, 0, 0]},
+                    {"task": "t", "model": "sft+", "seed": 3, "split": "hard", "n": 8, "problem": [0, 1, 2],
+                     "correct": [0, 2, 8]}]
+
+
+def test_temperature_sweep_reports_gains_against_the_base_at_its_best_and_the_controls_share():
+    base = {"t": _base([0], sweep={"0.3": 0.30, "0.6": 0.25, "1.0": 0.20, "greedy": 0.28})}
+    runs = [_run("grpo", s, [0], sweep={"0.3": 0.4, "0.6": a, "1.0": 0.3, "greedy": 0.4}) for s, a in
+            enumerate((0.44, 0.46))] + [_run("confidence", s, [0], sweep={"0.3": 0.3, "0.6": a, "1.0": 0.2,
+                                                                           "greedy": 0.3}) for s, a in
+                                        enumerate((0.29, 0.31))]
+    rows = {r["model"]: r for r in S.temperature_sweep(runs, base)}
+    assert rows["base"]["best"] == "0.3" and rows["base"]["acc"]["0.6"]["mean"] == 0.25
+    g = rows["grpo"]
+    assert g["temperature"] == "0.6" and g["acc"]["0.6"]["mean"] == pytest.approx(0.45)
+    assert g["gain"]["mean"] == pytest.approx(0.20) and g["gain_vs_best_base"]["mean"] == pytest.approx(0.15)
+    assert g["gain"]["ci_low"] < 0.20 < g["gain"]["ci_high"]  # 95% over seeds
+    assert g["control_share"] == pytest.approx(0.05 / 0.20) and "control_share" not in rows["confidence"]
+    assert S.temperature_sweep(runs, {"t": _base([0])}) == []  # no base sweep: nothing to measure against
+
+
+@pytest.mark.parametrize("repeats, eval_sd, seed_sd", [
+    ([(0.40, 0.40), (0.50, 0.50)], 0.0, math.sqrt(0.005)),
+    ([(0.40, 0.42), (0.44, 0.42)], 0.02 / math.sqrt(2), math.sqrt(0.0008)),
+])
+def test_eval_noise_compares_one_evaluations_sd_with_the_seed_spread(repeats, eval_sd, seed_sd):
+    runs = [_run("grpo", s, [0], repeat=list(r)) for s, r in enumerate(repeats)]
+    (row,) = S.eval_noise(runs)
+    assert row["runs"] == 2 and row["eval_sd"] == pytest.approx(eval_sd) and row["seed_sd"] == pytest.approx(seed_sd)
+
+
+def test_arms_of_different_learning_rates_are_never_pooled_or_paired_across():
+    runs = [{"task": "t", "objective": o, "seed": s, "aggregation": "sequence", "learning_rate": lr,
+             "final_accuracy": acc + s / 100} for lr, acc in ((1e-4, 0.3), (3e-4, 0.6)) for o in ("grpo", "sft+")
+            for s in range(2)]
+    assert sorted((e["objective"], e["learning_rate"], e["n"]) for e in S.summarize(runs)) == [
+        ("grpo", 1e-4, 2), ("grpo", 3e-4, 2), ("sft+", 1e-4, 2), ("sft+", 3e-4, 2)]
+    assert S.paired(runs, ("t", "sft+", "sequence", 1, 3e-4), "grpo") == [0.0, 0.0]
