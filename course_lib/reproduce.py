@@ -9,18 +9,17 @@ evaluates held-out accuracy, lengths and (optionally) pass@k, and writes into ``
                     pass_at_k (+ pass_at_k_counts), ablation, curves
     results.md, *.png   the tables and figures of course_lib.report
 
-Run it again with the same options and finished runs are skipped, interrupted ones resume
-from their checkpoint; a run directory holding other settings is refused (``--overwrite``
-starts those runs over). The comparison is *paired*: for a given seed every objective starts
-from the same weights, sees the training problems in the same order, and is evaluated on the
-same held-out problems with the same sampling seed (course_lib.stats pairs them by seed).
+Run it again with the same options: finished runs are skipped, interrupted ones resume, a run
+directory holding other settings is refused (``--overwrite`` starts it over). The comparison is
+*paired*: for a seed every objective starts from the same weights, sees the same training
+problems in order and the same held-out problems and sampling seed (stats pairs by seed).
 
-After training each run (and the base, once per task) is measured at the sampling temperatures
-of :data:`SWEEP_TEMPERATURES` and greedily, twice at its training temperature with two sampling
-seeds (the evaluation noise), and with pass@k on ``settings.pass_k_split``, per-problem counts
-kept. ``--plan grid|horizon|lr-sweep`` (:data:`PLANS`): the micro evidence grid's plans.
+After training each run (and the base, once per task) is measured at :data:`SWEEP_TEMPERATURES`
+and greedily, twice at its training temperature (two sampling seeds: the evaluation noise), and
+with pass@k on ``settings.pass_k_split`` (per-problem counts kept). ``--plan grid|horizon|lr-sweep``
+(:data:`PLANS`): the micro evidence plans.
 
-Simplified: runs execute one after another or in ``workers`` processes, nothing is retried.
+Simplified: runs go one after another or in ``workers`` processes; nothing is retried.
 """
 
 from __future__ import annotations
@@ -36,8 +35,7 @@ from course_lib.report import load_results, read_jsonl, write_outputs  # noqa: F
 
 #: the aggregations of the length ablation: GRPO's 1/|o_i|, DAPO's token mean, Dr. GRPO's constant
 ABLATION_AGGREGATIONS = ("sequence", "token", "constant")
-#: pass@k is reported at k = 1, 2, 4, ..., 256
-PASS_KS = tuple(2**i for i in range(9))
+PASS_KS = tuple(2**i for i in range(9))  #: pass@k is reported at k = 1, 2, 4, ..., 256
 RESULT = "result.json"
 #: held-out accuracy after training is also measured at these temperatures (and greedily)
 SWEEP_TEMPERATURES = (0.3, 0.6, 1.0)
@@ -283,11 +281,8 @@ def _finished(run_dir: Path, cfg, spec: RunSpec) -> dict | None:
 
 
 def _settings(saved: dict, cfg) -> dict:
-    """A saved config with the fields added to TrainConfig since it was written at their defaults,
-    which is what those runs used (e.g. ``optimizer``: "adamw", the only one there was)."""
-    added = {f.name: f.default for f in dataclasses.fields(cfg) if f.name not in saved
-             and f.default is not dataclasses.MISSING}
-    return {**saved, **added}
+    """``saved`` with the TrainConfig fields added since at their defaults (what those runs used)."""
+    return {**{f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}, **saved}
 
 
 def check_run_dirs(out: Path, specs, configs, overwrite: bool) -> list[str]:
