@@ -37,9 +37,11 @@ def colour(name: str) -> str:
     return COLOURS.get(name, "#aaaaaa")
 
 
-def arm_label(objective: str, mu: int = 1) -> str:
-    """An arm's name in tables and legends: the objective, and its mu when the ratio and clip act."""
-    return objective + (f" (mu {mu})" if mu != 1 else "")
+def arm_label(objective: str, mu: int = 1, optimizer: str = "adamw") -> str:
+    """An arm's name in tables and legends: the objective, its mu when the ratio and clip act, its
+    optimizer when not AdamW. Example: ``arm_label("grpo", 4, "sgd")`` -> ``"grpo (mu 4, sgd)"``."""
+    more = [f"mu {mu}"] * (mu != 1) + [optimizer] * (optimizer != "adamw")
+    return objective + (f" ({', '.join(more)})" if more else "")
 
 
 def load_paper_results() -> dict | None:
@@ -66,11 +68,11 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 
 
 def _arm(s: dict) -> str:
-    return arm_label(s["objective"], s.get("mu", 1))
+    return arm_label(s["objective"], s.get("mu", 1), s.get("optimizer", "adamw"))
 
 
 def summary_table(results: dict) -> str:
-    """The main comparison: one row per (task, objective, mu), mean ± 95% half-width over seeds."""
+    """The main comparison: one row per arm (stats.arm_key), mean ± 95% half-width over seeds."""
     return _table(["task", "objective", "seeds", f"base acc % {HW}", f"final acc % {HW}", f"gain (pts) {HW}",
                    f"vs grpo (pts, paired) {HW}", f"len correct (tokens) {HW}", f"len incorrect (tokens) {HW}"],
                   [[s["task"], _arm(s), str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
@@ -137,10 +139,10 @@ def temperature_table(results: dict) -> str:
         return "-" if r.get(k) is None else f"{100 * r[k]['mean']:+.1f}" + (
             "" if r[k]["half_width"] is None else f" ± {100 * r[k]['half_width']:.1f}")
 
-    return _table(["task", "model", "lr", "seeds"] + [f"T={k} % {HW}" if k != "greedy" else f"greedy % {HW}"
-                                                     for k in keys]
+    return _table(["task", "model", "lr", "seeds"] + [("" if k == "greedy" else "T=") + f"{k} % {HW}" for k in keys]
                   + [f"gain at training T (pts) {HW}", f"gain vs base at its best T (pts) {HW}", "control's share"],
-                  [[r["task"], r["model"], _num(r["learning_rate"], "g"), str(r["seeds"])]
+                  [[r["task"], arm_label(r["model"], optimizer=r.get("optimizer", "adamw")),
+                    _num(r["learning_rate"], "g"), str(r["seeds"])]
                    + [_pct(r["acc"].get(k)) for k in keys] + [gain(r, "gain"), gain(r, "gain_vs_best_base"),
                                                               _num(r.get("control_share") and 100 * r["control_share"], ".0f")]
                    for r in rows])
@@ -219,11 +221,11 @@ def smooth(xs: list, k: int) -> list:
     return out
 
 
-def _curve(results: dict, task, objective, aggregation, key, k, mu=1):
+def _curve(results: dict, task, objective, aggregation, key, k, mu=1, optimizer="adamw"):
     """``(x, y)`` of one arm from ``results["curves"]`` (means over seeds): the held-out
     evaluations for ``key="eval:accuracy"``, else a training metric smoothed over ``k`` steps."""
-    c = next((c for c in results.get("curves", []) if (c["task"], c["objective"], c["aggregation"],
-              c.get("mu", 1)) == (task, objective, aggregation, mu)), None)
+    c = next((c for c in results.get("curves", []) if (c["task"], c["objective"], c["aggregation"], c.get("mu", 1),
+              c.get("optimizer", "adamw")) == (task, objective, aggregation, mu, optimizer)), None)
     if c is None:
         return None, None
     if key == "eval:accuracy":
@@ -245,17 +247,17 @@ def result_figures(out, results: dict) -> list[str]:
     measured). Returns the file names written."""
     out, runs = Path(out), results["runs"]
     main = [r for r in runs if not r["ablation"]]
-    arms = list(dict.fromkeys((r["objective"], r.get("mu", 1)) for r in main))  # mu > 1: its own line
+    arms = list(dict.fromkeys((r["objective"], r.get("mu", 1), r.get("optimizer", "adamw")) for r in main))
     agg = main[0]["aggregation"] if main else "sequence"
     k = max(1, min(10, max(r["steps"] for r in runs) // 6))
-    rows = [(t, [(t, o, agg, mu, arm_label(o, mu), "-" if mu == 1 else "--") for o, mu in arms])
-            for t in dict.fromkeys(r["task"] for r in runs)]
+    rows = [(t, [(t, o, agg, mu, opt, arm_label(o, mu, opt), "--" if mu != 1 else ":" if opt != "adamw" else "-")
+                 for o, mu, opt in arms]) for t in dict.fromkeys(r["task"] for r in runs)]  # mu > 1, SGD: own lines
     for name, cols in PANELS.items():
         _grid(out / name, results, rows, cols, k, f"mean over seeds; training curves: moving average of {k} steps")
     written = list(PANELS)
     if results["ablation"]:
         pairs = dict.fromkeys((s["task"], s["objective"]) for s in results["ablation"])
-        rows = [(f"{t} {o}", [(t, o, a, 1, a, ls) for a, ls in zip(("sequence", "token", "constant"), ("-", "--", ":"))])
+        rows = [(f"{t} {o}", [(t, o, a, 1, "adamw", a, ls) for a, ls in zip(("sequence", "token", "constant"), ("-", "--", ":"))])
                 for t, o in pairs]
         _grid(out / "aggregation_ablation.png", results, rows,
               PANELS["lengths_over_steps.png"] + PANELS["accuracy_over_steps.png"][:1], k,
@@ -268,15 +270,15 @@ def result_figures(out, results: dict) -> list[str]:
 
 def _grid(path, results: dict, rows, cols, k: int, suptitle: str, legend_title: str | None = None) -> None:
     """One figure: a row per ``(name, lines)``, a column per panel of :data:`PANELS`; each line
-    ``(task, objective, aggregation, mu, label, linestyle)`` in its objective's colour."""
+    ``(task, objective, aggregation, mu, optimizer, label, linestyle)`` in its objective's colour."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(3 * len(cols) + 5, 3.3 * len(rows)))
     axes = fig.subplots(len(rows), len(cols), squeeze=False)
     for r, (name, lines) in enumerate(rows):
         for c, (key, title, ylabel, scale) in enumerate(cols):
-            for task, obj, agg, mu, label, ls in lines:
-                x, y = _curve(results, task, obj, agg, key, k, mu)
+            for task, obj, agg, mu, opt, label, ls in lines:
+                x, y = _curve(results, task, obj, agg, key, k, mu, opt)
                 if x is not None:
                     axes[r, c].plot(x, scale * y, marker="o" if key.startswith("eval") else None, ms=3, ls=ls,
                                     color=colour(obj), label=label)
@@ -362,16 +364,15 @@ CURVE_KEYS = ("accuracy", "reward_mean", "len_correct", "len_incorrect", "trunca
 
 
 def curves(out: Path, runs: list[dict]) -> list[dict]:
-    """Per (task, objective, aggregation): the training metrics in ``CURVE_KEYS`` step by step and
-    the held-out accuracy at each evaluation, as means over seeds (so notebooks can draw the
-    shipped runs without their run directories)."""
-    groups = stats.arms(runs)
+    """Per arm (``stats.arm_key``): the training metrics in ``CURVE_KEYS`` step by step and the
+    held-out accuracy at each evaluation, as means over seeds (so notebooks can draw the shipped
+    runs without their run directories)."""
     rows = []
-    for (task, obj, agg, mu, lr), rs in groups.items():
+    for key, rs in stats.arms(runs).items():
         hist = [read_jsonl(out / "runs" / r["run_dir"] / "metrics.jsonl") for r in rs]
         evals = [read_jsonl(out / "runs" / r["run_dir"] / "eval.jsonl") for r in rs]
         n, m = min(map(len, hist)), min(map(len, evals))
-        row = {"task": task, "objective": obj, "aggregation": agg, "mu": mu, "learning_rate": lr, "seeds": len(rs)}
+        row = {**stats.arm_fields(key), "seeds": len(rs)}
         for k in CURVE_KEYS:
             row[k] = [_round(stats.mean_ci(h[i].get(k) for h in hist)["mean"]) for i in range(n)]
         row["eval_step"] = [evals[0][i]["step"] for i in range(m)]

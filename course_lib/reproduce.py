@@ -43,10 +43,8 @@ SWEEP_TEMPERATURES = (0.3, 0.6, 1.0)
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run. ``ablation`` marks runs that exist only for the aggregation ablation.
-
-    Example: ``RunSpec("countdown-micro", "grpo", 0).dirname`` -> ``countdown-micro/grpo_sequence/seed0``.
-    """
+    """One training run. ``ablation`` marks runs that exist only for the aggregation ablation. Example:
+    ``RunSpec("countdown-micro", "grpo", 0).dirname`` -> ``countdown-micro/grpo_sequence/seed0``."""
 
     task: str
     objective: str
@@ -55,12 +53,14 @@ class RunSpec:
     ablation: bool = False
     mu: int = 1  # updates per rollout (notebook 08: > 1 makes the ratio and the clip act)
     learning_rate: float | None = None  # None: the budget's
+    optimizer: str = "adamw"  # trainer.OPTIMIZERS; another is named in the run's directory, record and label
 
     @property
     def dirname(self) -> str:
         mu = f"_mu{self.mu}" if self.mu != 1 else ""
         lr = f"_lr{self.learning_rate:g}" if self.learning_rate is not None else ""
-        return f"{self.task}/{self.objective}_{self.aggregation}{mu}{lr}/seed{self.seed}"
+        opt = f"_{self.optimizer}" if self.optimizer != "adamw" else ""  # AdamW's runs keep their names
+        return f"{self.task}/{self.objective}_{self.aggregation}{mu}{lr}{opt}/seed{self.seed}"
 
     @property
     def label(self) -> str:
@@ -112,16 +112,16 @@ def plan_runs(tasks, objectives, seeds, *, ablation_objectives=("grpo",),
 
 
 def make_config(profile: str, spec: RunSpec, settings: Settings, extra: dict | None = None):
-    """The TrainConfig of one run: the profile's budget, the run's spec, the settings."""
+    """The TrainConfig of one run: the profile's budget and ``extra``, then what the spec and the
+    settings set (a spec's mu 1, AdamW or no rate leaves the budget's or ``extra``'s value)."""
     from course_lib.trainer import TrainConfig
 
-    mu = {"mu": spec.mu} if spec.mu != 1 else {}
-    mu.update({k: v for k, v in (("learning_rate", spec.learning_rate), ("temperature", settings.temperature))
-               if v is not None})
+    more = {k: v for k, v, unset in (("mu", spec.mu, 1), ("optimizer", spec.optimizer, "adamw"),
+            ("learning_rate", spec.learning_rate, None), ("temperature", settings.temperature, None)) if v != unset}
     return TrainConfig.from_profile(
         profile, budget=settings.budget, task=spec.task, objective=spec.objective, seed=spec.seed,
         aggregation=spec.aggregation, steps=settings.steps, eval_every=settings.eval_every,
-        eval_examples=settings.eval_examples, eval_samples=settings.eval_samples, **{**(extra or {}), **mu})
+        eval_examples=settings.eval_examples, eval_samples=settings.eval_samples, **{**(extra or {}), **more})
 
 
 #: notebook 08's arms on countdown-micro, beside the main runs it reuses (grpo, sft+, sft-):
@@ -137,28 +137,31 @@ def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
     return [RunSpec(t, o, s, mu=mu) for s in seeds for t, o, mu in arms]
 
 
-#: the micro evidence grid's plans (``--plan NAME``): objectives, seeds, steps, evaluation
-#: interval and learning rates; every plan samples at T = 0.6 (:data:`PLAN_SETTINGS`, README)
+#: the micro evidence grid's plans (``--plan NAME``): objectives, seeds, steps, evaluation interval, AdamW's
+#: learning rates and plain SGD's; every plan samples at T = 0.6 (:data:`PLAN_SETTINGS`, README). SGD's rate:
+#: AdamW's first update is about lr x sqrt(1.06M weights) = 0.102 at 1e-4, whatever the gradient; SGD's is lr x the
+#: gradient (norm 0.18-0.38 on countdown-micro; 0.86-1.17 on gsm8k-micro, clipped to 1). 0.2, the geometric mean of
+#: the rates matching 0.102 per task, objective and seed 0-2 (0.10-0.57), makes it 0.35-1.95 x AdamW's at 1e-4: inside
+#: the AdamW sweep's 0.3-3 x (``OMP_NUM_THREADS=1 python benchmarks/sgd_rate.py``)
 PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"), "seeds": 5, "steps": 60,
                   "eval_every": 20, "pass_k": 256},
          "horizon": {"objectives": ("grpo", "sft+", "sft+-", "sft-"), "seeds": 3, "steps": 200, "eval_every": 25,
                      "pass_k": 256},
          "lr-sweep": {"objectives": ("grpo", "sft+-"), "seeds": 3, "steps": 60, "eval_every": 20, "pass_k": 0,
-                      "learning_rates": (3e-5, 1e-4, 3e-4)}}
+                      "learning_rates": (3e-5, 1e-4, 3e-4), "sgd_rates": (0.2,)}}
 PLAN_SETTINGS = {"eval_examples": 200, "eval_samples": 4, "temperature": 0.6, "sweep_samples": 16,
                  "pass_k_examples": 100, "pass_k_split": "hard", "margin": 0.05}
 
 
 def plan_evidence(name: str, tasks, seeds: int | None = None, objectives=None) -> tuple[list[RunSpec], Settings]:
-    """The runs and settings of plan ``name`` (:data:`PLANS`), seed by seed, without ablation.
-
-    Example: ``len(plan_evidence("lr-sweep", ["a", "b"])[0])`` -> 36 (3 seeds x 3 rates x 2 x 2).
-    """
+    """The runs and settings of plan ``name`` (:data:`PLANS`), seed by seed, without ablation. Example:
+    ``len(plan_evidence("lr-sweep", ["a", "b"])[0])`` -> 48 (3 seeds x (3 AdamW rates + 1 SGD) x 2 x 2)."""
     p = PLANS[name]
     seeds = p["seeds"] if seeds is None else seeds
     settings = Settings(steps=p["steps"], eval_every=p["eval_every"], pass_k=p["pass_k"], pass_k_seeds=seeds,
                         **PLAN_SETTINGS)
-    specs = [RunSpec(t, o, s, learning_rate=lr) for s in range(seeds) for lr in p.get("learning_rates", (None,))
+    arms = [(lr, "adamw") for lr in p.get("learning_rates", (None,))] + [(lr, "sgd") for lr in p.get("sgd_rates", ())]
+    specs = [RunSpec(t, o, s, learning_rate=lr, optimizer=opt) for s in range(seeds) for lr, opt in arms
              for t in tasks for o in objectives or p["objectives"]]
     return specs, settings
 
@@ -186,7 +189,7 @@ def run_record(spec: RunSpec, history: list[dict], evals: list[dict], wall_s: fl
                train_len_incorrect=_tail_mean(history, "len_incorrect"),
                train_clip_frac=_tail_mean(history, "clip_frac", len(history)), wall_s=round(wall_s, 1))
     rec["gain"] = None if None in (rec["final_accuracy"], rec["base_accuracy"]) else rec["final_accuracy"] - rec["base_accuracy"]
-    return {**rec, **more}
+    return {**rec, **({"optimizer": spec.optimizer} if spec.optimizer != "adamw" else {}), **more}
 
 
 _NO_SPLIT: set = set()  # (task, split) pairs already reported as missing
@@ -294,8 +297,7 @@ def check_run_dirs(out: Path, specs, configs, overwrite: bool) -> list[str]:
     for spec, cfg in zip(specs, configs):
         d = out / "runs" / spec.dirname
         saved = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else None
-        if saved is not None and {k: v for k, v in _settings(saved, cfg).items() if k != "steps"} != {
-                k: v for k, v in asdict(cfg).items() if k != "steps"}:
+        if saved is not None and {**_settings(saved, cfg), "steps": cfg.steps} != asdict(cfg):
             conflicts.append(spec.dirname)
             if overwrite:
                 for f in (*RECORD, RESULT, "wall_s.json"):
@@ -311,11 +313,8 @@ _WORKER: dict = {}
 def _worker_init(profile: str, threads: int) -> None:
     import torch
 
-    from course_lib.models import load_policy
-
     torch.set_num_threads(threads)
-    torch.manual_seed(0)  # LoRA's random A matrices: the same starting adapters in every process
-    model, tok = load_policy(profile)
+    model, tok = _load_base(profile)  # the same starting adapters in every process
     _WORKER.update(model=model, tokenizer=tok,
                    init={n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
 
@@ -398,7 +397,7 @@ def _load_base(profile: str):
 
     from course_lib.models import load_policy
 
-    torch.manual_seed(0)  # as in the worker processes: the same starting adapters
+    torch.manual_seed(0)  # LoRA's random A matrices: the same starting adapters in every process
     return load_policy(profile)
 
 

@@ -242,9 +242,21 @@ SUMMARY_METRICS = ("base_accuracy", "final_accuracy", "gain", "len_correct", "le
                    "train_len_correct", "train_len_incorrect", "train_clip_frac")
 
 
+ARM = ("task", "objective", "aggregation", "mu", "learning_rate", "optimizer")  #: the fields of an arm
+
+
 def arm_key(r: dict) -> tuple:
-    """A run's arm: (task, objective, aggregation, mu, learning_rate); its seeds are repeats of it."""
-    return r["task"], r["objective"], r["aggregation"], r.get("mu", 1), r.get("learning_rate")
+    """A run's arm: its values of :data:`ARM` (a record without ``optimizer`` used AdamW); its
+    seeds are repeats of it. Runs of two arms are never pooled; :func:`paired` compares arms that
+    differ in the objective alone."""
+    return r["task"], r["objective"], r["aggregation"], r.get("mu", 1), r.get("learning_rate"), r.get("optimizer", "adamw")
+
+
+def arm_fields(key: tuple, *skip: str) -> dict:
+    """Arm ``key``'s fields of :data:`ARM` but ``skip``, ``optimizer`` only when not AdamW (as in
+    the run records). Example: ``arm_fields(("t", "grpo", "token", 1, 0.2, "sgd"), "mu")`` ->
+    ``{"task": "t", "objective": "grpo", "aggregation": "token", "learning_rate": 0.2, "optimizer": "sgd"}``."""
+    return {k: v for k, v in zip(ARM, key) if k not in skip and (k, v) != ("optimizer", "adamw")}
 
 
 def arms(runs: list[dict]) -> dict[tuple, list[dict]]:
@@ -256,8 +268,8 @@ def arms(runs: list[dict]) -> dict[tuple, list[dict]]:
 
 
 def paired(runs, key: tuple, reference: str, metric: str = "final_accuracy") -> list[float]:
-    """``metric`` of arm ``key`` minus that of ``reference`` in the same task, aggregation, mu
-    and learning rate, for each seed both have."""
+    """``metric`` of arm ``key`` (:func:`arm_key`) minus that of ``reference`` in the same task,
+    aggregation, mu, learning rate and optimizer, for each seed both have."""
     ref = {r["seed"]: r[metric] for r in runs if arm_key(r) == (key[0], reference, *key[2:])}
     return [r[metric] - ref[r["seed"]] for r in runs if arm_key(r) == key
             and r["seed"] in ref and r[metric] is not None and ref[r["seed"]] is not None]
@@ -266,21 +278,20 @@ def paired(runs, key: tuple, reference: str, metric: str = "final_accuracy") -> 
 def summarize(runs: list[dict], *, reference: str = "grpo") -> list[dict]:
     """One entry per arm (:func:`arm_key`): mean and 95% CI over seeds of each metric in
     ``SUMMARY_METRICS``, plus ``diff_vs_grpo``: the paired difference of final accuracy to
-    ``reference`` in the same task, aggregation, mu and learning rate, seed by seed."""
+    ``reference`` in the same arm otherwise (:func:`paired`), seed by seed."""
     out = []
-    for (task, obj, agg, mu, lr), rs in arms(runs).items():
-        entry = {"task": task, "objective": obj, "aggregation": agg, "mu": mu, "learning_rate": lr,
-                 "ablation": all(r.get("ablation", False) for r in rs),
+    for key, rs in arms(runs).items():
+        entry = {**arm_fields(key), "ablation": all(r.get("ablation", False) for r in rs),
                  "seeds": sorted(r["seed"] for r in rs), "n": len(rs)}
         entry.update({m: mean_ci(r.get(m) for r in rs) for m in SUMMARY_METRICS})
-        diffs = paired(runs, (task, obj, agg, mu, lr), reference)
-        entry[f"diff_vs_{reference}"] = mean_ci(diffs) if diffs and obj != reference else None
+        diffs = paired(runs, key, reference)
+        entry[f"diff_vs_{reference}"] = mean_ci(diffs) if diffs and key[1] != reference else None
         out.append(entry)
     return out
 
 
 def equivalence(runs: list[dict], margin: float, *, reference: str = "grpo") -> list[dict]:
-    """TOST of every main-comparison arm against ``reference`` (same task, aggregation, mu).
+    """TOST of every main-comparison arm against ``reference`` in the same arm otherwise (:func:`paired`).
 
     The rows are one family: ``p_holm`` is Holm's adjusted ``p_tost`` over them and
     ``verdict_holm`` reads "equivalent" only where ``p_holm`` < 5% (a row equivalent before the
@@ -291,8 +302,7 @@ def equivalence(runs: list[dict], margin: float, *, reference: str = "grpo") -> 
     for key in dict.fromkeys(arm_key(r) for r in runs if not r.get("ablation")):
         if key[1] != reference and (diffs := paired(runs, key, reference)):
             gain = mean_ci(r.get("gain") for r in runs if arm_key(r) == (key[0], reference, *key[2:]))["mean"]
-            rows.append({"task": key[0], "objective": key[1], "mu": key[3], "learning_rate": key[4],
-                         "reference": reference,
+            rows.append({**arm_fields(key, "aggregation"), "reference": reference,
                          **tost(diffs, margin, reference=reference), "reference_gain": gain,
                          "margin_share_of_gain": margin / gain if gain and gain > 0 else None})
     for row, p in zip(rows, holm([r["p_tost"] for r in rows])):
@@ -308,7 +318,8 @@ def _base_curve(found: dict) -> dict:
 
 
 def pass_at_k_rows(runs: list[dict], base: dict[str, dict], saturated: float = 0.95) -> list[dict]:
-    """Rows ``task, model, split, k, pass_at_k, ci_low, ci_high, n`` for the base and each objective.
+    """Rows ``task, model, split, k, pass_at_k, ci_low, ci_high, n`` for the base and each objective
+    (its runs at mu 1 with AdamW).
 
     With per-problem counts (``pass_at_k_counts``) the interval is :func:`pass_at_k_ci`'s
     bootstrap over seeds and problems (inside [0, 1]); older records get a 95% t-interval over
@@ -319,7 +330,7 @@ def pass_at_k_rows(runs: list[dict], base: dict[str, dict], saturated: float = 0
     groups: dict[tuple, list[dict]] = {(t, "base"): [{"pass_at_k": _base_curve(b), "pass_at_k_counts": b.get(
         "pass_at_k_counts") if "pass_at_k" in b else None}] for t, b in base.items()}
     for r in runs:
-        if r.get("pass_at_k") and not r.get("ablation") and r.get("mu", 1) == 1:
+        if r.get("pass_at_k") and not r.get("ablation") and (r.get("mu", 1), r.get("optimizer", "adamw")) == (1, "adamw"):
             groups.setdefault((r["task"], r["objective"]), []).append(r)
     rows = []
     for (task, model), rs in groups.items():
@@ -348,34 +359,34 @@ def pass_at_k_counts(runs: list[dict], base: dict[str, dict]) -> list[dict]:
 
 
 def temperature_sweep(runs: list[dict], base: dict[str, dict], control: str = "confidence") -> list[dict]:
-    """Learning vs sharpening: one row per (task, model, learning rate) with held-out accuracy
-    at each temperature of the sweep and greedy (``acc``: key -> mean and 95% interval over
-    seeds; the base: one value), and for trained models ``gain`` (accuracy at the training
-    temperature minus the base's there), ``gain_vs_best_base`` (minus the base at its best
-    temperature), both paired over seeds, and ``control_share``: the ``control`` objective's
-    mean gain as a share of this one's (same task and learning rate).
+    """Learning vs sharpening: one row per arm at mu 1 (task, model, learning rate, and optimizer
+    when not AdamW) with held-out accuracy at each temperature of the sweep and greedy (``acc``:
+    key -> mean and 95% interval over seeds; the base: one value), and for trained models
+    ``gain`` (accuracy at the training temperature minus the base's there), ``gain_vs_best_base``
+    (minus the base at its best temperature), both paired over seeds, and ``control_share``: the
+    ``control`` objective's mean gain as a share of this one's (same task, learning rate and optimizer).
     """
     rows, best = [], {}
     for t, b in base.items():
-        if b.get("temperature_sweep"):
-            sw = b["temperature_sweep"]
+        if sw := b.get("temperature_sweep"):
             best[t] = max((v, k) for k, v in sw.items() if v is not None)
             rows.append({"task": t, "model": "base", "learning_rate": None, "seeds": 0, "best": best[t][1],
                          "acc": {k: mean_ci([v]) for k, v in sw.items()}})
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
         if r.get("temperature_sweep") and r["task"] in best and r.get("mu", 1) == 1 and not r.get("ablation"):
-            groups.setdefault((r["task"], r["objective"], r.get("learning_rate")), []).append(r)
-    for (task, obj, lr), rs in groups.items():
-        at, sw = str(float(rs[0]["temperature"])), [r["temperature_sweep"] for r in rs]
-        rows.append({"task": task, "model": obj, "learning_rate": lr, "seeds": len(rs), "temperature": at,
-                     "acc": {k: mean_ci(x[k] for x in sw) for k in sw[0]},
+            groups.setdefault(arm_key(r), []).append(r)
+    for key, rs in groups.items():
+        at, sw, task = str(float(rs[0]["temperature"])), [r["temperature_sweep"] for r in rs], key[0]
+        rows.append({"task": task, "model": key[1], **arm_fields(key, *ARM[:4]), "seeds": len(rs),
+                     "temperature": at, "acc": {k: mean_ci(x[k] for x in sw) for k in sw[0]},
                      "gain": mean_ci(x[at] - base[task]["temperature_sweep"][at] for x in sw),
                      "gain_vs_best_base": mean_ci(x[at] - best[task][0] for x in sw)})
-    gains = {(r["task"], r["learning_rate"]): r["gain"]["mean"] for r in rows if r["model"] == control}
+    same = lambda r: (r["task"], r["learning_rate"], r.get("optimizer"))  # noqa: E731 (the control's arm)
+    gains = {same(r): r["gain"]["mean"] for r in rows if r["model"] == control}
     for row in rows:
-        if row["model"] not in ("base", control) and row.get("gain") and (row["task"], lr := row["learning_rate"]) in gains:
-            row["control_share"] = gains[row["task"], lr] / row["gain"]["mean"] if row["gain"]["mean"] else None
+        if row["model"] not in ("base", control) and row.get("gain") and same(row) in gains:
+            row["control_share"] = gains[same(row)] / row["gain"]["mean"] if row["gain"]["mean"] else None
     return rows
 
 

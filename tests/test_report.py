@@ -49,3 +49,20 @@ def test_result_figures_use_percent_and_the_course_colours(tmp_path, monkeypatch
 def test_every_table_header_says_what_its_intervals_are(table, label):
     header = table(R.load_results(DATA_DIR / "results" / "micro_results.json")).splitlines()[0]
     assert label in header
+
+
+@pytest.mark.parametrize("args, label", [
+    (("grpo",), "grpo"), (("gspo", 4), "gspo (mu 4)"), (("grpo", 1, "adamw"), "grpo"),
+    (("sft+-", 1, "sgd"), "sft+- (sgd)"), (("grpo", 4, "sgd"), "grpo (mu 4, sgd)"),
+])
+def test_arm_labels_name_mu_and_an_optimizer_other_than_adamw(args, label):
+    assert report.arm_label(*args) == label
+
+
+def test_the_temperature_table_names_an_optimizer_other_than_adamw():
+    ci = {"mean": 0.5, "half_width": 0.01}
+    rows = [{"task": "t", "model": "grpo", "learning_rate": lr, "seeds": 3, "acc": {"0.6": ci, "greedy": ci},
+             "gain": ci, **extra} for lr, extra in ((1e-4, {}), (0.2, {"optimizer": "sgd"}))]
+    lines = report.temperature_table({"temperature_sweep": rows}).splitlines()
+    assert [line.split(" | ")[1:3] for line in lines[2:]] == [["grpo", "0.0001"], ["grpo (sgd)", "0.2"]]
+    assert lines[0].startswith("| task | model | lr | seeds | T=0.6 % ± 95% over seeds | greedy % ± 95% over seeds |")

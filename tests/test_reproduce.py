@@ -308,28 +308,113 @@ def test_a_task_without_the_pass_at_k_split_is_skipped_with_one_line(capsys):
 
 
 @pytest.mark.parametrize("name, runs, objectives, steps, rates", [
-    ("grid", 5 * 5 * 2, {"grpo", "sft+", "sft-", "sft+-", "confidence"}, 60, {None}),
-    ("horizon", 3 * 4 * 2, {"grpo", "sft+", "sft+-", "sft-"}, 200, {None}),
-    ("lr-sweep", 3 * 3 * 2 * 2, {"grpo", "sft+-"}, 60, {3e-5, 1e-4, 3e-4}),
+    ("grid", 5 * 5 * 2, {"grpo", "sft+", "sft-", "sft+-", "confidence"}, 60, {(None, "adamw")}),
+    ("horizon", 3 * 4 * 2, {"grpo", "sft+", "sft+-", "sft-"}, 200, {(None, "adamw")}),
+    ("lr-sweep", 3 * (3 + 1) * 2 * 2, {"grpo", "sft+-"}, 60,
+     {(3e-5, "adamw"), (1e-4, "adamw"), (3e-4, "adamw"), (0.2, "sgd")}),
 ])
 def test_evidence_plans(name, runs, objectives, steps, rates):
     specs, settings = R.plan_evidence(name, ["countdown-micro", "gsm8k-micro"])
     assert len(specs) == len(set(specs)) == len({s.dirname for s in specs}) == runs
-    assert {s.objective for s in specs} == objectives and {s.learning_rate for s in specs} == rates
+    assert {s.objective for s in specs} == objectives and {(s.learning_rate, s.optimizer) for s in specs} == rates
     assert settings.steps == steps and settings.temperature == 0.6 and settings.pass_k_split == "hard"
     assert settings.sweep_samples >= 16 and settings.pass_k_seeds == max(s.seed for s in specs) + 1
     assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # seed by seed: stopped early, seeds complete
     cfg = R.make_config("micro", specs[-1], settings)
     assert cfg.temperature == 0.6 and cfg.learning_rate == (specs[-1].learning_rate or 1e-4)
+    assert cfg.optimizer == specs[-1].optimizer
+
+
+@pytest.mark.parametrize("spec, extra, field, value", [
+    (R.RunSpec("countdown-micro", "grpo", 0, optimizer="sgd"), None, "optimizer", "sgd"),
+    (R.RunSpec("countdown-micro", "grpo", 0), {"optimizer": "sgd"}, "optimizer", "sgd"),  # AdamW: spec unset
+    (R.RunSpec("countdown-micro", "grpo", 0, optimizer="sgd"), {"optimizer": "adamw"}, "optimizer", "sgd"),
+    (R.RunSpec("countdown-micro", "grpo", 0), None, "optimizer", "adamw"),
+    (R.RunSpec("countdown-micro", "grpo", 0), {"mu": 2}, "mu", 2),
+    (R.RunSpec("countdown-micro", "grpo", 0, mu=4), {"mu": 2}, "mu", 4),
+    (R.RunSpec("countdown-micro", "grpo", 0, learning_rate=0.2), {"learning_rate": 1e-3}, "learning_rate", 0.2),
+])
+def test_a_spec_sets_what_it_names_and_leaves_the_rest_to_extra(spec, extra, field, value):
+    assert getattr(R.make_config("micro", spec, BUDGET, extra), field) == value
+
+
+def test_the_lr_sweep_adds_one_plain_sgd_arm_and_keeps_the_adamw_runs_it_had():
+    tasks = ["countdown-micro", "gsm8k-micro"]
+    specs, settings = R.plan_evidence("lr-sweep", tasks)
+    sgd = [s for s in specs if s.optimizer == "sgd"]
+    assert sorted((s.task, s.objective, s.seed) for s in sgd) == sorted(
+        (t, o, seed) for t in tasks for o in ("grpo", "sft+-") for seed in range(3))
+    assert {s.learning_rate for s in sgd} == {0.2} and R.make_config("micro", sgd[0], settings).optimizer == "sgd"
+    # the AdamW runs (some may be under way) are the plan's runs before the SGD arm, in the same order
+    assert [s for s in specs if s.optimizer == "adamw"] == [
+        R.RunSpec(t, o, seed, learning_rate=lr) for seed in range(3) for lr in (3e-5, 1e-4, 3e-4)
+        for t in tasks for o in ("grpo", "sft+-")]
+    assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # seed by seed, the SGD arm included
 
 
 @pytest.mark.parametrize("spec, dirname", [
     (R.RunSpec("t", "grpo", 0), "t/grpo_sequence/seed0"),
     (R.RunSpec("t", "grpo", 1, learning_rate=3e-5), "t/grpo_sequence_lr3e-05/seed1"),
     (R.RunSpec("t", "gspo", 2, mu=4, learning_rate=0.0003), "t/gspo_sequence_mu4_lr0.0003/seed2"),
+    (R.RunSpec("t", "grpo", 0, optimizer="adamw"), "t/grpo_sequence/seed0"),  # AdamW: the names runs had before
+    (R.RunSpec("t", "grpo", 1, learning_rate=1e-4, optimizer="adamw"), "t/grpo_sequence_lr0.0001/seed1"),
+    (R.RunSpec("t", "sft+-", 0, learning_rate=0.2, optimizer="sgd"), "t/sft+-_sequence_lr0.2_sgd/seed0"),
+    (R.RunSpec("t", "grpo", 2, mu=4, optimizer="sgd"), "t/grpo_sequence_mu4_sgd/seed2"),
 ])
-def test_run_dirnames_tell_learning_rates_apart(spec, dirname):
+def test_run_dirnames_tell_learning_rates_and_optimizers_apart(spec, dirname):
     assert spec.dirname == dirname
+
+
+@pytest.mark.parametrize("name, folder, extra", [("micro", "micro_evidence", None), ("beyond", "beyond", None),
+                                                 ("smollm2", "smollm2", {"precision": "bf16"})])
+def test_shipped_run_records_keep_their_names_and_resume(name, folder, extra, tmp_path):
+    """Every shipped run (all AdamW) lies in the directory its spec names today, with the settings
+    its spec plans today: a reproduction skips it, and one interrupted there would resume."""
+    import tarfile
+
+    from course_lib import DATA_DIR
+
+    with tarfile.open(DATA_DIR / "results" / f"{name}_runs.tar.gz") as tar:
+        tar.extractall(tmp_path, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    shipped = R.load_results(DATA_DIR / "results" / f"{name}_results.json")
+    settings = R.Settings(**shipped["settings"])
+    specs = [R.RunSpec(r["task"], r["objective"], r["seed"], r["aggregation"], r["ablation"], r["mu"])
+             for r in shipped["runs"]]
+    configs = [R.make_config(shipped["profile"], s, settings, extra) for s in specs]
+    assert [s.dirname for s in specs] == [r["run_dir"] for r in shipped["runs"]]
+    assert R.check_run_dirs(tmp_path / folder, specs, configs, overwrite=False) == []
+    assert all(R._finished(tmp_path / folder / "runs" / s.dirname, c, s) for s, c in zip(specs, configs))
+    assert all("optimizer" not in R._finished(tmp_path / folder / "runs" / s.dirname, c, s)
+               for s, c in zip(specs[:3], configs))  # the records rebuild as shipped
+
+
+def test_an_sgd_arm_has_its_own_runs_rows_labels_and_lines(tmp_path, monkeypatch):
+    """grpo and sft+- with AdamW and with plain SGD at the same rate, two seeds: the SGD runs train
+    with SGD in their own directories, are summarised and paired among themselves, every table and
+    figure names them, and a second call skips them all."""
+    from matplotlib.figure import Figure
+
+    specs = [R.RunSpec("countdown-micro", o, s, learning_rate=1e-3, optimizer=opt) for s in (0, 1)
+             for opt in ("adamw", "sgd") for o in ("grpo", "sft+-")]
+    res = reproduce(tmp_path, specs)
+    assert res["status"] == ["ran"] * len(specs)
+    for spec in specs:
+        saved = json.loads((tmp_path / "runs" / spec.dirname / "config.json").read_text())
+        assert saved["optimizer"] == spec.optimizer and saved["learning_rate"] == 1e-3
+    assert {r["run_dir"]: r.get("optimizer", "adamw") for r in res["runs"]} == {s.dirname: s.optimizer for s in specs}
+    rows = [line.split(" | ")[1:3] for line in report.summary_table(res).splitlines()[2:]]
+    assert rows == [["grpo", "2"], ["sft+-", "2"], ["grpo (sgd)", "2"], ["sft+- (sgd)", "2"]]
+    assert [e["objective"] + " " + e.get("optimizer", "adamw") for e in res["equivalence"]] == ["sft+- adamw", "sft+- sgd"]
+    assert "| countdown-micro | sft+- (sgd) | 2 |" in report.equivalence_table(res)
+    assert {(c["objective"], c.get("optimizer", "adamw")) for c in res["curves"]} == {
+        (o, opt) for o in ("grpo", "sft+-") for opt in ("adamw", "sgd")}
+    axes = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: axes.extend(fig.axes))
+    report.result_figures(tmp_path, res)
+    acc = next(ax for ax in axes if ax.get_ylabel() == "accuracy (%)")
+    assert {t.get_text() for t in acc.get_legend().get_texts()} == {"grpo", "sft+-", "grpo (sgd)", "sft+- (sgd)"}
+    assert {line.get_linestyle() for line in acc.lines if line.get_label().endswith("(sgd)")} == {":"}
+    assert reproduce(tmp_path, specs)["status"] == ["skipped"] * len(specs)
 
 
 def test_the_evidence_plans_are_one_command_each(tmp_path, monkeypatch):
@@ -340,7 +425,7 @@ def test_the_evidence_plans_are_one_command_each(tmp_path, monkeypatch):
         **kw, "status": [], "interrupted": False, "summary": [], "equivalence": []})
     monkeypatch.setattr(report, "summary_table", lambda res: "")
     assert main(["reproduce", "--plan", "lr-sweep", "--out", str(tmp_path), "--workers", "2", "--no-progress"]) == 0
-    assert len(seen["specs"]) == 36 and seen["settings"].temperature == 0.6 and seen["workers"] == 2
+    assert len(seen["specs"]) == 48 and seen["settings"].temperature == 0.6 and seen["workers"] == 2
 
 
 def test_a_saved_config_from_before_a_new_field_reads_as_that_fields_default():

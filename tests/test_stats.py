@@ -273,4 +273,38 @@ def test_arms_of_different_learning_rates_are_never_pooled_or_paired_across():
             for s in range(2)]
     assert sorted((e["objective"], e["learning_rate"], e["n"]) for e in S.summarize(runs)) == [
         ("grpo", 1e-4, 2), ("grpo", 3e-4, 2), ("sft+", 1e-4, 2), ("sft+", 3e-4, 2)]
-    assert S.paired(runs, ("t", "sft+", "sequence", 1, 3e-4), "grpo") == [0.0, 0.0]
+    assert S.paired(runs, ("t", "sft+", "sequence", 1, 3e-4, "adamw"), "grpo") == [0.0, 0.0]
+
+
+def test_arms_of_different_optimizers_are_never_pooled_or_paired_across():
+    # grpo and sft+- with AdamW and with plain SGD at the same rate: only the optimizer tells them apart
+    runs = [{**_run(o, s, [0, 8], lr=1e-4, sweep={"0.6": acc + s / 100}), "final_accuracy": acc + s / 100,
+             "gain": acc - 0.2, **({"optimizer": "sgd"} if opt == "sgd" else {})}
+            for opt, off in (("adamw", 0.0), ("sgd", 0.2)) for o, acc in (("grpo", 0.3 + off), ("sft+-", 0.32 + off))
+            for s in range(3)]
+    summary = {(e["objective"], e.get("optimizer", "adamw")): e for e in S.summarize(runs)}
+    assert sorted((k, e["n"]) for k, e in summary.items()) == [
+        (("grpo", "adamw"), 3), (("grpo", "sgd"), 3), (("sft+-", "adamw"), 3), (("sft+-", "sgd"), 3)]
+    assert summary["grpo", "sgd"]["final_accuracy"]["mean"] == pytest.approx(0.51)
+    assert "optimizer" not in summary["grpo", "adamw"]  # AdamW's rows read as before the field existed
+    # sft+- with SGD is paired with grpo with SGD (+0.02), never with grpo with AdamW (+0.22)
+    assert S.paired(runs, ("t", "sft+-", "sequence", 1, 1e-4, "sgd"), "grpo") == pytest.approx([0.02] * 3)
+    eq = {e.get("optimizer", "adamw"): e for e in S.equivalence(runs, 0.05)}
+    assert set(eq) == {"adamw", "sgd"} and eq["sgd"]["diff"] == pytest.approx(0.02)
+    assert eq["sgd"]["reference_gain"] == pytest.approx(0.3) and eq["adamw"]["reference_gain"] == pytest.approx(0.1)
+    base = {"t": _base([0, 8], sweep={"0.6": 0.2})}
+    sweep = {(r["model"], r.get("optimizer", "adamw")): r for r in S.temperature_sweep(runs, base)}
+    assert sweep["grpo", "sgd"]["seeds"] == 3 and sweep["grpo", "sgd"]["gain"]["mean"] == pytest.approx(0.31)
+    # pass@k compares the main arms: the SGD runs are not pooled into the objective's curve
+    assert {(r["model"], r["n"]) for r in S.pass_at_k_rows(runs, base)} == {("base", 1), ("grpo", 3), ("sft+-", 3)}
+
+
+@pytest.mark.parametrize("key, skip, fields", [
+    (("t", "grpo", "sequence", 1, 1e-4, "adamw"), (),
+     {"task": "t", "objective": "grpo", "aggregation": "sequence", "mu": 1, "learning_rate": 1e-4}),
+    (("t", "grpo", "sequence", 4, 0.2, "sgd"), ("aggregation",),
+     {"task": "t", "objective": "grpo", "mu": 4, "learning_rate": 0.2, "optimizer": "sgd"}),
+])
+def test_arm_fields_name_the_optimizer_only_when_not_adamw(key, skip, fields):
+    assert S.arm_fields(key, *skip) == fields
+    assert S.arm_key({**fields, "aggregation": "sequence"}) == (*key[:2], "sequence", *key[3:])
