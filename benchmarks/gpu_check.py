@@ -303,18 +303,26 @@ def rollout(check: Check, limit: float):
     return ok, "; ".join(out), "greedy tokens = HF generate"
 
 
+def _first_rows(check: Check, rows: int):
+    """The first shape's model and the first ``rows`` rows of its rollout (None before the rollout part ran)."""
+    import torch
+
+    if f"roll {SHAPES[0]}" not in check.ctx:
+        return None
+    roll = check.ctx[f"roll {SHAPES[0]}"]
+    return check.ctx[SHAPES[0]][0], roll.select(torch.arange(min(rows, roll.completion_ids.shape[0])))
+
+
 def logprobs(check: Check, limit: float):
     import torch
 
     from course_lib.models import autocast
     from course_lib.rollout import completion_logprobs, position_ids_from_mask
 
-    name = SHAPES[0]
-    if f"roll {name}" not in check.ctx:
+    got = _first_rows(check, 8)
+    if got is None:
         return False, "needs the rollout part", "-"
-    model, _ = check.ctx[name]
-    roll = check.ctx[f"roll {name}"]
-    roll = roll.select(torch.arange(min(8, roll.completion_ids.shape[0])))
+    model, roll = got
     T = 0.6
     dev = check.dev
     p_ids, p_mask = roll.prompt_ids.to(dev), roll.prompt_mask.to(dev)
@@ -389,12 +397,10 @@ def non_finite(check: Check, limit: float):
 
     from course_lib import trainer
 
-    name = SHAPES[0]
-    if f"roll {name}" not in check.ctx:
+    name, got = SHAPES[0], _first_rows(check, 10)
+    if got is None:
         return False, "needs the rollout part", "-"
-    model, _ = check.ctx[name]
-    roll = check.ctx[f"roll {name}"]
-    roll = roll.select(torch.arange(min(10, roll.completion_ids.shape[0])))
+    model, roll = got
     real = trainer.loss
     trainer.loss = lambda *a, **k: real(*a, **k) * float("nan")
     try:
