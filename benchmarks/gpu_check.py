@@ -450,7 +450,7 @@ def train_resume(check: Check, limit: float):
     kept = [{k: v for k, v in r.items() if k not in drop} for r in second.history[:3]] == \
         [{k: v for k, v in r.items() if k not in drop} for r in first.history]
     state = runs.load_checkpoint(run_dir)
-    size = (run_dir / trainer.CHECKPOINT).stat().st_size / 2**20
+    size = (run_dir / runs.CHECKPOINT).stat().st_size / 2**20
     finite = all(r["loss"] is not None and math.isfinite(r["loss"]) for r in second.history)
     step_s = [r["seconds_gen"] + r["seconds_score"] + r["seconds_train"] for r in second.history]
     on_device = next(model.parameters()).device.type == check.dev

@@ -243,7 +243,8 @@ def run_one(spec: RunSpec, cfg, run_dir: Path, settings: Settings, *, model, tok
     import torch
 
     from course_lib.models import weights_source
-    from course_lib.trainer import CHECKPOINT, PREVIOUS, train
+    from course_lib.runs import CHECKPOINT, PREVIOUS
+    from course_lib.trainer import train
 
     prev = _finished(run_dir, cfg, spec)
     if prev is not None:
@@ -291,7 +292,7 @@ def _settings(saved: dict, cfg) -> dict:
 def check_run_dirs(out: Path, specs, configs, overwrite: bool) -> list[str]:
     """Run directories under ``out`` whose saved settings differ from the planned ones (other
     than ``steps``); with ``overwrite`` they are emptied instead (returns the ones emptied)."""
-    from course_lib.trainer import RECORD
+    from course_lib.runs import RECORD
 
     conflicts = []
     for spec, cfg in zip(specs, configs):

@@ -60,7 +60,6 @@ from course_lib.objectives import (
     weights,
 )
 from course_lib.rollout import Rollout, completion_logprobs, generate_rollouts
-from course_lib.runs import CHECKPOINT, PREVIOUS, RECORD  # noqa: F401  (reproduce reads them from here)
 from course_lib.tasks import TASK_NAMES, get_task
 
 MAX_NONFINITE = 5  # non-finite updates in a row (each skipped) before the run stops
