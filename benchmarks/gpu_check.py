@@ -329,7 +329,7 @@ def logprobs(check: Check, limit: float):
     c_ids, c_mask = roll.completion_ids.to(dev), roll.completion_mask.to(dev)
     model.train()
     with autocast(model, torch.float16):
-        lp, _ = completion_logprobs(model, p_ids, p_mask, c_ids, c_mask, chunk_size=256, temperature=T)
+        lp = completion_logprobs(model, p_ids, p_mask, c_ids, c_mask, chunk_size=256, temperature=T)
         with torch.no_grad():  # the sampler's view: full logits of one forward pass, softmax(logits / T)
             ids, att = torch.cat([p_ids, c_ids], 1), torch.cat([p_mask, c_mask], 1)
             logits = model(input_ids=ids, attention_mask=att, position_ids=position_ids_from_mask(att)).logits

@@ -50,7 +50,7 @@ def measure(method: str, n: int, hidden: int, chunk: int, device: str) -> dict:
     if method == "naive":
         lp = torch.log_softmax(head(h).float(), dim=-1).gather(-1, t[:, None]).squeeze(-1)
     else:
-        lp, _ = sampled_token_logprobs(h, t, head, chunk_size=chunk)
+        lp = sampled_token_logprobs(h, t, head, chunk_size=chunk)
     lp.sum().backward()
     if device == "cuda":
         torch.cuda.synchronize()

@@ -8,9 +8,9 @@ Runs ``trainer.train`` on the profile's default budget (``--task``, ``--objectiv
 count, the median seconds per step of each phase:
 
 - ``sample``: ``generate_rollouts`` (KV-cached decoding of prompts_per_step x G completions);
-- ``score``: the verifier and the weights (the confidence row's no-grad log-probs excluded);
+- ``score``: the verifier and the weights;
 - ``no_grad_lp``: every log-prob forward without gradient (the reference policy for the KL term,
-  the old policy when mu > 1, the confidence row's own log-probs);
+  the old policy when mu > 1);
 - ``forward``: the update's forward passes with gradient; ``backward``: their backward passes;
 - ``optimizer``: gradient clipping excluded, the optimizer's step;
 - ``other``: the rest of the step (micro-batch selection, metrics, parameter checks);
@@ -54,19 +54,11 @@ def measure(cfg: TrainConfig, model, tokenizer, steps: int) -> dict[str, float]:
     saved = {key: getattr(*key) for key in patches}
     for (mod, name), name_of in patches.items():
         setattr(mod, name, _timed(clock, saved[(mod, name)], name_of))
-    saved[(trainer, "update")] = update = trainer.update
-
-    def entering_update(*args, **kwargs):  # no-grad log-probs before the update are the confidence row's
-        clock["score_lp"] = clock.get("no_grad_lp", 0.0)
-        return update(*args, **kwargs)
-
-    trainer.update = entering_update
     step_opt = torch.optim.AdamW.step
 
     def callback(m, history):
-        score_lp = clock.pop("score_lp", 0.0)
         row = {k: clock.pop(k, 0.0) for k in ("sample", "no_grad_lp", "forward", "backward", "optimizer")}
-        row["score"], row["no_grad_lp"] = m["seconds_score"] - score_lp, row["no_grad_lp"]
+        row["score"] = m["seconds_score"]
         row["step"] = m["seconds_gen"] + m["seconds_score"] + m["seconds_train"]
         row["other"] = row["step"] - sum(row[k] for k in ("sample", "score", "no_grad_lp", "forward", "backward",
                                                           "optimizer"))

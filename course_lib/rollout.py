@@ -25,9 +25,11 @@ Three details decide whether the numbers are right:
    Top-p applies to sampling only; the log-probs are of the full tempered distribution (as TRL),
    so with top_p < 1 they are not exactly the sampler's.
 
-Simplified on purpose: the "old" log-probs for the PPO ratio (mu > 1) are recomputed with one
-no-grad forward instead of being recorded while sampling; tokens after the first
-end-of-sequence token are padding, masked out and never scored.
+The sampler records each sampled token's log-prob and entropy (the ``confidence`` row and the
+entropy curves read them); the "old" log-probs of the PPO ratio (mu > 1) are still recomputed
+with one no-grad forward of the training pass, so the first ratio is exactly 1 in any precision
+(the sampler's cached forward differs in rounding). Tokens after the first end-of-sequence
+token are padding, masked out and never scored.
 """
 from __future__ import annotations
 
@@ -57,6 +59,9 @@ class Rollout:
         entropy: (B, T) float32 entropy of each sampled token's tempered distribution, taken
             while sampling (0 after the eos, and everywhere when greedy): the same samples for
             every objective, at no extra forward.
+        logprobs: (B, T) float32 log-probability of each sampled token under the tempered
+            distribution (before top-p), taken while sampling, 0 after the eos and when greedy:
+            what the reward-free ``confidence`` row weighs by, at no extra forward.
     """
 
     prompt_ids: torch.Tensor
@@ -67,6 +72,7 @@ class Rollout:
     texts: list[str]
     prompts: list[str]
     entropy: torch.Tensor | None = None
+    logprobs: torch.Tensor | None = None
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -89,6 +95,7 @@ class Rollout:
             texts=[self.texts[i] for i in index.tolist()],
             prompts=[self.prompts[i] for i in index.tolist()],
             entropy=None if self.entropy is None else self.entropy[index][:, :t_end],
+            logprobs=None if self.logprobs is None else self.logprobs[index][:, :t_end],
         )
 
 
@@ -178,15 +185,17 @@ def generate_rollouts(
                                   top_p=top_p, eos_ids=eos_ids, pad_id=tokenizer.pad_token_id))
     finally:
         model.train(was_training)
-    width = max(p.shape[1] for p, _ in pieces)
-    completion_ids, entropy = (torch.cat([torch.nn.functional.pad(p[i], (0, max(width, 1) - p[i].shape[1]), value=v)
-                                          for p in pieces]) for i, v in ((0, tokenizer.pad_token_id), (1, 0.0)))
+    width = max(p[0].shape[1] for p in pieces)
+    completion_ids, entropy, logprobs = (
+        torch.cat([torch.nn.functional.pad(p[i], (0, max(width, 1) - p[i].shape[1]), value=v) for p in pieces])
+        for i, v in ((0, tokenizer.pad_token_id), (1, 0.0), (2, 0.0)))
     mask, truncated = completion_mask_from_eos(completion_ids, eos_ids)
     if width == 0:  # max_new_tokens == 0: nothing sampled
         mask.zero_()
     texts = [tokenizer.decode(ids_row[: int(m.sum()) - (0 if trunc else 1)].tolist(), skip_special_tokens=False)
              for ids_row, m, trunc in zip(completion_ids, mask, truncated)]  # without the eos token itself
-    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, truncated, texts, rows, entropy * mask)
+    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, truncated, texts, rows, entropy * mask,
+                   logprobs * mask)
 
 
 def _cache_kwarg(model) -> str:
@@ -224,15 +233,17 @@ def _sample(model, ids, att, *, max_new_tokens, temperature, top_p, eos_ids, pad
 
     Returns:
         (b, T) completion ids, T <= max_new_tokens, ``pad_id`` after each row's eos; (b, T)
-        float32 entropies of the tempered distributions they were drawn from (0 when greedy), on the CPU.
+        float32 entropies of the tempered distributions they were drawn from and (b, T) the
+        sampled tokens' log-probs under them (both 0 when greedy), on the CPU.
     """
     from transformers import DynamicCache
 
     b = ids.shape[0]
     out = torch.full((b, max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
     ent = torch.zeros(b, max_new_tokens, device=ids.device)
+    lps = torch.zeros(b, max_new_tokens, device=ids.device)
     if max_new_tokens == 0:
-        return out, ent
+        return out, ent, lps
     cache, kw = DynamicCache(), _cache_kwarg(model)
     pos = position_ids_from_mask(att)
     eos = torch.tensor(list(eos_ids), device=ids.device)
@@ -245,7 +256,8 @@ def _sample(model, ids, att, *, max_new_tokens, temperature, top_p, eos_ids, pad
         tok = _pick(logits, temperature, top_p)
         out[alive, t] = tok
         if temperature > 0:
-            ent[alive, t] = torch.distributions.Categorical(logits=logits.float() / temperature).entropy()
+            dist = torch.distributions.Categorical(logits=logits.float() / temperature)
+            ent[alive, t], lps[alive, t] = dist.entropy(), dist.log_prob(tok)
         if t == max_new_tokens - 1:
             break
         done = torch.isin(tok, eos)
@@ -260,20 +272,12 @@ def _sample(model, ids, att, *, max_new_tokens, temperature, top_p, eos_ids, pad
         logits = model(input_ids=tok[:, None], attention_mask=att, position_ids=pos, use_cache=True,
                        logits_to_keep=1, **{kw: cache}).logits[:, -1]
         pos = pos + 1
-    return out[:, :width].cpu(), ent[:, :width].cpu()
+    return out[:, :width].cpu(), ent[:, :width].cpu(), lps[:, :width].cpu()
 
 
-def _chunk_logprobs(h: torch.Tensor, targets: torch.Tensor, weight, bias, want_entropy: bool,
-                    temperature: float = 1.0):
+def _chunk_logprobs(h: torch.Tensor, targets: torch.Tensor, weight, bias, temperature: float = 1.0):
     logits = torch.nn.functional.linear(h, weight, bias).float() / temperature
-    lse = torch.logsumexp(logits, dim=-1)
-    lp = logits.gather(-1, targets[:, None]).squeeze(-1) - lse
-    if not want_entropy:
-        return lp, None
-    with torch.no_grad():
-        p = torch.softmax(logits, dim=-1)
-        ent = lse - (p * logits).sum(-1)
-    return lp, ent
+    return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
 def sampled_token_logprobs(
@@ -282,9 +286,8 @@ def sampled_token_logprobs(
     output_layer: torch.nn.Module,
     *,
     chunk_size: int = 256,
-    with_entropy: bool = False,
     temperature: float = 1.0,
-):
+) -> torch.Tensor:
     """``log softmax(output_layer(hidden) / temperature)[target]`` for N positions, ``chunk_size``
     at a time.
 
@@ -294,11 +297,10 @@ def sampled_token_logprobs(
         output_layer: the LM head (a ``nn.Linear`` with weight (V, H)).
         chunk_size: positions per chunk. Each chunk's (chunk_size, V) float32 logits exist only
             inside the chunk; with grad enabled they are recomputed in backward (checkpointing).
-        with_entropy: also return the entropy of each position's distribution (no grad).
         temperature: the sampling temperature (> 0); the log-probs are of the tempered softmax.
 
     Returns:
-        (N,) float32 log-probs, and (N,) entropies or None.
+        (N,) float32 log-probs.
 
     Example: N = 4096 positions and Qwen's V = 151,936: the naive float32 log-softmax holds
     2.5 GB of logits plus as much again for the log-softmax; here one (256, V) chunk, 156 MB.
@@ -308,23 +310,14 @@ def sampled_token_logprobs(
     weight = output_layer.weight
     bias = getattr(output_layer, "bias", None)
     tau = float(temperature)
-    out_lp, out_ent = [], []
+    out = [hidden.new_zeros(0, dtype=torch.float32)]
     for s in range(0, hidden.shape[0], chunk_size):
         h, t = hidden[s : s + chunk_size], targets[s : s + chunk_size]
         if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad):
-            lp = checkpoint(_chunk_logprobs, h, t, weight, bias, False, tau, use_reentrant=False)[0]
-            if with_entropy:
-                with torch.no_grad():
-                    out_ent.append(_chunk_logprobs(h, t, weight, bias, True, tau)[1])
+            out.append(checkpoint(_chunk_logprobs, h, t, weight, bias, tau, use_reentrant=False))
         else:
-            lp, ent = _chunk_logprobs(h, t, weight, bias, with_entropy, tau)
-            if with_entropy:
-                out_ent.append(ent)
-        out_lp.append(lp)
-    if not out_lp:
-        empty = hidden.new_zeros(0, dtype=torch.float32)
-        return empty, (empty if with_entropy else None)
-    return torch.cat(out_lp), (torch.cat(out_ent) if with_entropy else None)
+            out.append(_chunk_logprobs(h, t, weight, bias, tau))
+    return torch.cat(out)
 
 
 def _body_and_head(model):
@@ -340,9 +333,8 @@ def completion_logprobs(
     completion_mask: torch.Tensor,
     *,
     chunk_size: int = 256,
-    with_entropy: bool = False,
     temperature: float = 1.0,
-):
+) -> torch.Tensor:
     """Training-time log-probs of the sampled completion tokens under the sampling
     distribution ``softmax(logits / temperature)`` (differentiable).
 
@@ -351,16 +343,14 @@ def completion_logprobs(
         prompt_ids, prompt_mask: (B, P_len) left-padded prompts and their mask.
         completion_ids, completion_mask: (B, T) completions and their mask.
         chunk_size: positions per output-layer chunk (see :func:`sampled_token_logprobs`).
-        with_entropy: also return per-token entropies (B, T), detached.
         temperature: the temperature the completions were sampled at (> 0).
 
     Returns:
-        logprobs (B, T) float32, 0 where ``completion_mask`` is 0; entropies (B, T) or None.
+        logprobs (B, T) float32, 0 where ``completion_mask`` is 0.
 
     Example::
 
-        lp, _ = completion_logprobs(model, r.prompt_ids, r.prompt_mask,
-                                    r.completion_ids, r.completion_mask)
+        lp = completion_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask)
         lp.shape == r.completion_ids.shape
     """
     device = next(model.parameters()).device
@@ -374,13 +364,6 @@ def completion_logprobs(
     # the hidden state at position j predicts token j + 1
     h = hidden[:, p_len - 1 : -1]
     cmask = completion_mask.to(device).bool()
-    lp_flat, ent_flat = sampled_token_logprobs(
-        h[cmask], completion_ids.to(device)[cmask], head, chunk_size=chunk_size, with_entropy=with_entropy,
-        temperature=temperature,
-    )
-    lp = torch.zeros(cmask.shape, dtype=torch.float32, device=device)
-    lp = lp.masked_scatter(cmask, lp_flat)
-    ent = None
-    if with_entropy:
-        ent = torch.zeros(cmask.shape, dtype=torch.float32, device=device).masked_scatter(cmask, ent_flat)
-    return lp, ent
+    lp = sampled_token_logprobs(h[cmask], completion_ids.to(device)[cmask], head, chunk_size=chunk_size,
+                                temperature=temperature)
+    return torch.zeros(cmask.shape, dtype=torch.float32, device=device).masked_scatter(cmask, lp)

@@ -189,7 +189,7 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
     parts = [(roll.select(b), w[b].to(device)) for b in rows.split(cfg.micro_batch_size) if len(b)]  # none: no row
     lp_of = lambda m, p: completion_logprobs(  # noqa: E731
         m, p.prompt_ids, p.prompt_mask, p.completion_ids, p.completion_mask, chunk_size=LOGPROB_CHUNK,
-        temperature=cfg.temperature)[0]
+        temperature=cfg.temperature)
     with torch.no_grad(), autocast(model, dtype):
         old = [lp_of(model, p) if cfg.mu > 1 else None for p, _ in parts]
         with reference() if beta > 0 else contextlib.nullcontext():
@@ -303,12 +303,8 @@ def _step(cfg, objective, model, tokenizer, asked, pool, optimizer, scaler, refe
     t1 = time.perf_counter()
     scores = [asked.score(t, e) for t, e in zip(roll.texts, (e for e in examples for _ in range(G)))]  # verify
     rewards, correct = torch.tensor([float(s.reward) for s in scores]), torch.tensor([bool(s.correct) for s in scores])
-    lp = None
-    if objective.needs_logprobs:  # the confidence control: the model's own log-probs stand in for the reward
-        with torch.no_grad(), autocast(model, dtype):
-            lp = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, roll.completion_mask,
-                                     chunk_size=LOGPROB_CHUNK, temperature=cfg.temperature)[0]
-    w = weights(objective, rewards, correct, G, logprobs=lp, mask=roll.completion_mask)                  # weigh
+    # the confidence control weighs by the sampler's own log-probs instead of the reward
+    w = weights(objective, rewards, correct, G, logprobs=roll.logprobs, mask=roll.completion_mask)       # weigh
     t2 = time.perf_counter()
     for group in optimizer.param_groups:  # linear warm-up, then constant
         group["lr"] = cfg.learning_rate * (min(1.0, (run.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)

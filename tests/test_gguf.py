@@ -135,8 +135,8 @@ def test_two_lora_steps_change_only_the_adapters(smollm2):
         sign = torch.tensor([1.0, -1.0])  # signed SFT: push one sample up, the other down
         losses = []
         for _ in range(2):
-            lp, _ = completion_logprobs(peft_model, roll.prompt_ids, roll.prompt_mask,
-                                        roll.completion_ids, roll.completion_mask)
+            lp = completion_logprobs(peft_model, roll.prompt_ids, roll.prompt_mask,
+                                     roll.completion_ids, roll.completion_mask)
             loss = -(sign[:, None] * lp * roll.completion_mask).sum() / roll.completion_mask.sum()
             assert torch.isfinite(loss)
             opt.zero_grad()

@@ -14,7 +14,7 @@ import pytest
 
 import course_lib
 from course_lib import notebook
-from course_lib.notebook import colab_install, missing_requirements
+from course_lib.notebook import check_requirements, colab_install
 
 ROOT = Path(__file__).resolve().parent.parent
 # what the Colab GPU image ships among course_lib's core dependencies, from
@@ -44,26 +44,26 @@ def test_notebook_module_needs_only_the_standard_library_and_numpy():
     assert out.stdout.strip() == "[]", out.stdout
 
 
-def test_missing_requirements_counts_presence_only():
+def test_missing_requirements_count_presence_only():
     reqs = ["numpy>=1.26", "numpy>=999", 'pytest>=8; extra == "dev"', "surely-not-a-package>=1",
             "no_such_pkg[extra]>=2 ; python_version >= '3'"]
-    assert missing_requirements(reqs) == ["surely-not-a-package>=1", "no_such_pkg[extra]>=2"]
+    assert check_requirements(reqs)[0] == ["surely-not-a-package>=1", "no_such_pkg[extra]>=2"]
 
 
 @pytest.mark.parametrize("reqs, installed, expected", [
     (["numpy>=1.26"], {"numpy": "2.1.3"}, []),
-    (["numpy>=999"], {"numpy": "2.1.3"}, [("numpy>=999", "2.1.3")]),
-    (["transformers>=4.56"], {"transformers": "4.55.4"}, [("transformers>=4.56", "4.55.4")]),
+    (["numpy>=999"], {"numpy": "2.1.3"}, [("numpy", "2.1.3", "numpy>=999")]),
+    (["transformers>=4.56"], {"transformers": "4.55.4"}, [("transformers", "4.55.4", "transformers>=4.56")]),
     (["torch>=2.4"], {"torch": "2.11.0+cu128"}, []),  # a local version label is still 2.11
     (["ipywidgets>=7.7"], {"ipywidgets": "7.7.1"}, []),  # Colab's ipywidgets is accepted
-    (["ipywidgets>=8.1"], {"ipywidgets": "7.7.1"}, [("ipywidgets>=8.1", "7.7.1")]),
-    (["gguf>=0.17"], {}, []),  # missing: missing_requirements' business
+    (["ipywidgets>=8.1"], {"ipywidgets": "7.7.1"}, [("ipywidgets", "7.7.1", "ipywidgets>=8.1")]),
+    (["gguf>=0.17"], {}, []),  # missing, not outdated
     (['pytest>=99; extra == "dev"'], {"pytest": "8.0"}, []),
     (["peft"], {"peft": "0.1"}, []),  # no specifier: any version
 ])
 def test_outdated_requirements_compare_versions(monkeypatch, reqs, installed, expected):
     monkeypatch.setattr(notebook, "_version", installed.get)
-    assert notebook.outdated_requirements(reqs) == expected
+    assert check_requirements(reqs)[1] == expected
 
 
 class FakeColab(list):
@@ -77,7 +77,6 @@ class FakeColab(list):
 def fake_colab(monkeypatch):
     """A Python with COLAB_HAS installed (at Colab's versions) and course_lib not yet, in a git
     clone; pip and git calls are recorded (and succeed)."""
-    installed = set(COLAB_HAS)
     calls = FakeColab()
     calls.git, calls.versions = [], dict(COLAB_VERSIONS)
 
@@ -87,9 +86,9 @@ def fake_colab(monkeypatch):
             return subprocess.CompletedProcess(cmd, 0, "", "")
         assert cmd[:4] == [sys.executable, "-m", "pip", "install"] and check
         calls.append(cmd[4:])
-        installed.update(["course_lib"] if "-e" in cmd else [r.split(">")[0] for r in cmd[5:]])
+        calls.versions.update(dict.fromkeys(["course_lib"] if "-e" in cmd else [r.split(">")[0] for r in cmd[5:]],
+                                            "99.0"))
 
-    monkeypatch.setattr(notebook, "_installed", lambda name: name in installed)
     monkeypatch.setattr(notebook, "_version", lambda name: calls.versions.get(name))
     monkeypatch.setattr(notebook.os.path, "isdir", lambda path: True)
     monkeypatch.setattr(notebook.subprocess, "run", run)

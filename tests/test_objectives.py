@@ -98,7 +98,7 @@ def test_the_sized_row_keeps_its_weights_loss_and_gradient(float64_rollout):
     out = []
     for loss_of in (lambda lp: signed_sft_loss(lp, old_w, mask), lambda lp: O.loss(row, lp, lp.detach(), new_w, mask)):
         model.zero_grad()
-        lp, _ = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
+        lp = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
         value = loss_of(lp)
         value.backward()
         out.append((value.item(), torch.cat([p.grad.flatten() for p in model.parameters()])))
@@ -187,7 +187,7 @@ def test_grpo_gradient_equals_signed_sft_gradient_with_advantage_weights(aggrega
 
     def grads(loss_fn):
         model.zero_grad()
-        lp, _ = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
+        lp = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
         loss_fn(lp).backward()
         return torch.cat([p.grad.flatten() for p in model.parameters()])
 
@@ -324,7 +324,7 @@ def test_loss_reads_the_row(name, float64_rollout):
     model, roll = float64_rollout
     row, mask = O.get_objective(name), roll.completion_mask
     with torch.no_grad():
-        lp, _ = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
+        lp = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
     w = O.weights(row, CORRECT.double(), CORRECT, 4, logprobs=lp, mask=mask)
     ref = lp + 0.1 * mask
     got = O.loss(row, lp, lp - 0.05 * mask, w, mask, beta=0.5, ref_logprobs=ref)
@@ -347,7 +347,7 @@ def test_grpo_row_and_sized_row_have_the_same_gradient(float64_rollout):
     for name in ("grpo-no-kl", "sft+-sized"):
         row = O.get_objective(name)
         model.zero_grad()
-        lp, _ = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
+        lp = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, mask)
         O.loss(row, lp, lp.detach(), O.weights(row, CORRECT.double(), CORRECT, 4), mask).backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     assert grads[0].abs().max() > 1e-4
@@ -369,7 +369,7 @@ def test_the_loop_never_branches_on_an_objective_name():
 
 def _grad(model, roll, fn):
     model.zero_grad()
-    lp, _ = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, roll.completion_mask)
+    lp = completion_logprobs(model, roll.prompt_ids, roll.prompt_mask, roll.completion_ids, roll.completion_mask)
     fn(lp).backward()
     return torch.cat([p.grad.flatten() for p in model.parameters()])
 

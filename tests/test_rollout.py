@@ -82,20 +82,28 @@ def test_rollout_rejects_bad_input(tok, model):
 
 
 @pytest.mark.parametrize("temperature, micro_batch_size", [(1.0, None), (0.6, 3), (0.0, None)])
-def test_rollout_entropy_is_that_of_the_distributions_sampled_from(tok, model, temperature, micro_batch_size):
-    """The (B, T) entropies recorded while sampling equal the training forward's, on every sampled
-    token (0 after the eos); greedy rollouts record 0."""
+def test_rollout_entropy_and_logprobs_are_those_of_the_distributions_sampled_from(tok, model, temperature,
+                                                                                  micro_batch_size):
+    """The (B, T) entropies and sampled-token log-probs recorded while sampling equal those of the
+    training forward's full logits / T, on every sampled token (0 after the eos); greedy records 0."""
     r = generate_rollouts(model, tok, ["1ab>", "3bbbbbb>", "5>"], 3, max_new_tokens=9, seed=1,
                           temperature=temperature, micro_batch_size=micro_batch_size)
-    assert r.entropy.shape == r.completion_ids.shape
+    assert r.entropy.shape == r.logprobs.shape == r.completion_ids.shape
     if temperature == 0:
-        assert not r.entropy.any()
+        assert not r.entropy.any() and not r.logprobs.any()
         return
     with torch.no_grad():
-        _, ent = completion_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask,
-                                     with_entropy=True, temperature=temperature)
+        ids, att = torch.cat([r.prompt_ids, r.completion_ids], 1), torch.cat([r.prompt_mask, r.completion_mask], 1)
+        logits = model(input_ids=ids, attention_mask=att, position_ids=position_ids_from_mask(att)).logits
+        logp = torch.log_softmax(logits[:, r.prompt_ids.shape[1] - 1 : -1].float() / temperature, -1)
+        ent = -(logp.exp() * logp).sum(-1) * r.completion_mask
+        lp = completion_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask,
+                                 temperature=temperature)
     assert (r.entropy - ent).abs().max().item() < 1e-5 and r.entropy[r.completion_mask.bool()].min() > 0
-    assert torch.equal(r.select([4, 1]).entropy, r.entropy[[4, 1]][:, : r.select([4, 1]).completion_ids.shape[1]])
+    assert (r.logprobs - lp).abs().max().item() < 1e-5 and r.logprobs[r.completion_mask.bool()].max() < 0
+    part = r.select([4, 1])
+    assert torch.equal(part.entropy, r.entropy[[4, 1]][:, : part.completion_ids.shape[1]])
+    assert torch.equal(part.logprobs, r.logprobs[[4, 1]][:, : part.completion_ids.shape[1]])
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.6])
@@ -113,9 +121,9 @@ def test_training_logprobs_match_sampling_logprobs(tok, model, temperature):
     sampling = torch.stack([torch.log_softmax(s.float(), -1) for s in out.scores], 1)
     sampling = sampling.gather(-1, comp[..., None]).squeeze(-1) * mask
     with torch.no_grad():
-        lp, _ = completion_logprobs(model, enc["input_ids"], enc["attention_mask"], comp, mask,
-                                    temperature=temperature)
-        lp_t1, _ = completion_logprobs(model, enc["input_ids"], enc["attention_mask"], comp, mask)
+        lp = completion_logprobs(model, enc["input_ids"], enc["attention_mask"], comp, mask,
+                                 temperature=temperature)
+        lp_t1 = completion_logprobs(model, enc["input_ids"], enc["attention_mask"], comp, mask)
     assert (lp - sampling).abs().max().item() < 1e-5
     if temperature != 1.0:  # the model's own (T = 1) log-probs are not the sampler's
         assert (lp_t1 - sampling).abs().max().item() > 0.05
@@ -134,10 +142,8 @@ def test_chunked_logprobs_equal_naive_values_and_gradients():
     head = torch.nn.Linear(16, 1000, bias=False)
     targets = torch.randint(0, 1000, (37,), generator=g)
     naive = naive_sampled_token_logprobs(head(hidden)[None], targets[None])[0]
-    chunked, ent = sampled_token_logprobs(hidden, targets, head, chunk_size=8, with_entropy=True)
+    chunked = sampled_token_logprobs(hidden, targets, head, chunk_size=8)
     assert torch.allclose(chunked, naive, atol=1e-6)
-    p = torch.softmax(head(hidden), -1)
-    assert torch.allclose(ent, -(p * p.log()).sum(-1), atol=1e-5)
     (gn_h,) = torch.autograd.grad(naive.sum(), hidden)
     (gc_h,) = torch.autograd.grad(chunked.sum(), hidden)
     assert torch.allclose(gc_h, gn_h, atol=1e-6)
@@ -145,8 +151,7 @@ def test_chunked_logprobs_equal_naive_values_and_gradients():
 
 def test_completion_logprobs_equal_full_forward_and_are_zero_on_padding(tok, model):
     r = generate_rollouts(model, tok, ["1ab>", "22>"], 3, max_new_tokens=8, seed=1)
-    lp, _ = completion_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids,
-                                r.completion_mask, chunk_size=5)
+    lp = completion_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask, chunk_size=5)
     ids = torch.cat([r.prompt_ids, r.completion_ids], 1)
     att = torch.cat([r.prompt_mask, r.completion_mask], 1)
     logits = model(input_ids=ids, attention_mask=att, position_ids=position_ids_from_mask(att)).logits
@@ -161,8 +166,8 @@ def test_select_trims_padding_columns(tok, model):
     s = r.select([0, 1])  # the short prompt's rows
     assert s.prompt_mask[:, 0].any()  # no all-padding column left
     assert s.texts == r.texts[:2]
-    full, _ = completion_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask)
-    part, _ = completion_logprobs(model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask)
+    full = completion_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask)
+    part = completion_logprobs(model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask)
     assert torch.allclose(full[:2, : part.shape[1]], part, atol=1e-5)
 
 

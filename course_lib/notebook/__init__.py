@@ -18,7 +18,6 @@ import logging
 import os
 import platform
 import random
-import re
 import subprocess
 import sys
 from importlib import metadata
@@ -112,34 +111,6 @@ def runs_root(name: str = "runs") -> Path:
 # --- Colab ------------------------------------------------------------------------------------
 
 
-def _installed(name: str) -> bool:
-    try:
-        metadata.distribution(name)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-def missing_requirements(requirements: list[str]) -> list[str]:
-    """The requirements, among those not tied to an extra, whose distribution is not installed.
-
-    Only presence counts, not the version: a package that is there is left alone.
-
-    Example: ``missing_requirements(["numpy>=1.26", 'pytest; extra == "dev"', "nope>=1"])``
-    is ``["nope>=1"]`` where numpy is installed.
-    """
-    return [spec for spec in _core(requirements) if not _installed(_name(spec))]
-
-
-def _core(requirements: list[str]) -> list[str]:
-    """The requirements not tied to an extra, without their markers."""
-    return [req.partition(";")[0].strip() for req in requirements if "extra" not in req.partition(";")[2]]
-
-
-def _name(spec: str) -> str:
-    return re.match(r"[A-Za-z0-9._-]+", spec).group(0)
-
-
 def _version(name: str) -> str | None:
     try:
         return metadata.version(name)
@@ -147,21 +118,25 @@ def _version(name: str) -> str | None:
         return None
 
 
-def outdated_requirements(requirements: list[str]) -> list[tuple[str, str]]:
-    """``(requirement, installed version)`` for each requirement (not tied to an extra) that is
-    installed at a version its specifier excludes. Missing ones are :func:`missing_requirements`.
+def check_requirements(requirements: list[str]) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """``(missing, outdated)`` among the requirements not tied to an extra (markers dropped):
+    ``missing`` the specifiers whose distribution is not installed at all; ``outdated`` a
+    ``(name, installed version, specifier)`` for each one installed at a version it excludes.
 
-    Example: ``outdated_requirements(["numpy>=999"])`` -> ``[("numpy>=999", "2.1.3")]``.
+    Example: ``check_requirements(["numpy>=999", 'pytest; extra == "dev"', "nope>=1"])`` is
+    ``(["nope>=1"], [("numpy", "2.1.3", "numpy>=999")])`` where numpy 2.1.3 is installed.
     """
     from packaging.requirements import Requirement  # pip's own dependency: on every Python with pip
 
-    out = []
-    for spec in _core(requirements):
-        r = Requirement(spec)
-        version = _version(r.name)
-        if version is not None and r.specifier and not r.specifier.contains(version, prereleases=True):
-            out.append((spec, version))
-    return out
+    missing, outdated = [], []
+    for spec in (r.partition(";")[0].strip() for r in requirements if "extra" not in r.partition(";")[2]):
+        req = Requirement(spec)
+        version = _version(req.name)
+        if version is None:
+            missing.append(spec)
+        elif req.specifier and not req.specifier.contains(version, prereleases=True):
+            outdated.append((req.name, version, spec))
+    return missing, outdated
 
 
 def refresh_clone(root: str) -> str:
@@ -196,19 +171,19 @@ def colab_install(root: str = "/content/course") -> list[str]:
     """
     print(refresh_clone(root))
     steps = []
-    if not _installed("course_lib"):
+    if _version("course_lib") is None:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", root],
                        check=True)
         importlib.invalidate_caches()  # so this kernel sees what pip just installed
         steps.append("course_lib (editable, --no-deps)")
-    missing = missing_requirements(metadata.requires("course_lib") or [])
+    missing = check_requirements(metadata.requires("course_lib") or [])[0]
     if missing:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
         importlib.invalidate_caches()
         steps += missing
     print("installed: " + ", ".join(steps) if steps else "everything already installed")
-    for spec, version in outdated_requirements(metadata.requires("course_lib") or []):
-        print(f"warning: {_name(spec)} {version} is installed, the course needs {spec}: run "
+    for name, version, spec in check_requirements(metadata.requires("course_lib") or [])[1]:
+        print(f"warning: {name} {version} is installed, the course needs {spec}: run "
               f"!pip install -q '{spec}' and then Runtime > Restart session")
     return missing
 
