@@ -185,10 +185,13 @@ def results_markdown(results: dict, paper: dict | None = None) -> str:
                   "equivalence is close to built in.\n",
                   equivalence_table(results)]
     if results.get("temperature_sweep"):
+        noise = "; ".join(f"{n['task']} {100 * n['eval_sd']:.1f}" + (f" (seed sd {100 * n['seed_sd']:.1f})"
+                          if n["seed_sd"] is not None else "") for n in results.get("eval_noise") or [])
         parts += ["\n## Learning vs sharpening: the temperature sweep\n",
                   f"Held-out accuracy on {st['eval_examples']} problems x {st.get('sweep_samples')} samples at "
                   "each temperature; gains paired over seeds; control's share = the reward-free `confidence` "
-                  "objective's gain as a % of the row's.\n", temperature_table(results)]
+                  "objective's gain as a % of the row's. Evaluation noise (sd of one such evaluation, from two "
+                  f"sampling seeds, in points): {noise or 'not measured'}.\n", temperature_table(results)]
     if results["pass_at_k"]:
         parts += ["\n## pass@k on held-out problems\n",
                   f"Unbiased estimator from {st['pass_k']} samples on up to {st['pass_k_examples']} problems of "
