@@ -108,7 +108,9 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     Objective("dr-grpo", "advantage", std=False, ratio="token", aggregation="constant",
               source="later paper: Liu et al. 2503.20783: no std scaling, constant normaliser"),
     Objective("gspo", "advantage", ratio="sequence", clip=(3e-4, 4e-4),
-              source="later paper: Zheng et al. 2507.18071: sequence-level ratio, clipped at (3e-4, 4e-4)"),
+              source="later paper: Zheng et al. 2507.18071: sequence-level ratio, its own clip (3e-4, 4e-4)"),
+    Objective("gspo-eps", "advantage", ratio="sequence",
+              source="course's own: GSPO's sequence ratio clipped at the run's epsilon, as grpo's ratio is"),
     # the reward-free control: GRPO's loss with the model's own confidence as the reward
     Objective("confidence", "confidence", ratio="token", kl=True,
               source="later paper: Zhao et al. 2505.19590 (Intuitor), simplified: group-normalised mean token "

@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from course_lib import DATA_DIR, stats
+from course_lib.objectives import OBJECTIVES
 
 #: one colour per name in every figure of the course: the objectives, the reward-free control
 #: and the base model (matplotlib's tab10 and tab20 hues, told apart in greyscale by line style)
 COLOURS = {"base": "#000000", "grpo": "#1f77b4", "grpo-no-kl": "#17becf", "sft+": "#2ca02c",
            "sft-": "#d62728", "sft+-": "#ff7f0e", "sft+-balanced": "#9467bd", "sft+-sized": "#8c564b",
-           "gspo": "#e377c2", "reinforce-rej": "#bcbd22", "dr-grpo": "#393b79", "confidence": "#7f7f7f"}
+           "gspo": "#e377c2", "gspo-eps": "#f7b6d2", "reinforce-rej": "#bcbd22", "dr-grpo": "#393b79",
+           "confidence": "#7f7f7f"}
 
 
 def colour(name: str) -> str:
@@ -38,9 +40,13 @@ def colour(name: str) -> str:
 
 
 def arm_label(objective: str, mu: int = 1, optimizer: str = "adamw") -> str:
-    """An arm's name in tables and legends: the objective, its mu when the ratio and clip act, its
-    optimizer when not AdamW. Example: ``arm_label("grpo", 4, "sgd")`` -> ``"grpo (mu 4, sgd)"``."""
+    """An arm's name in tables and legends: the objective, its own clip range and its mu when the
+    ratio and clip act, its optimizer when not AdamW. Examples: ``arm_label("grpo", 4, "sgd")`` ->
+    ``"grpo (mu 4, sgd)"``; ``arm_label("gspo", 4)`` -> ``"gspo (clip 3e-4/4e-4, mu 4)"``."""
     more = [f"mu {mu}"] * (mu != 1) + [optimizer] * (optimizer != "adamw")
+    row = OBJECTIVES.get(objective)
+    if row is not None and row.clip and mu != 1:  # a row that ignores the run's epsilon says so
+        more.insert(0, "clip " + "/".join(f"{x:.0e}".replace("e-0", "e-") for x in row.clip))
     return objective + (f" ({', '.join(more)})" if more else "")
 
 

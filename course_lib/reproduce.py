@@ -125,15 +125,15 @@ def make_config(profile: str, spec: RunSpec, settings: Settings, extra: dict | N
 
 
 #: notebook 08's arms on countdown-micro, beside the main runs it reuses (grpo, sft+, sft-):
-#: Reinforce-Rej and Dr. GRPO at one update per rollout; GSPO and GRPO at mu = 4 (the ratio and
-#: clip act); GRPO on random rewards at mu = 1 and mu = 4 (spurious rewards, clip off vs on)
+#: Reinforce-Rej, Dr. GRPO at mu = 1; GRPO, GSPO at its own clip range and at GRPO's (gspo-eps) at
+#: mu = 4 (the ratio and clip act); GRPO on random rewards at mu = 1 and 4 (clip off vs on)
 BEYOND_ARMS = (("countdown-micro", "reinforce-rej", 1), ("countdown-micro", "dr-grpo", 1),
-               ("countdown-micro", "grpo", 4), ("countdown-micro", "gspo", 4),
+               ("countdown-micro", "grpo", 4), ("countdown-micro", "gspo", 4), ("countdown-micro", "gspo-eps", 4),
                ("countdown-micro-random", "grpo", 1), ("countdown-micro-random", "grpo", 4))
 
 
 def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
-    """Notebook 08's runs, seed by seed. Example: ``len(plan_beyond(range(5)))`` -> 30."""
+    """Notebook 08's runs, seed by seed. Example: ``len(plan_beyond(range(5)))`` -> 35."""
     return [RunSpec(t, o, s, mu=mu) for s in seeds for t, o, mu in arms]
 
 

@@ -164,7 +164,7 @@ def test_report_only_rebuilds_the_outputs_without_training(tiny_reproduction):
 def test_notebook_08_plan_has_its_arms_seed_by_seed():
     specs = R.plan_beyond(range(2))
     assert len(specs) == 2 * len(R.BEYOND_ARMS) and [s.seed for s in specs] == sorted(s.seed for s in specs)
-    assert {(s.objective, s.mu) for s in specs} >= {("gspo", 4), ("grpo", 4), ("reinforce-rej", 1)}
+    assert {(s.objective, s.mu) for s in specs} >= {("gspo", 4), ("gspo-eps", 4), ("grpo", 4), ("reinforce-rej", 1)}
     assert len({s.dirname for s in specs}) == len(specs)  # mu is part of the run directory
     assert R.RunSpec("countdown-micro", "grpo", 0).dirname == "countdown-micro/grpo_sequence/seed0"
     assert R.make_config("micro", R.RunSpec("countdown-micro", "gspo", 0, mu=4), BUDGET).mu == 4
@@ -189,10 +189,10 @@ def test_tables_tell_arms_apart_by_mu():
             for s in range(3)]
     results = {"summary": stats.summarize(runs), "equivalence": stats.equivalence(runs, 0.05)}
     rows = [line.split(" | ")[1] for line in report.summary_table(results).splitlines()[2:]]
-    assert rows == ["grpo", "grpo (mu 4)", "gspo (mu 4)"]
+    assert rows == ["grpo", "grpo (mu 4)", "gspo (clip 3e-4/4e-4, mu 4)"]
     (eq,) = results["equivalence"]  # gspo at mu 4 is paired with grpo at mu 4, not at mu 1
     assert eq["objective"] == "gspo" and eq["mu"] == 4 and eq["diff"] == pytest.approx(0.02)
-    assert "| t | gspo (mu 4) | 3 |" in report.equivalence_table(results)
+    assert "| t | gspo (clip 3e-4/4e-4, mu 4) | 3 |" in report.equivalence_table(results)
 
 
 def test_pass_at_k_asks_the_question_training_asks(monkeypatch):
