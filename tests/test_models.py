@@ -369,6 +369,29 @@ def test_reference_policy_with_lora_is_the_untrained_model(tiny_qwen_dir):
     assert torch.equal(logits_of(model, batch), trained)  # adapters back on
 
 
+def test_bf16_on_a_cpu_stores_frozen_linears_in_bf16_and_computes_the_same(tiny_qwen_dir):
+    """LoRA without 4-bit at --precision bf16 on a CPU: the frozen Linear weights are stored in
+    bf16 (autocast would cast them in every forward), the adapters, the embedding and the norms
+    stay float32, and under autocast logits and adapter gradients equal those of float32 storage."""
+    lora16 = dataclasses.replace(QWEN_BASE, quantization=None, gradient_checkpointing=False)
+    results = []
+    for precision in ("bf16", "fp32"):
+        torch.manual_seed(0)
+        model, tok = load_policy(lora16, device="cpu", model_id=str(tiny_qwen_dir), precision=precision)
+        batch = lm_batch(tok)
+        frozen = {p.dtype for n, p in model.named_parameters() if not p.requires_grad and "proj" in n}
+        assert frozen == ({torch.bfloat16} if precision == "bf16" else {torch.float32})
+        assert {p.dtype for p in trainable_parameters(model)} == {torch.float32}
+        assert model.get_input_embeddings().weight.dtype == torch.float32
+        model.train()
+        with models.autocast(model, torch.bfloat16):
+            out = model(**batch)
+        out.loss.backward()
+        results.append((out.logits.detach(), [p.grad for p in trainable_parameters(model)]))
+    (lb, gb), (lf, gf) = results
+    assert torch.equal(lb, lf) and all(torch.equal(a, b) for a, b in zip(gb, gf))
+
+
 # ----------------------------------------------------------------- full fine-tuning reference
 
 FULL_FT = dataclasses.replace(QWEN_BASE, quantization=None, lora=None, gradient_checkpointing=False)
