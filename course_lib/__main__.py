@@ -18,8 +18,8 @@ USER_ERRORS = (ValueError, OSError)  # RunDirError and ModelUnavailableError are
 
 
 class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line and exit code 2 (tools/pretrain_micro.py
-    uses it too)."""
+    """An ``ArgumentParser`` whose errors are one line and exit code 2 (tools/scale.py and
+    tools/pretrain_micro.py use it too)."""
 
     def error(self, message):  # argparse's usage block, then one line: keep the one line
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
@@ -47,7 +47,7 @@ def _threads(threads: int | None, profile=None) -> None:
 # ---------------------------------------------------------------------------------- train
 
 
-def _parse_config(ap, argv):
+def parse_config(ap, argv):
     """``(TrainConfig from the profile's budget and the options given, {the command's own option:
     value})``, after adding ``--budget`` and one option per TrainConfig field (``--learning-rate``,
     ...; unset ones stay None) to the command's own options in ``ap``."""
@@ -78,7 +78,7 @@ def train_main(argv) -> int:
     from course_lib.models import get_profile
     from course_lib.trainer import train
 
-    cfg, opts = _parse_config(_train_parser(), argv)
+    cfg, opts = parse_config(_train_parser(), argv)
     _threads(opts["threads"], get_profile(cfg.profile))
     res = train(cfg, run_dir=opts["run_dir"], resume=opts["resume"], overwrite=opts["overwrite"],
                 progress=not opts["no_progress"])
@@ -258,23 +258,6 @@ def fetch_smollm2_main(argv) -> int:
     return 0
 
 
-def scale_main(argv) -> int:
-    from course_lib import scale
-
-    ap = Parser(prog="accelerate launch -m course_lib scale",
-                description="One course run (any objective) on TRL's GRPOTrainer, on N processes.")
-    ap.add_argument("--out", required=True, help="TRL's output folder; the trained model is saved here")
-    ap.add_argument("--model", default=None, help="hub id or folder (default: the profile's model)")
-    ap.add_argument("--course-advantages", action="store_true", help="grpo rows: the course's std (divide by G)")
-    ap.add_argument("--no-vllm", action="store_true", help="sample with Hugging Face generate even if vLLM is there")
-    ap.add_argument("--trl", action="append", default=[], metavar="FIELD=VALUE",
-                    help="any GRPOConfig field, e.g. vllm_gpu_memory_utilization=0.5 (repeatable)")
-    cfg, opts = _parse_config(ap, argv)
-    scale.run(cfg, opts["out"], model=opts["model"], course_advantages=opts["course_advantages"],
-              use_vllm=False if opts["no_vllm"] else None, trl_fields=opts["trl"])
-    return 0
-
-
 # command -> (function, one-line help)
 COMMANDS = {
     "demo": (demo_main, "the main job of `make demo`"),
@@ -282,7 +265,6 @@ COMMANDS = {
     "evaluate": (evaluate_main, "held-out accuracy, pass@k and lengths of a run"),
     "reproduce": (reproduce_main, "the paper's comparison, every objective and seed"),
     "fetch-smollm2": (fetch_smollm2_main, "fetch the offline copy of SmolLM2-135M-Instruct (the smollm2 profile)"),
-    "scale": (scale_main, "one run on TRL + accelerate (many GPUs): accelerate launch -m course_lib scale ..."),
 }
 
 
