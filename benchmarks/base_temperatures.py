@@ -17,10 +17,12 @@ import torch
 
 from course_lib import models
 from course_lib.evaluate import evaluate
-from course_lib.pretrain import MAX_NEW_TOKENS, TASKS
 from course_lib.tasks import get_task
 
 TEMPERATURES = (1.0, 0.6, 0.3)
+#: the micro tasks and the micro setting's completion cap (64 tokens)
+TASKS = models.PROFILES["micro"].tasks
+MAX_NEW_TOKENS = models.PROFILES["micro"].budgets["default"]["max_new_tokens"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,7 @@ checkpointing is timed on either side.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -147,13 +148,16 @@ def random_qwen_folder(name: str, cache: Path, smoke: bool = False) -> Path:
 
 def micro_model(path: str | None = None):
     """(model, tokenizer, trained?) the shipped micro base model (or the one in ``path``), or a
-    random one when there is none."""
-    from course_lib import models, pretrain
+    random one when there is none (built as tools/pretrain_micro.py builds it)."""
+    from course_lib import models
 
     try:
         model, tok = models.load_micro(path)
         return model, tok, True
     except FileNotFoundError:
+        spec = importlib.util.spec_from_file_location("pretrain_micro", ROOT / "tools" / "pretrain_micro.py")
+        pretrain = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(pretrain)
         model = pretrain.build_micro_model(tok := pretrain.build_micro_tokenizer())
         return model, tok, False
 
@@ -461,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompts", type=int, default=None, help="override prompts per step")
     ap.add_argument("--new-tokens", type=int, default=None, help="override max new tokens")
     ap.add_argument("--micro-dir", default=None,
-                    help="a micro model folder written by pretrain-micro (default: data/micro)")
+                    help="a micro model folder written by tools/pretrain_micro.py (default: data/micro)")
     ap.add_argument("--cache-dir", default=None, help="where the random Qwen models are saved (GPU)")
     ap.add_argument("--json", default=None, help="also write the raw figures to this file")
     ap.add_argument("--worker", choices=SYSTEMS, default=None, help=argparse.SUPPRESS)

@@ -51,7 +51,6 @@ import torch
 
 from course_lib import models
 from course_lib.evaluate import evaluate, pass_at_k_curve
-from course_lib.pretrain import MAX_NEW_TOKENS
 from course_lib.tasks import get_task, micro, micro_templates
 
 STAGES = (16, 48, 64)  # samples per selection stage (default)
@@ -59,6 +58,8 @@ STAGES = (16, 48, 64)  # samples per selection stage (default)
 WIDE_TOP = 12
 KS = (1, 16, 256)
 TASKS = ("countdown-micro", "gsm8k-micro")
+#: the micro setting's completion cap (64 tokens), as in training and the base model's manifest
+MAX_NEW_TOKENS = models.PROFILES["micro"].budgets["default"]["max_new_tokens"]
 
 
 #: What each task's candidates are and why the split is fair to the base (stored with the split).

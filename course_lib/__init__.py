@@ -14,8 +14,10 @@ The argument, in the order the course meets it (each module, one job):
 Machinery a learner may skip: ``runs`` (run directories, checkpoints, resume), ``loading``
 (hub, offline copies, SmolLM2's GGUF, 4-bit and LoRA set-up), ``reproduce`` (the experiment
 grid), ``stats`` (intervals, TOST, power, bootstrap, Holm, verdict rules), ``report`` (tables
-and result figures), ``pretrain`` (how the micro model was made), ``scale`` (the objectives on
-TRL + accelerate, optional extra), ``demo`` and ``__main__`` (the command line).
+and result figures), ``demo`` and ``__main__`` (the command line).
+
+Outside the package, in tools/: ``pretrain_micro.py`` (how the micro model was made; it writes
+data/micro/) and ``scale.py`` (the objectives on TRL + accelerate, the optional ``scale`` extra).
 """
 
 __version__ = "0.2.0"

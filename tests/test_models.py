@@ -12,8 +12,10 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import importlib.util
 import inspect
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -38,6 +40,12 @@ from course_lib.models import (
 )
 from course_lib.trainer import TrainConfig
 
+#: tools/pretrain_micro.py, which builds and saves micro models (random ones here)
+_spec = importlib.util.spec_from_file_location(
+    "pretrain_micro", Path(__file__).resolve().parent.parent / "tools" / "pretrain_micro.py")
+pretrain = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pretrain)
+
 QWEN_BASE = PROFILES["qwen2.5-0.5b"]
 
 # The published configs of the real models (config.json on the hub), used by the gpu tests when
@@ -50,6 +58,7 @@ REAL_CONFIGS = {
 }
 QWEN_COMMON = dict(vocab_size=151936, max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-6,
                    tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151643)
+
 
 
 def qwen_config(**overrides) -> Qwen2Config:
@@ -270,11 +279,8 @@ def test_only_the_real_models_go_to_the_gpu(monkeypatch, name, device, expected)
 def test_micro_loads_on_the_cpu_on_a_gpu_runtime(monkeypatch, tmp_path):
     """Notebooks 02, 04, 05 and 08 mix the micro model's outputs with CPU tensors: with a GPU
     present, load_policy("micro") must still give a CPU model (and compute in float32)."""
-    from course_lib import pretrain
-    from course_lib.pretrain import build_micro_model, build_micro_tokenizer
-
-    tok = build_micro_tokenizer()
-    pretrain.save(build_micro_model(tok, hidden=32, layers=1, heads=2), tok, tmp_path)
+    tok = pretrain.build_micro_tokenizer()
+    pretrain.save(pretrain.build_micro_model(tok, hidden=32, layers=1, heads=2), tok, tmp_path)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (7, 5))
     model, _ = load_policy("micro", model_id=str(tmp_path))  # a move to CUDA would fail here: torch has none
@@ -457,16 +463,15 @@ def test_reference_policy_needs_adapters_or_a_snapshot():
 def test_micro_profile_loads_for_full_finetuning(tmp_path, source):
     """micro goes through course_lib.models.load_micro: the bundled checkpoint (data/micro), or
     any folder written like it (here a random micro model, so the test runs before one exists)."""
-    from course_lib import DATA_DIR, pretrain
-    from course_lib.pretrain import build_micro_model, build_micro_tokenizer
+    from course_lib import DATA_DIR
 
     if source == "bundled":
         if not (DATA_DIR / "micro" / "model" / "config.json").exists():
-            pytest.skip("no micro checkpoint in data/micro yet (python -m course_lib pretrain-micro)")
+            pytest.skip("no micro checkpoint in data/micro yet (python tools/pretrain_micro.py)")
         model_id = None
     else:
-        tok = build_micro_tokenizer()
-        pretrain.save(build_micro_model(tok), tok, tmp_path)
+        tok = pretrain.build_micro_tokenizer()
+        pretrain.save(pretrain.build_micro_model(tok), tok, tmp_path)
         model_id = str(tmp_path)
     model, tok = load_policy(PROFILES["micro"], device="cpu", model_id=model_id)
     assert tok.padding_side == "left" and tok.pad_token_id is not None

@@ -1,9 +1,9 @@
-"""course_lib.scale: every objective on TRL's GRPOTrainer equals course_lib, and 2 processes equal 1.
+"""tools/scale.py: every objective on TRL's GRPOTrainer equals course_lib, and 2 processes equal 1.
 
 1. Equality. One batch, sampled once from the micro model on gsm8k-micro (3 prompts x G = 4,
    prompts of different lengths, so left padding is exercised, mixed groups and an all-wrong
    one, one truncated completion), is fed to both sides: course_lib's ``trainer.update`` and one
-   ``trainer.train()`` step of TRL through ``course_lib.scale`` (the completions come in through
+   ``trainer.train()`` step of TRL through ``tools/scale.py`` (the completions come in through
    TRL's ``rollout_func``; the rewards are the course verifier's, as TRL reward functions). The
    policy is perturbed away from the reference so the KL term is not zero. Both sides' loss and
    gradient (before any clipping) agree within 1e-6 for every objective and aggregation; for the
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import gc
+import importlib.util
 import os
 import socket
 import subprocess
@@ -41,12 +42,16 @@ import torch
 pytest.importorskip("trl", reason="TRL is not installed: pip install -e '.[scale]'")
 
 import course_lib  # noqa: E402
-from course_lib import models, scale  # noqa: E402
+from course_lib import models  # noqa: E402
 from course_lib.objectives import OBJECTIVES, get_objective, weights  # noqa: E402
 from course_lib.rollout import generate_rollouts  # noqa: E402
 from course_lib.tasks import get_task  # noqa: E402
 from course_lib.trainer import TrainConfig, update  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("scale", ROOT / "tools" / "scale.py")
+scale = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(scale)
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental
 TASK, P, G, LENGTH, BETA = "gsm8k-micro", 3, 4, 40, 0.01
 TOL = 1e-6
@@ -170,7 +175,7 @@ class _Grads:
 
 
 def trl_side(batch, objective, aggregation, tmp_path, **kw):
-    """TRL's loss and {name: gradient} on the batch, one ``train()`` step through course_lib.scale."""
+    """TRL's loss and {name: gradient} on the batch, one ``train()`` step through tools/scale.py."""
     roll, _, _, noise = batch
     model, tok = _perturbed(noise)
     keep = _Grads()
@@ -211,21 +216,35 @@ CASES = [(o, a, adv) for o, row in OBJECTIVES.items() if not row.needs_logprobs 
          for adv in (("trl", "course") if _trl_advantages(row) else ("course",))]
 
 
-def test_only_scale_imports_trl():
-    """The tests import this checkout's course_lib, where no module but scale imports trl, and only
-    the command line imports scale, inside the function of its ``scale`` command."""
-    package = Path(scale.__file__).resolve().parent
-    assert Path(course_lib.__file__).resolve() == package / "__init__.py"
-    for path in package.rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
-        if path.name == "__main__.py":  # the scale command imports it when it runs, nothing else does
-            top = {id(n) for n in tree.body}
-            nodes = [n for n in nodes if id(n) in top]
-        names = {a.name for n in nodes if isinstance(n, ast.Import) for a in n.names}
-        names |= {f"{n.module}.{a.name}" for n in nodes if isinstance(n, ast.ImportFrom) for a in n.names}
-        found = {x for x in names if x.split(".")[0] == "trl" or "scale" in x.split(".")}
-        assert path.name == "scale.py" or not found, f"{path.name} imports {found}"
+def _imported(path: Path) -> set[str]:
+    """Every module and ``module.name`` that ``path`` imports, also inside functions."""
+    nodes = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = {a.name for n in nodes if isinstance(n, ast.Import) for a in n.names}
+    return names | {f"{n.module}.{a.name}" for n in nodes if isinstance(n, ast.ImportFrom) for a in n.names}
+
+
+def test_trl_is_imported_by_tools_scale_only():
+    """The tests import this checkout's course_lib, where no module imports trl or the scale tool:
+    tools/scale.py is what imports trl (the optional ``scale`` extra)."""
+    assert Path(course_lib.__file__).resolve() == ROOT / "course_lib" / "__init__.py"
+    assert Path(scale.__file__).resolve() == ROOT / "tools" / "scale.py"
+    for path in (ROOT / "course_lib").rglob("*.py"):
+        found = {x for x in _imported(path) if x.split(".")[0] == "trl" or "scale" in x.split(".")}
+        assert not found, f"{path.relative_to(ROOT)} imports {found}"
+    assert any(x.split(".")[0] == "trl" for x in _imported(ROOT / "tools" / "scale.py"))
+
+
+@pytest.mark.parametrize("args, message", [(["--trl", "no_such_field=1"], "expected FIELD=VALUE"),
+                                           (["--group-size", "x"], "--group-size: invalid int value"),
+                                           ([], "the following arguments are required: --out")])
+def test_the_command_line_refuses_bad_options_in_one_line(args, message, tmp_path, capsys):
+    """``accelerate launch tools/scale.py``: a bad option or value is one line and exit code 2,
+    before any model is loaded."""
+    out = [] if not args else ["--out", str(tmp_path / "out")]
+    assert scale.main([*args, *out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("objective,aggregation,advantages", CASES)
@@ -325,8 +344,7 @@ def _free_port() -> int:
 
 
 def test_two_processes_equal_one(tmp_path):
-    root = Path(course_lib.__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "TRL_EXPERIMENTAL_SILENCE": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",

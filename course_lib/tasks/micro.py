@@ -2,7 +2,7 @@
 
 Each task has a train split, a fixed held-out ``test`` split, a fixed ``hard`` split for pass@k, a
 prompt function and a *trace* generator that writes the pretraining completions of the micro base
-model (``course_lib.pretrain``, which trains on the seed-0 train split):
+model (``tools/pretrain_micro.py``, which trains on the seed-0 train split):
 
 - **countdown-micro**: three numbers from 1..9 and a target from 1..99 that two integer steps
   reach: prompt ``"3 7 5>26:"``, completion ``"3+7=10,10*5=50;3*7=21,21+5=26<answer>(3*7)+5</answer>"``.

@@ -1,15 +1,16 @@
-"""Machinery a learner may skip: how the micro base model was pretrained.
+"""Build and pretrain the micro base model: ``python tools/pretrain_micro.py [--steps ...]``.
 
-``python -m course_lib pretrain-micro`` trains the base policy of the ``micro`` profile from
-scratch by next-token SFT on the traces of ``course_lib.tasks.micro`` (both micro tasks in one
-model), measures its held-out success with ``course_lib.evaluate``, and writes::
+Trains the base policy of the ``micro`` profile from scratch by next-token SFT on the traces of
+``course_lib.tasks.micro`` (both micro tasks in one model), measures its held-out success with
+``course_lib.evaluate``, and writes::
 
     data/micro/tokenizer/     tokenizer.json + tokenizer_config.json (no config.json on purpose)
     data/micro/model/         Qwen2ForCausalLM.save_pretrained (config.json + safetensors)
     data/micro/manifest.json  command, seed, wall time, versions, base success and lengths
 
 The tokenizer and the untrained model are built here (:func:`build_micro_tokenizer`,
-:func:`build_micro_model`); ``course_lib.models.load_micro`` loads the result.
+:func:`build_micro_model`); ``course_lib.models.load_micro`` loads the result. With no options
+it rebuilds the shipped checkpoint (the recipe in ``data/micro/manifest.json``).
 
 What is simplified, and why:
 
@@ -18,6 +19,8 @@ What is simplified, and why:
 - Training batches are right-padded, so position ids are the usual 0..L-1; sampling is
   left-padded with position ids built from the attention mask, which gives the same positions
   to the same tokens.
+
+A tool that writes the repository's data/micro/, so it lives outside the package.
 """
 
 from __future__ import annotations
@@ -28,15 +31,19 @@ import math
 import os
 import platform
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from course_lib import loading
+from course_lib import DATA_DIR, loading
+from course_lib.__main__ import USER_ERRORS, Parser, count
 from course_lib.evaluate import evaluate
 from course_lib.tasks import get_task, micro
+
+PROG = "python tools/pretrain_micro.py"
 
 MICRO_EOS, MICRO_PAD, MICRO_UNK = "<|endoftext|>", "<|pad|>", "<unk>"
 #: Multi-character strings that are single tokens of the micro tokenizer.
@@ -82,7 +89,6 @@ def build_micro_model(tokenizer, *, seed: int = 0, hidden: int = 128, layers: in
     model = Qwen2ForCausalLM(config)
     loading.align_generation_ids(model, tokenizer)
     return model
-
 
 
 #: Completion cap of the micro setting, in tokens (the end-of-text token included).
@@ -173,7 +179,7 @@ def pretrain(*, steps: int = 2600, seconds: float | None = None, seed: int = 0, 
     return model, tokenizer, history
 
 
-#: pretrain()'s defaults: the recipe of the shipped checkpoint and the defaults of ``pretrain-micro``.
+#: pretrain()'s defaults: the recipe of the shipped checkpoint and the defaults of this command.
 RECIPE = {name: p.default for name, p in inspect.signature(pretrain).parameters.items() if p.default is not None}
 
 
@@ -242,3 +248,69 @@ def write_manifest(out: Path, command: str, recipe: dict, model, history, train_
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, Path(out) / "manifest.json")
     return manifest
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def _command(argv: list[str]) -> str:
+    """The command that rebuilds the micro model, without ``--out`` (where it went is no part of
+    the recipe)."""
+    argv = list(argv)
+    i = next((i for i, a in enumerate(argv) if a == "--out" or a.startswith("--out=")), None)
+    if i is not None:
+        del argv[i : i + (2 if argv[i] == "--out" else 1)]
+    return " ".join([PROG, *argv])
+
+
+def _parser() -> Parser:
+    ap = Parser(prog=PROG, description="Pretrain the micro base model on traces of the micro tasks, measure it, "
+                "and write tokenizer/, model/ and manifest.json.")
+    ap.add_argument("--steps", type=count, default=RECIPE["steps"], help="optimizer steps (default %(default)s)")
+    ap.add_argument("--seconds", type=float, default=None, help="also stop after this many seconds")
+    ap.add_argument("--seed", type=int, default=RECIPE["seed"])
+    ap.add_argument("--batch-size", type=count, default=RECIPE["batch_size"])
+    ap.add_argument("--lr", type=float, default=RECIPE["lr"])
+    ap.add_argument("--countdown-share", type=float, default=RECIPE["countdown_share"],
+                    help="share of steps spent on countdown-micro (the rest on gsm8k-micro)")
+    ap.add_argument("--eval-samples", type=int, default=4, help="sampled completions per test problem (0: none)")
+    ap.add_argument("--threads", type=count, default=None, help="torch CPU threads")
+    ap.add_argument("--out", type=Path, default=DATA_DIR / "micro", help="output folder")
+    return ap
+
+
+def pretrain_main(argv: list[str]) -> int:
+    """Pretrain, save, measure and write the manifest; nothing is written before training ends."""
+    ap = _parser()
+    args = ap.parse_args(argv)
+    if not 0.0 <= args.countdown_share <= 1.0:
+        ap.error(f"argument --countdown-share: must be in [0, 1], got {args.countdown_share}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    start = time.time()
+    recipe = {"steps": args.steps, "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
+              "countdown_share": args.countdown_share}
+    model, tok, history = pretrain(seconds=args.seconds, **recipe)
+    train_s = time.time() - start
+    save(model, tok, args.out)
+    ev = evaluate_micro(model, tok, samples=args.eval_samples, seed=args.seed) if args.eval_samples > 0 else None
+    m = write_manifest(args.out, _command(argv), recipe, model, history, train_s, ev, time.time() - start)
+    print(json.dumps(m, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: a bad option or value, or an unusable output folder, prints one line
+    naming it and returns 2."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return pretrain_main(argv)
+    except SystemExit as exit_:  # argparse: --help (0) or a bad option, already reported in one line (2)
+        return int(exit_.code or 0)
+    except USER_ERRORS as err:
+        print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

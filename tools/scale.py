@@ -1,12 +1,12 @@
-"""Every objective of the course on TRL's ``GRPOTrainer``, for runs that need more than one GPU.
+"""Every objective of the course on TRL's ``GRPOTrainer``: ``accelerate launch tools/scale.py ...``.
 
 The course trains with its own loop on one GPU; the paper's budget (64 prompts x G = 5 x 1,024
 tokens, 1.5B-3B models, several seeds) needs many GPUs and a fast sampler: TRL's ``GRPOTrainer``
-under ``accelerate`` (DDP, DeepSpeed, FSDP), sampling with vLLM. This module runs every row of
-``course_lib.objectives.OBJECTIVES`` on it; it is the only module that imports TRL (the
-``scale`` extra). The grpo rows are TRL's own GRPO; the rows without a ratio (``sft+``, ``sft-``,
-``sft+-``, ``sft+-balanced``, ``sft+-sized``) get the course's weights and its signed-SFT loss
-``-aggregate(w * logp)`` through :class:`CourseGRPOTrainer`.
+under ``accelerate`` (DDP, DeepSpeed, FSDP), sampling with vLLM. This tool runs every row of
+``course_lib.objectives.OBJECTIVES`` on it; it is the only part of the course that imports TRL
+(the ``scale`` extra). The grpo rows are TRL's own GRPO; the rows without a ratio (``sft+``,
+``sft-``, ``sft+-``, ``sft+-balanced``, ``sft+-sized``) get the course's weights and its
+signed-SFT loss ``-aggregate(w * logp)`` through :class:`CourseGRPOTrainer`.
 
 What makes TRL's definitions the course's (``tests/test_scale.py``: loss and gradient within
 1e-6 for every row and aggregation): aggregation ``sequence`` / ``token`` / ``constant`` =
@@ -27,9 +27,12 @@ Launch, one process per GPU (unset options from the profile's budget; add ``--co
 with a DeepSpeed or FSDP config to shard; on a CPU ``--multi_gpu --num_processes 2`` starts
 two gloo processes, as ``tests/test_scale.py`` does)::
 
-    accelerate launch --num_processes 8 -m course_lib scale --profile qwen2.5-1.5b \\
+    accelerate launch --num_processes 8 tools/scale.py --profile qwen2.5-1.5b \\
         --task gsm8k --objective sft+- --learning-rate 1e-6 --prompts-per-step 64 \\
         --group-size 5 --max-new-tokens 1024 --temperature 0.6 --out runs/scale/gsm8k-sft+-
+
+A tool for runs on many GPUs with an optional extra, so it lives outside the package; it builds
+on course_lib (objectives, tasks, profiles) and on the command line's ``course_lib.__main__``.
 """
 
 from __future__ import annotations
@@ -37,16 +40,22 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import logging
 import os
+import sys
 
-import torch
-from datasets import Dataset
-from trl import GRPOConfig, GRPOTrainer
+# TRL's trainer imports bitsandbytes, which logs a notice about optional CPU kernels: not wanted
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
-from course_lib import loading, models
-from course_lib.objectives import aggregate, get_objective, weights
-from course_lib.tasks import get_task
-from course_lib.trainer import TrainConfig
+import torch  # noqa: E402
+from datasets import Dataset  # noqa: E402
+from trl import GRPOConfig, GRPOTrainer  # noqa: E402
+
+from course_lib import loading, models  # noqa: E402
+from course_lib.__main__ import USER_ERRORS, Parser, parse_config  # noqa: E402
+from course_lib.objectives import aggregate, get_objective, weights  # noqa: E402
+from course_lib.tasks import get_task  # noqa: E402
+from course_lib.trainer import TrainConfig  # noqa: E402
 
 #: course aggregation -> TRL loss_type with the same normaliser
 TRL_LOSS_TYPE = {"sequence": "grpo", "token": "dapo", "constant": "dr_grpo"}
@@ -238,7 +247,7 @@ def make_trainer(cfg: TrainConfig, output_dir: str, *, model=None, tokenizer=Non
 
 def run(cfg: TrainConfig, out: str, *, model=None, course_advantages: bool = False, use_vllm: bool | None = None,
         trl_fields: list[str] = ()) -> None:
-    """One course run on TRL (``accelerate launch -m course_lib scale ...``); the trained model,
+    """One course run on TRL (``accelerate launch tools/scale.py ...``); the trained model,
     its tokenizer and ``course_config.json`` are saved in ``out``. ``trl_fields``: any
     ``GRPOConfig`` field as ``"FIELD=VALUE"``."""
     fields = dict(_field(text) for text in trl_fields)
@@ -261,3 +270,34 @@ def _field(text: str) -> tuple[str, object]:
         return name, json.loads(value)
     except json.JSONDecodeError:
         return name, value
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (each process of ``accelerate launch`` runs it): a bad option or value
+    prints one line naming it and returns 2."""
+    ap = Parser(prog="accelerate launch tools/scale.py",
+                description="One course run (any objective) on TRL's GRPOTrainer, on N processes.")
+    ap.add_argument("--out", required=True, help="TRL's output folder; the trained model is saved here")
+    ap.add_argument("--model", default=None, help="hub id or folder (default: the profile's model)")
+    ap.add_argument("--course-advantages", action="store_true", help="grpo rows: the course's std (divide by G)")
+    ap.add_argument("--no-vllm", action="store_true", help="sample with Hugging Face generate even if vLLM is there")
+    ap.add_argument("--trl", action="append", default=[], metavar="FIELD=VALUE",
+                    help="any GRPOConfig field, e.g. vllm_gpu_memory_utilization=0.5 (repeatable)")
+    try:
+        cfg, opts = parse_config(ap, sys.argv[1:] if argv is None else list(argv))
+        run(cfg, opts["out"], model=opts["model"], course_advantages=opts["course_advantages"],
+            use_vllm=False if opts["no_vllm"] else None, trl_fields=opts["trl"])
+    except SystemExit as exit_:  # argparse: --help (0) or a bad option, already reported in one line (2)
+        return int(exit_.code or 0)
+    except USER_ERRORS as err:
+        print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # one loading bar per process otherwise
+    sys.exit(main())
