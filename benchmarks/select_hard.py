@@ -89,7 +89,7 @@ def countdown_candidates(n: int) -> list[dict]:
         zeros = nums.count(0)
         if zeros > 1:
             continue
-        for _, _, value in micro._expressions(nums):
+        for _, _, value in micro.countdown_expressions(nums):
             if (zeros and 1 <= value <= 99) or (not zeros and value >= 100):
                 keys.add((nums, value))
     rng = random.Random("countdown-micro-hard-v2")

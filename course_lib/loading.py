@@ -384,3 +384,20 @@ def prepare_for_training(model, profile, gradient_checkpointing: bool):
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, config)
+
+
+def store_frozen_linears(model, dtype: torch.dtype) -> None:
+    """Store the frozen weights of LoRA's base ``Linear`` layers in ``dtype``, the compute dtype.
+
+    Autocast casts every float32 weight to ``dtype`` in every forward pass, the same numbers each
+    time; stored cast once, the matmuls are bit for bit the same without that copy (on a CPU it is
+    a large part of a forward: ``benchmarks/step_time.py``). A Linear whose weight is tied to the
+    input embedding keeps float32 (the embedding feeds the float32 residual stream); trainable
+    weights stay float32. The model must then run under ``models.autocast``, as training does.
+    """
+    tied = model.get_input_embeddings().weight
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad and m.weight is not tied:
+            m.weight.data = m.weight.data.to(dtype)
+            if m.bias is not None:
+                m.bias.data = m.bias.data.to(dtype)

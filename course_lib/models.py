@@ -308,26 +308,9 @@ def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
     if profile.lora is None:  # full fine-tuning: float32 weights, autocast computes in ``precision``
         snapshot_reference(model)
     elif profile.quantization is None and dtype != torch.float32 and device.type == "cpu":
-        store_frozen_linears(model, dtype)  # the model then runs under autocast, as training and evaluation do
+        loading.store_frozen_linears(model, dtype)  # the model then runs under autocast, as training and evaluation do
     loading.align_generation_ids(model, tokenizer)
     return model.eval(), tokenizer
-
-
-def store_frozen_linears(model, dtype: torch.dtype) -> None:
-    """Store the frozen weights of LoRA's base ``Linear`` layers in ``dtype``, the compute dtype.
-
-    Autocast casts every float32 weight to ``dtype`` in every forward pass, the same numbers each
-    time; stored cast once, the matmuls are bit for bit the same without that copy (on a CPU it is
-    a large part of a forward: ``benchmarks/step_time.py``). A Linear whose weight is tied to the
-    input embedding keeps float32 (the embedding feeds the float32 residual stream); trainable
-    weights stay float32. The model must then run under :func:`autocast`, as training does.
-    """
-    tied = model.get_input_embeddings().weight
-    for m in model.modules():
-        if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad and m.weight is not tied:
-            m.weight.data = m.weight.data.to(dtype)
-            if m.bias is not None:
-                m.bias.data = m.bias.data.to(dtype)
 
 
 def training_setup(profile: Profile | str, precision: str, task, *, model=None, tokenizer=None, seed: int = 0,

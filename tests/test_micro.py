@@ -37,9 +37,9 @@ def _all_texts():
     rng = random.Random(0)
     texts = []
     for ex in micro.countdown_examples("test") + micro.countdown_examples("train", n=N_TRACES):
-        texts += [micro.countdown_prompt(ex), micro.countdown_trace(ex, rng).text]
+        texts += [micro.countdown_prompt(ex), P.countdown_trace(ex, rng).text]
     for ex in micro.gsm8k_examples("test") + micro.gsm8k_examples("train", n=N_TRACES):
-        texts += [micro.gsm8k_prompt(ex), ex["answer"], micro.gsm8k_trace(ex, rng).text]
+        texts += [micro.gsm8k_prompt(ex), ex["answer"], P.gsm8k_trace(ex, rng).text]
     return texts
 
 
@@ -156,9 +156,9 @@ def _traces(task):
     rng = random.Random(1)
     if task == "countdown-micro":
         exs = micro.countdown_examples("train", n=N_TRACES, seed=3)
-        return [(ex, micro.countdown_trace(ex, rng)) for ex in exs]
+        return [(ex, P.countdown_trace(ex, rng)) for ex in exs]
     exs = micro.gsm8k_examples("train", n=N_TRACES, seed=3)
-    return [(ex, micro.gsm8k_trace(ex, rng)) for ex in exs]
+    return [(ex, P.gsm8k_trace(ex, rng)) for ex in exs]
 
 
 @pytest.mark.parametrize("task", P.TASKS)
@@ -170,7 +170,7 @@ def test_every_trace_scores_as_intended(task, tok):
     share = sum(t.correct for _, t in traces) / len(traces)
     guesses = sum(t.kind == "guess" for _, t in traces) / len(traces)
     assert 0.4 < share < 0.75, share  # partially right by design
-    expected = micro.P_GUESS_COUNTDOWN if task == "countdown-micro" else micro.P_GUESS
+    expected = P.P_GUESS_COUNTDOWN if task == "countdown-micro" else P.P_GUESS
     assert abs(guesses - expected) < 0.04, (guesses, expected)
 
 
@@ -192,8 +192,8 @@ def test_countdown_search_tries_at_least_min_attempts_before_giving_up():
     gave_up = [t for _, t in _traces("countdown-micro") if t.kind == "search" and not t.correct]
     assert len(gave_up) > 100
     attempts = [t.text.split("<answer>")[0].count(";") + 1 for t in gave_up]
-    assert min(attempts) >= micro.MIN_ATTEMPTS
-    assert max(attempts) > micro.MIN_ATTEMPTS  # the budget varies, so wrong answers vary in length
+    assert min(attempts) >= P.MIN_ATTEMPTS
+    assert max(attempts) > P.MIN_ATTEMPTS  # the budget varies, so wrong answers vary in length
 
 
 def test_traces_vary_in_length():

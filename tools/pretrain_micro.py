@@ -1,7 +1,7 @@
 """Build and pretrain the micro base model: ``python tools/pretrain_micro.py [--steps ...]``.
 
-Trains the base policy of the ``micro`` profile from scratch by next-token SFT on the traces of
-``course_lib.tasks.micro`` (both micro tasks in one model), measures its held-out success with
+Trains the base policy of the ``micro`` profile from scratch by next-token SFT on *traces*
+written here for the seed-0 train split of ``course_lib.tasks.micro`` (both tasks in one model), measures its held-out success with
 ``course_lib.evaluate``, and writes::
 
     data/micro/tokenizer/     tokenizer.json + tokenizer_config.json (no config.json on purpose)
@@ -15,7 +15,14 @@ it rebuilds the shipped checkpoint (the recipe in ``data/micro/manifest.json``).
 What is simplified, and why:
 
 - Pretraining is plain SFT on synthetic traces for a few minutes on a CPU. The traces, not the
-  model size, decide whether RL has anything to improve (see ``course_lib.tasks.micro``).
+  model size, decide whether RL has anything to improve. They are not solutions: they make the
+  base *partially* competent and fail in ways RL can reweight (an honest search whose attempts
+  hit with probability ~0.4 and that gives up after 2-4 of them, bare guesses without working, a
+  few arithmetic slips), and never fake a hit with made-up arithmetic (a model pretrained on faked
+  hits learns to fake them, and no objective recovers from that). The 1M-parameter model learns
+  the arithmetic of an attempt but hardly learns to *aim* (6-8% of its attempts hit, against 40%
+  in the traces), so its countdown success rests on how many attempts it makes before giving up,
+  which it copies from the traces; that is why the search tries at least twice.
 - Training batches are right-padded, so position ids are the usual 0..L-1; sampling is
   left-padded with position ids built from the attention mask, which gives the same positions
   to the same tokens.
@@ -35,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -42,6 +50,7 @@ from course_lib import DATA_DIR, loading
 from course_lib.__main__ import USER_ERRORS, Parser, count
 from course_lib.evaluate import evaluate
 from course_lib.tasks import get_task, micro
+from course_lib.tasks.micro_templates import apply_op, parse_steps, run_steps
 
 PROG = "python tools/pretrain_micro.py"
 
@@ -92,9 +101,141 @@ def build_micro_model(tokenizer, *, seed: int = 0, hidden: int = 128, layers: in
 
 
 #: Completion cap of the micro setting, in tokens (the end-of-text token included).
+# ------------------------------------------------------------------------------------ the traces
+
+# Trace design (see the module docstring); the micro base model's competence follows from these.
+P_GUESS = 0.25  # gsm8k: share of traces that are a bare answer without working
+P_GUESS_COUNTDOWN = 0.15  # countdown: share of bare guesses (a small model rarely guesses right)
+P_GUESS_RIGHT = 0.3  # a bare guess is right this often
+P_HIT = 0.4  # countdown: each search attempt is a solution this often
+MIN_ATTEMPTS = 2  # countdown: the search gives up after MIN_ATTEMPTS..MAX_ATTEMPTS
+MAX_ATTEMPTS = 4  #   attempts (uniform), or earlier when the next one would pass the length cap
+P_TYPO = 0.05  # countdown: a missed attempt shows an arithmetic slip this often
+P_SLIP = 0.12  # gsm8k: each step's result is wrong this often (later steps stay honest)
+P_STOP = 0.1  # gsm8k: the working stops early and reports an intermediate value this often
+P_VERBOSE = 0.35  # gsm8k: the working names its steps ("left 20-3=17") this often
+MAX_COMPLETION_CHARS = 60  # traces stay under the 64-token completion cap of the micro profile
+
+
+class Trace(NamedTuple):
+    """One pretraining completion and what its final answer is meant to be.
+
+    Attributes:
+        text: the completion, without the end-of-text token.
+        correct: the final answer is right (the real verifier agrees; tests check it).
+        kind: ``"search"`` / ``"work"`` (working shown) or ``"guess"`` (bare answer).
+    """
+
+    text: str
+    correct: bool
+    kind: str
+
+
+def countdown_trace(example: dict, rng: random.Random) -> Trace:
+    """A pretraining completion for a countdown-micro problem (see the module docstring).
+
+    Example:
+        >>> t = countdown_trace({"nums": [3, 7, 5], "target": 26}, random.Random(0))
+        >>> t.text.endswith("</answer>")
+        True
+    """
+    nums, target = tuple(example["nums"]), example["target"]
+    exprs = micro.countdown_expressions(nums)
+    hits = [e for e in exprs if e[2] == target]
+    misses = [e for e in exprs if e[2] != target]
+    if not hits:
+        raise ValueError(f"{list(nums)} cannot reach {target} in two whole-number steps")
+
+    def answer(expr: str) -> str:
+        return f"<answer>{expr}</answer>"
+
+    if rng.random() < P_GUESS_COUNTDOWN:
+        pool = hits if (rng.random() < P_GUESS_RIGHT or not misses) else misses
+        _, expr, value = rng.choice(pool)
+        return Trace(answer(expr), value == target, "guess")
+
+    budget = rng.randint(MIN_ATTEMPTS, MAX_ATTEMPTS)
+    attempts: list[str] = []
+    last = None
+    for _ in range(budget):
+        hit = rng.random() < P_HIT or not misses
+        steps, expr, value = rng.choice(hits if hit else misses)
+        if not hit and rng.random() < P_TYPO:
+            steps = _typo(steps, target, rng)
+        candidate = ";".join([*attempts, steps]) + answer(expr)
+        if attempts and len(candidate) > MAX_COMPLETION_CHARS + 16:  # ~16 chars = 2 tag tokens
+            break
+        attempts.append(steps)
+        last = (expr, value)
+        if hit:
+            break
+    expr, value = last
+    # a search that did not hit gives up and answers with its last (wrong) attempt
+    return Trace(";".join(attempts) + answer(expr), value == target, "search")
+
+
+def _typo(steps: str, target: int, rng: random.Random) -> str:
+    """Slip in the first step; the second step is then computed honestly from the slip.
+    The shown result never equals the target, so a slip never fakes a hit."""
+    first, second = steps.split(",")
+    lhs, r = first.split("=")
+    wrong = int(r) + rng.choice([-2, -1, 1, 2])
+    if wrong < 0:
+        return steps
+    s_lhs = second.split("=")[0]
+    for op in "+-*/":
+        if op in s_lhs:
+            a, b = s_lhs.split(op)
+            a, b = (wrong, int(b)) if a == r else (int(a), wrong)
+            s = apply_op(a, op, b)
+            if s is None or s == target:
+                return steps
+            return f"{lhs}={wrong},{a}{op}{b}={s}"
+    return steps
+
+
+def gsm8k_trace(example: dict, rng: random.Random) -> Trace:
+    """A pretraining completion for a gsm8k-micro problem: working then ``#### N``.
+
+    Step results are wrong with probability P_SLIP (later steps are computed honestly from the
+    wrong value), the working stops early with probability P_STOP, and P_GUESS of the traces
+    are a bare ``#### N``.
+
+    Example:
+        >>> ex = micro.gsm8k_examples("test", n=1)[0]
+        >>> "#### " in gsm8k_trace(ex, random.Random(0)).text
+        True
+    """
+    plan = example.get("steps") or parse_steps(example["answer"])
+    solved = run_steps(plan)
+    gold = solved[-1][4]
+    if rng.random() < P_GUESS:
+        if rng.random() < P_GUESS_RIGHT:
+            guess = gold
+        else:
+            guess = rng.choice([r for *_, r in solved[:-1]] + [rng.randint(1, max(2 * gold, 10))])
+        return Trace(f"#### {guess}", guess == gold, "guess")
+    verbose = rng.random() < P_VERBOSE
+    n_steps = len(plan)
+    if n_steps > 1 and rng.random() < P_STOP:
+        n_steps = rng.randint(1, n_steps - 1)
+
+    def slip(r: int) -> int:
+        return max(0, r + rng.choice([-3, -2, -1, 1, 2, 3, 10])) if rng.random() < P_SLIP else r
+
+    shown = run_steps(plan[:n_steps], slip)
+    while shown is None:  # a slip made a later division inexact: slip again
+        shown = run_steps(plan[:n_steps], slip)
+    parts = [f"{label} {x}{op}{y}={r}" if verbose else f"{x}{op}{y}={r}" for label, x, op, y, r in shown]
+    final = shown[-1][4]
+    return Trace(",".join(parts) + f"\n#### {final}", final == gold, "work")
+
+
+# --------------------------------------------------------------------------------- pretraining
+
 MAX_NEW_TOKENS = 64
 TASKS = ("countdown-micro", "gsm8k-micro")
-_TRACE = {"countdown-micro": micro.countdown_trace, "gsm8k-micro": micro.gsm8k_trace}
+_TRACE = {"countdown-micro": countdown_trace, "gsm8k-micro": gsm8k_trace}
 
 
 def make_batch(tokenizer, task: str, pool: list[dict], batch_size: int, rng: random.Random):
@@ -237,7 +378,7 @@ def write_manifest(out: Path, command: str, recipe: dict, model, history, train_
         "train_wall_time_s": round(train_s, 1), "torch": torch.__version__,
         "transformers": __import__("transformers").__version__, "python": platform.python_version(),
         "threads": torch.get_num_threads(), "max_new_tokens": MAX_NEW_TOKENS,
-        "trace_settings": {k: getattr(micro, k) for k in ("P_GUESS", "P_GUESS_COUNTDOWN", "P_GUESS_RIGHT",
+        "trace_settings": {k: globals()[k] for k in ("P_GUESS", "P_GUESS_COUNTDOWN", "P_GUESS_RIGHT",
                                                           "P_HIT", "MIN_ATTEMPTS", "MAX_ATTEMPTS", "P_TYPO",
                                                           "P_SLIP", "P_STOP", "P_VERBOSE")},
     }

@@ -1,8 +1,8 @@
 """Micro variants of Countdown and GSM8K, small enough for a 1M-parameter model on a CPU.
 
-Each task has a train split, a fixed held-out ``test`` split, a fixed ``hard`` split for pass@k, a
-prompt function and a *trace* generator that writes the pretraining completions of the micro base
-model (``tools/pretrain_micro.py``, which trains on the seed-0 train split):
+Each task has a train split, a fixed held-out ``test`` split, a fixed ``hard`` split for pass@k and
+a prompt function. The micro base model was pretrained on *traces* of the seed-0 train split,
+written and explained by ``tools/pretrain_micro.py``:
 
 - **countdown-micro**: three numbers from 1..9 and a target from 1..99 that two integer steps
   reach: prompt ``"3 7 5>26:"``, completion ``"3+7=10,10*5=50;3*7=21,21+5=26<answer>(3*7)+5</answer>"``.
@@ -23,14 +23,7 @@ solve, not how well it does in distribution.
 
 Simplified, and why: countdown-micro uses three numbers and whole-number intermediates (two
 written steps; the full task allows four numbers and fractions); gsm8k-micro is eight templates,
-not language, at a size a character-level model learns in minutes. The traces are not solutions:
-they make the base *partially* competent and fail in ways RL can reweight (an honest search whose
-attempts hit with probability ~0.4 and that gives up after 2-4 of them, bare guesses without
-working, a few arithmetic slips), and never fake a hit with made-up arithmetic (a model pretrained
-on faked hits learns to fake them, and no objective recovers from that). The 1M-parameter model
-learns the arithmetic of an attempt but hardly learns to *aim* (6-8% of its attempts hit, against
-40% in the traces), so its countdown success rests on how many attempts it makes before giving up,
-which it copies from the traces; that is why the search tries at least twice.
+not language, at a size a character-level model learns in minutes.
 """
 
 from __future__ import annotations
@@ -41,10 +34,9 @@ import json
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from .. import DATA_DIR
-from .micro_templates import apply_op, gsm8k_problem, parse_steps, run_steps
+from .micro_templates import apply_op, gsm8k_problem
 
 #: Size of each micro task's fixed held-out test set.
 TEST_SIZE = 200
@@ -55,40 +47,11 @@ SPLITS = ("train", "test", "hard")
 #: does not saturate, stored with the command that chose them (``benchmarks/select_hard.py``).
 HARD_FILE = DATA_DIR / "micro" / "hard.json"
 
-# Trace design (see the module docstring); the micro base model's competence follows from these.
-P_GUESS = 0.25  # gsm8k: share of traces that are a bare answer without working
-P_GUESS_COUNTDOWN = 0.15  # countdown: share of bare guesses (a small model rarely guesses right)
-P_GUESS_RIGHT = 0.3  # a bare guess is right this often
-P_HIT = 0.4  # countdown: each search attempt is a solution this often
-MIN_ATTEMPTS = 2  # countdown: the search gives up after MIN_ATTEMPTS..MAX_ATTEMPTS
-MAX_ATTEMPTS = 4  #   attempts (uniform), or earlier when the next one would pass the length cap
-P_TYPO = 0.05  # countdown: a missed attempt shows an arithmetic slip this often
-P_SLIP = 0.12  # gsm8k: each step's result is wrong this often (later steps stay honest)
-P_STOP = 0.1  # gsm8k: the working stops early and reports an intermediate value this often
-P_VERBOSE = 0.35  # gsm8k: the working names its steps ("left 20-3=17") this often
-MAX_COMPLETION_CHARS = 60  # traces stay under the 64-token completion cap of the micro profile
-
-
-@dataclass(frozen=True)
-class Trace:
-    """One pretraining completion and what its final answer is meant to be.
-
-    Attributes:
-        text: the completion, without the end-of-text token.
-        correct: the final answer is right (the real verifier agrees; tests check it).
-        kind: ``"search"`` / ``"work"`` (working shown) or ``"guess"`` (bare answer).
-    """
-
-    text: str
-    correct: bool
-    kind: str
-
-
 # ----------------------------------------------------------------------------- countdown-micro
 
 
 @functools.cache
-def _expressions(nums: tuple[int, ...]) -> tuple[tuple[str, str, int], ...]:
+def countdown_expressions(nums: tuple[int, ...]) -> tuple[tuple[str, str, int], ...]:
     """Every two-step expression over ``nums`` (3 numbers): (steps text, expression, value).
 
     Example: for (3, 7, 5) one entry is ``("3*7=21,21+5=26", "(3*7)+5", 26)``.
@@ -115,7 +78,7 @@ def countdown_solutions(nums: Sequence[int], target: int) -> list[str]:
         >>> "(3*7)+5" in countdown_solutions([3, 7, 5], 26)
         True
     """
-    return [expr for _, expr, value in _expressions(tuple(nums)) if value == target]
+    return [expr for _, expr, value in countdown_expressions(tuple(nums)) if value == target]
 
 
 @functools.lru_cache(maxsize=1)
@@ -123,7 +86,7 @@ def _countdown_space() -> tuple[tuple[tuple[int, int, int], int], ...]:
     """Every (ordered numbers, target) pair of the micro task, in a fixed order."""
     space = []
     for nums in itertools.product(range(1, 10), repeat=3):
-        targets = sorted({v for _, _, v in _expressions(nums) if 1 <= v <= 99})
+        targets = sorted({v for _, _, v in countdown_expressions(nums) if 1 <= v <= 99})
         space.extend((nums, t) for t in targets)
     return tuple(space)
 
@@ -219,69 +182,6 @@ def countdown_prompt(example: dict) -> str:
     return " ".join(str(x) for x in example["nums"]) + f">{example['target']}:"
 
 
-def countdown_trace(example: dict, rng: random.Random) -> Trace:
-    """A pretraining completion for a countdown-micro problem (see the module docstring).
-
-    Example:
-        >>> t = countdown_trace({"nums": [3, 7, 5], "target": 26}, random.Random(0))
-        >>> t.text.endswith("</answer>")
-        True
-    """
-    nums, target = tuple(example["nums"]), example["target"]
-    exprs = _expressions(nums)
-    hits = [e for e in exprs if e[2] == target]
-    misses = [e for e in exprs if e[2] != target]
-    if not hits:
-        raise ValueError(f"{list(nums)} cannot reach {target} in two whole-number steps")
-
-    def answer(expr: str) -> str:
-        return f"<answer>{expr}</answer>"
-
-    if rng.random() < P_GUESS_COUNTDOWN:
-        pool = hits if (rng.random() < P_GUESS_RIGHT or not misses) else misses
-        _, expr, value = rng.choice(pool)
-        return Trace(answer(expr), value == target, "guess")
-
-    budget = rng.randint(MIN_ATTEMPTS, MAX_ATTEMPTS)
-    attempts: list[str] = []
-    last = None
-    for _ in range(budget):
-        hit = rng.random() < P_HIT or not misses
-        steps, expr, value = rng.choice(hits if hit else misses)
-        if not hit and rng.random() < P_TYPO:
-            steps = _typo(steps, target, rng)
-        candidate = ";".join([*attempts, steps]) + answer(expr)
-        if attempts and len(candidate) > MAX_COMPLETION_CHARS + 16:  # ~16 chars = 2 tag tokens
-            break
-        attempts.append(steps)
-        last = (expr, value)
-        if hit:
-            break
-    expr, value = last
-    # a search that did not hit gives up and answers with its last (wrong) attempt
-    return Trace(";".join(attempts) + answer(expr), value == target, "search")
-
-
-def _typo(steps: str, target: int, rng: random.Random) -> str:
-    """Slip in the first step; the second step is then computed honestly from the slip.
-    The shown result never equals the target, so a slip never fakes a hit."""
-    first, second = steps.split(",")
-    lhs, r = first.split("=")
-    wrong = int(r) + rng.choice([-2, -1, 1, 2])
-    if wrong < 0:
-        return steps
-    s_lhs = second.split("=")[0]
-    for op in "+-*/":
-        if op in s_lhs:
-            a, b = s_lhs.split(op)
-            a, b = (wrong, int(b)) if a == r else (int(a), wrong)
-            s = apply_op(a, op, b)
-            if s is None or s == target:
-                return steps
-            return f"{lhs}={wrong},{a}{op}{b}={s}"
-    return steps
-
-
 # -------------------------------------------------------------------------------- gsm8k-micro
 
 def gsm8k_signature(example: dict) -> tuple[tuple[int, ...], str]:
@@ -358,7 +258,7 @@ def gsm8k_examples(split: str, n: int | None = None, seed: int = 0) -> list[dict
     """GSM8K-micro problems: ``[{"question": str, "answer": "5*4=20,20-3=17\\n#### 17"}, ...]``.
 
     Each example also carries ``"steps"``, the solved steps ``(label, x, op, y, result)`` that
-    the trace generator uses.
+    the pretraining traces are written from.
 
     Held out by arithmetic, not only by wording: no test or hard problem shares its
     :func:`gsm8k_signature` (question numbers and answer) with a train problem of any seed, nor
@@ -399,40 +299,3 @@ def gsm8k_prompt(example: dict) -> str:
         'Tom has 2 bags of 3 pens and eats 1. How many are left?\\n'
     """
     return example["question"] + "\n"
-
-
-def gsm8k_trace(example: dict, rng: random.Random) -> Trace:
-    """A pretraining completion for a gsm8k-micro problem: working then ``#### N``.
-
-    Step results are wrong with probability P_SLIP (later steps are computed honestly from the
-    wrong value), the working stops early with probability P_STOP, and P_GUESS of the traces
-    are a bare ``#### N``.
-
-    Example:
-        >>> ex = gsm8k_examples("test", n=1)[0]
-        >>> "#### " in gsm8k_trace(ex, random.Random(0)).text
-        True
-    """
-    plan = example.get("steps") or parse_steps(example["answer"])
-    solved = run_steps(plan)
-    gold = solved[-1][4]
-    if rng.random() < P_GUESS:
-        if rng.random() < P_GUESS_RIGHT:
-            guess = gold
-        else:
-            guess = rng.choice([r for *_, r in solved[:-1]] + [rng.randint(1, max(2 * gold, 10))])
-        return Trace(f"#### {guess}", guess == gold, "guess")
-    verbose = rng.random() < P_VERBOSE
-    n_steps = len(plan)
-    if n_steps > 1 and rng.random() < P_STOP:
-        n_steps = rng.randint(1, n_steps - 1)
-
-    def slip(r: int) -> int:
-        return max(0, r + rng.choice([-3, -2, -1, 1, 2, 3, 10])) if rng.random() < P_SLIP else r
-
-    shown = run_steps(plan[:n_steps], slip)
-    while shown is None:  # a slip made a later division inexact: slip again
-        shown = run_steps(plan[:n_steps], slip)
-    parts = [f"{label} {x}{op}{y}={r}" if verbose else f"{x}{op}{y}={r}" for label, x, op, y, r in shown]
-    final = shown[-1][4]
-    return Trace(",".join(parts) + f"\n#### {final}", final == gold, "work")

@@ -1,6 +1,6 @@
 """The arithmetic under the micro tasks: whole-number steps and the eight gsm8k-micro templates.
 
-``course_lib.tasks.micro`` builds the splits, prompts and traces on top of these. A template
+``course_lib.tasks.micro`` builds the splits and prompts on top of these, ``tools/pretrain_micro.py`` the pretraining traces. A template
 draws its numbers from ``rng`` and returns the question text, its values and a *plan* of steps
 ``(label, x, op, y)``, where a None operand is the previous step's result; :func:`run_steps`
 carries a plan out, :func:`gsm8k_problem` writes one problem, :func:`parse_steps` recovers a
