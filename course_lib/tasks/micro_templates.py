@@ -1,10 +1,10 @@
 """The arithmetic under the micro tasks: whole-number steps and the eight gsm8k-micro templates.
 
-``course_lib.tasks.micro`` builds the splits and prompts on top of these, ``tools/pretrain_micro.py`` the pretraining traces. A template
-draws its numbers from ``rng`` and returns the question text, its values and a *plan* of steps
-``(label, x, op, y)``, where a None operand is the previous step's result; :func:`run_steps`
-carries a plan out, :func:`gsm8k_problem` writes one problem, :func:`parse_steps` recovers a
-plan from a written answer.
+``course_lib.tasks.micro`` builds the splits and prompts on top of these, and
+``tools/pretrain_micro.py`` the pretraining traces. A template draws its numbers from ``rng`` and
+returns the question text, its values and a *plan* of steps ``(label, x, op, y)``, where a None
+operand is the previous step's result; :func:`run_steps` carries a plan out, :func:`gsm8k_problem`
+writes one problem, :func:`parse_steps` recovers a plan from a written answer.
 """
 
 from __future__ import annotations
