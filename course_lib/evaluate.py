@@ -49,14 +49,16 @@ def _mean(xs: Sequence[float]) -> float | None:
     return float(sum(xs) / len(xs)) if xs else None
 
 
-def _summary(task, roll, examples, group: int) -> dict:
-    """Accuracy, reward and the length breakdown of ``roll`` (``group`` samples per example)."""
+def _summary(task, roll, examples, group: int, truncated_wrong: bool = False) -> dict:
+    """Accuracy, reward and the length breakdown of ``roll`` (``group`` samples per example);
+    ``truncated_wrong``: an answer cut at the cap is wrong and earns 0, whatever the verifier says."""
     scores = [task.score(text, ex) for text, ex in zip(roll.texts, (ex for ex in examples for _ in range(group)))]
     lengths, truncated = roll.lengths.tolist(), roll.truncated.tolist()
-    correct = [bool(s.correct) for s in scores]
+    correct = [bool(s.correct) and not (truncated_wrong and t) for s, t in zip(scores, truncated)]
+    rewards = [0.0 if truncated_wrong and t else float(s.reward) for s, t in zip(scores, truncated)]
     wrong = [(n, t, text) for n, ok, t, text in zip(lengths, correct, truncated, roll.texts) if not ok]
     return {
-        "accuracy": _mean([float(c) for c in correct]), "reward_mean": _mean([float(s.reward) for s in scores]),
+        "accuracy": _mean([float(c) for c in correct]), "reward_mean": _mean(rewards),
         "len_mean": _mean(lengths), "len_correct": _mean([n for n, ok in zip(lengths, correct) if ok]),
         "len_incorrect": _mean([n for n, _, _ in wrong]),
         "len_incorrect_complete": _mean([n for n, t, _ in wrong if not t]),  # not cut at the cap
@@ -70,7 +72,8 @@ def _summary(task, roll, examples, group: int) -> dict:
 
 def evaluate(model, tokenizer, task, examples: Sequence[dict], *, samples: int = 4, greedy: bool = True,
              max_new_tokens: int = 64, temperature: float = 1.0, top_p: float = 1.0,
-             k_values: Sequence[int] | None = None, batch_size: int = 64, seed: int = 1234) -> dict:
+             k_values: Sequence[int] | None = None, batch_size: int = 64, seed: int = 1234,
+             truncated_wrong: bool = False) -> dict:
     """Accuracy and lengths on held-out examples, for the prompts ``task.prompt`` writes.
 
     Args:
@@ -82,6 +85,8 @@ def evaluate(model, tokenizer, task, examples: Sequence[dict], *, samples: int =
         batch_size: completions per ``generate`` call.
         seed: sampling seed. The caller's random state is left untouched (``fork_rng``), so
             evaluating in the middle of training does not change the training run.
+        truncated_wrong: count an answer cut at ``max_new_tokens`` as wrong (a run's
+            ``truncated="wrong"``).
 
     Returns:
         dict with ``accuracy`` (sampled), ``accuracy_greedy``, ``len_greedy``, ``pass@k``,
@@ -104,13 +109,13 @@ def evaluate(model, tokenizer, task, examples: Sequence[dict], *, samples: int =
         if samples > 0:
             roll = generate_rollouts(model, tokenizer, prompts, samples, max_new_tokens=max_new_tokens,
                                      temperature=temperature, top_p=top_p, micro_batch_size=batch_size)
-            out.update(_summary(task, roll, examples, samples))
+            out.update(_summary(task, roll, examples, samples, truncated_wrong))
             ks = sorted(set(k_values or (1, samples)))
             out.update({f"pass@{k}": v for k, v in pass_at_k_curve(out["correct_per_problem"], samples, ks).items()})
         if greedy:
             roll = generate_rollouts(model, tokenizer, prompts, 1, max_new_tokens=max_new_tokens, temperature=0.0,
                                      micro_batch_size=batch_size)
-            out["accuracy_greedy"] = _summary(task, roll, examples, 1)["accuracy"]
+            out["accuracy_greedy"] = _summary(task, roll, examples, 1, truncated_wrong)["accuracy"]
             out["len_greedy"] = _mean(roll.lengths.tolist())
     return out
 
@@ -119,7 +124,7 @@ def evaluate_as_trained(model, tokenizer, task, cfg, examples: Sequence[dict], *
     """:func:`evaluate` asking the questions as the run ``cfg`` (a ``TrainConfig``) asked them in
     training: ``task`` (the plain task) behind ``models.prompted`` (the chat template of instruct
     profiles), under autocast in the run's compute dtype, at its ``max_new_tokens``,
-    ``temperature`` and ``top_p``. ``kwargs``: ``samples``, ``greedy``, ``k_values``,
+    ``temperature`` and ``top_p``, judging a truncated answer as it did. ``kwargs``: ``samples``, ``greedy``, ``k_values``,
     ``batch_size``, ``seed`` of :func:`evaluate`.
 
     Example: ``evaluate_as_trained(model, tok, get_task("arith"), cfg, test, samples=4)["accuracy"]``
@@ -127,7 +132,8 @@ def evaluate_as_trained(model, tokenizer, task, cfg, examples: Sequence[dict], *
     asked = models.prompted(task, tokenizer, models.get_profile(cfg.profile))
     with models.autocast(model, models.compute_dtype(cfg.precision, next(model.parameters()).device)):
         return evaluate(model, tokenizer, asked, examples, max_new_tokens=cfg.max_new_tokens,
-                        temperature=cfg.temperature, top_p=cfg.top_p, **kwargs)
+                        temperature=cfg.temperature, top_p=cfg.top_p, truncated_wrong=cfg.truncated == "wrong",
+                        **kwargs)
 
 
 #: Markers of a final answer the course's verifiers read (GSM8K: ``\boxed{}`` or ``####``;

@@ -82,6 +82,7 @@ class TrainConfig:
     prompts_per_step: int = 16       # problems per step (the paper: 64)
     group_size: int = 8              # G completions per problem (the paper: 5)
     max_new_tokens: int = 64         # completion cap; longer answers are truncated (the paper: 1,024)
+    truncated: str = "scored"        # a completion cut at the cap: "scored" by the verifier, or "wrong" (reward 0)
     temperature: float = 1.0         # sampling temperature, also applied to the training log-probs (the paper: 0.6)
     top_p: float = 1.0               # nucleus sampling (1 = off; the paper: not reported)
     # optimisation
@@ -120,6 +121,7 @@ class TrainConfig:
             ("aggregation", self.aggregation in AGGREGATIONS, ", ".join(AGGREGATIONS)),
             ("precision", self.precision in models.PRECISIONS, ", ".join(models.PRECISIONS)),
             ("optimizer", self.optimizer in OPTIMIZERS, ", ".join(OPTIMIZERS)),
+            ("truncated", self.truncated in ("scored", "wrong"), "scored, wrong"),
             ("group_size", _int(self.group_size, 2), "an integer >= 2 (groups compare samples of one problem)"),
         ]
         checks += [(n, _int(getattr(self, n), 1), "an integer >= 1")
@@ -303,6 +305,8 @@ def _step(cfg, objective, model, tokenizer, asked, pool, optimizer, scaler, refe
     t1 = time.perf_counter()
     scores = [asked.score(t, e) for t, e in zip(roll.texts, (e for e in examples for _ in range(G)))]  # verify
     rewards, correct = torch.tensor([float(s.reward) for s in scores]), torch.tensor([bool(s.correct) for s in scores])
+    if cfg.truncated == "wrong":  # an answer cut at the cap earns nothing, whatever its last number says
+        rewards, correct = rewards.masked_fill(roll.truncated, 0.0), correct & ~roll.truncated
     # the confidence control weighs by the sampler's own log-probs instead of the reward
     w = weights(objective, rewards, correct, G, logprobs=roll.logprobs, mask=roll.completion_mask)       # weigh
     t2 = time.perf_counter()

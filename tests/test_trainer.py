@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from loop_fixtures import char_tokenizer, fake_task, tiny_model
+from loop_fixtures import FakeScore, char_tokenizer, fake_task, tiny_model
 
 import course_lib.trainer as trainer
 from course_lib import models
@@ -433,3 +433,25 @@ def test_a_micro_run_samples_and_learns_what_it_did_when_pinned(objective, mu, m
     with torch.no_grad():
         assert float(sum(p.double().sum() for p in models.trainable_parameters(res.model))) == pytest.approx(
             want["params"], rel=1e-12)
+
+
+def test_a_truncated_answer_earns_nothing_when_the_run_says_so():
+    """truncated="wrong": a completion cut at the cap gets reward 0 and counts as wrong, in training
+    and in the held-out evaluation; "scored" (the default) leaves it to the verifier. An always-right
+    verifier and a 3-token cap make the rule the only difference between the two runs."""
+    import dataclasses
+
+    always = dataclasses.replace(fake_task(), score=lambda text, ex: FakeScore(1.0, True, True, "always"))
+    res = {}
+    for rule in ("scored", "wrong"):
+        res[rule] = train(config("sft+", steps=1, max_new_tokens=3, truncated=rule), model=tiny_model(seed=0),
+                          tokenizer=char_tokenizer(), task=always, progress=False)
+    scored, wrong = res["scored"], res["wrong"]
+    cut = scored.history[0]["truncated"]
+    assert 0 < cut and scored.history[0]["truncated"] == wrong.history[0]["truncated"]  # same samples
+    assert scored.history[0]["accuracy"] == 1.0 and wrong.history[0]["accuracy"] == pytest.approx(1 - cut)
+    assert wrong.history[0]["reward_mean"] == pytest.approx(1 - cut)
+    final = {r: res[r].evals[-1] for r in res}
+    assert final["scored"]["accuracy"] == 1.0 and final["wrong"]["accuracy"] == pytest.approx(1 - final["wrong"]["truncated"])
+    with pytest.raises(ValueError, match="truncated"):
+        config(truncated="no")
