@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from course_lib import DATA_DIR
+from course_lib import DATA_DIR, plans
 from course_lib import reproduce as R
 from course_lib.evaluate import evaluate_as_trained
 from course_lib.models import load_policy
@@ -38,8 +38,8 @@ def main() -> None:
     torch.manual_seed(0)
     model, tok = load_policy("micro")
     task = get_task(args.task)
-    specs, settings = R.plan_evidence("grid", [args.task])
-    cfg = R.make_config("micro", specs[0], dataclasses.replace(settings, steps=args.steps, eval_every=0))
+    specs, settings, _ = plans.plan_evidence("grid", [args.task])
+    cfg = plans.make_config("micro", specs[0], dataclasses.replace(settings, steps=args.steps, eval_every=0))
     t0 = time.perf_counter()
     train(dataclasses.replace(cfg, eval_examples=1, eval_samples=1), run_dir=tempfile.mkdtemp(), model=model,
           tokenizer=tok, task=task, progress=False)
@@ -55,8 +55,8 @@ def main() -> None:
     one_eval = time.perf_counter() - evals[0]
     print(f"{args.task}: {step:.2f} s/step (training eval excluded), held-out eval 200 x 4 {one_eval:.1f} s, "
           f"sweep + repeat {sweep:.0f} s, pass@{settings.pass_k} on the hard split {passk:.0f} s")
-    for name in R.PLANS:
-        specs, st = R.plan_evidence(name, ["countdown-micro", "gsm8k-micro"])
+    for name in plans.PLANS:
+        specs, st, _ = plans.plan_evidence(name, ["countdown-micro", "gsm8k-micro"])
         n_eval = st.steps // st.eval_every + 1
         per_run = st.steps * step + n_eval * one_eval + sweep
         hard = sum(s.task == args.task and s.seed < st.pass_k_seeds for s in specs) * passk if st.pass_k else 0

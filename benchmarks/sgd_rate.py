@@ -20,8 +20,7 @@ import math
 
 import torch
 
-from course_lib import models
-from course_lib import reproduce as R
+from course_lib import models, plans
 from course_lib.trainer import train
 
 
@@ -44,8 +43,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     tasks = models.get_profile("micro").tasks
-    specs, settings = R.plan_evidence("lr-sweep", tasks, seeds=args.seeds)
-    rates = R.PLANS["lr-sweep"]["learning_rates"]
+    specs, settings, _ = plans.plan_evidence("lr-sweep", tasks, seeds=args.seeds)
+    rates = plans.PLANS["lr-sweep"]["learning_rates"]
     middle = rates[len(rates) // 2]
     torch.manual_seed(0)
     model, tokenizer = models.load_policy("micro")
@@ -56,7 +55,7 @@ def main() -> None:
     for spec in specs:
         if spec.learning_rate != middle or spec.optimizer != "adamw":
             continue
-        cfg = R.make_config("micro", spec, settings)
+        cfg = plans.make_config("micro", spec, settings)
         adam, grad = first_update(cfg, model, tokenizer, start)
         sgd, _ = first_update(dataclasses.replace(cfg, optimizer="sgd", learning_rate=1.0), model, tokenizer, start)
         matched.append(adam / sgd)

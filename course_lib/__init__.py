@@ -12,8 +12,8 @@ The argument, in the order the course meets it (each module, one job):
 - ``notebook``    what only the notebooks use: toy MDPs, widgets, the setup cell, the tree drawing.
 
 Machinery a learner may skip: ``runs`` (run directories, checkpoints, resume), ``loading``
-(hub, offline copies, SmolLM2's GGUF, 4-bit and LoRA set-up), ``reproduce`` (the experiment
-grid), ``stats`` (intervals, TOST, power, bootstrap, Holm, verdict rules), ``report`` (tables
+(hub, offline copies, SmolLM2's GGUF, 4-bit and LoRA set-up), ``plans`` (what a reproduction
+runs), ``reproduce`` (the experiment grid), ``stats`` (intervals, TOST, power, bootstrap, Holm, verdict rules), ``report`` (tables
 and result figures), ``demo`` and ``__main__`` (the command line).
 
 Outside the package, in tools/: ``pretrain_micro.py`` (how the micro model was made; it writes

@@ -120,6 +120,7 @@ def evaluate_main(argv) -> int:
 
 def _reproduce_parser() -> argparse.ArgumentParser:
     from course_lib.objectives import AGGREGATIONS, OBJECTIVES
+    from course_lib.plans import PLANS
 
     ap = Parser(prog="python -m course_lib reproduce",
                 description="Train every objective on every task of a profile for several seeds from the same "
@@ -128,9 +129,10 @@ def _reproduce_parser() -> argparse.ArgumentParser:
     ap.add_argument("--profile", default=None, help="micro, qwen2.5-0.5b, ... (default: micro without a GPU)")
     ap.add_argument("--budget", default="default", help="the profile's budget the runs start from")
     ap.add_argument("--out", required=True, help="output folder (runs/, results.json, results.md, *.png)")
-    ap.add_argument("--plan", choices=("main", "beyond", "grid", "horizon", "lr-sweep"), default="main",
-                    help="main: the paper's comparison; beyond: notebook 08's arms (reproduce.BEYOND_ARMS); "
-                    "grid, horizon, lr-sweep: the micro evidence plans (reproduce.PLANS, their own settings)")
+    ap.add_argument("--plan", choices=("main", "beyond", *PLANS), default="main",
+                    help="main: the paper's comparison; beyond: notebook 08's arms (plans.BEYOND_ARMS); "
+                    "grid, horizon, lr-sweep: the micro evidence plans; smollm2: the real model's "
+                    "(plans.PLANS, their own settings)")
     ap.add_argument("--seeds", type=count, default=None, help="seeds 0..N-1 (default 3; --quick: 1)")
     ap.add_argument("--quick", action="store_true", help="a few-minute smoke run of the whole pipeline")
     ap.add_argument("--tasks", nargs="+", default=None, help="default: the profile's tasks")
@@ -176,19 +178,22 @@ def _run_line(started: float):
 def reproduce_main(argv) -> int:
     import torch
 
-    from course_lib import report
+    from course_lib import plans, report
     from course_lib import reproduce as R
     from course_lib.models import get_profile
 
     args = _reproduce_parser().parse_args(argv)
-    prof = get_profile(args.profile)
+    plan = plans.PLANS.get(args.plan, {})
+    prof = get_profile(args.profile or plan.get("profile"))
+    if plan.get("profile", prof.name) != prof.name:
+        raise ValueError(f"--plan {args.plan} is for the {plan['profile']} profile: use --profile {plan['profile']}")
     b = prof.budgets.get(args.budget)
     if b is None:
         raise ValueError(f"profile {prof.name!r} has no budget {args.budget!r}; it has: {', '.join(prof.budgets)}")
     q = args.quick
     seeds = args.seeds if args.seeds is not None else (QUICK["seeds"] if q else 3)
     steps = args.steps or (QUICK["steps"] if q else b["steps"])
-    settings = R.Settings(
+    settings = plans.Settings(
         steps=steps, eval_every=args.eval_every if args.eval_every is not None else (0 if q else max(1, steps // 8)),
         eval_examples=args.eval_examples or (QUICK["eval_examples"] if q else b["eval_examples"]),
         eval_samples=args.eval_samples or (QUICK["eval_samples"] if q else b["eval_samples"]),
@@ -196,15 +201,16 @@ def reproduce_main(argv) -> int:
         margin=args.margin / 100, budget=args.budget)
     tasks, objectives = args.tasks or list(prof.tasks), args.objectives or list(MAIN_OBJECTIVES)
     abl = [o for o in ["grpo"] if o in objectives] if args.ablation_objectives is None else args.ablation_objectives
-    specs = R.plan_runs(tasks, objectives, range(seeds), ablation_objectives=abl, main_aggregation=args.aggregation,
+    specs = plans.plan_runs(tasks, objectives, range(seeds), ablation_objectives=abl, main_aggregation=args.aggregation,
                         ablation_tasks=args.ablation_tasks if args.ablation_tasks is not None else (tasks[:1] if q else tasks))
-    if args.plan == "beyond":
-        specs = R.plan_beyond(range(seeds))
-    elif args.plan in R.PLANS:
-        specs, settings = R.plan_evidence(args.plan, tasks, args.seeds, args.objectives)
-    out = Path(args.out)
     extra = {"precision": args.precision} if args.precision else {}
-    configs = [R.make_config(prof.name, s, settings, extra) for s in specs]  # validates every setting first
+    if args.plan == "beyond":
+        specs = plans.plan_beyond(range(seeds))
+    elif plan:
+        specs, settings, config = plans.plan_evidence(args.plan, tasks, args.seeds, args.objectives)
+        extra = {**config, **extra}  # the plan's TrainConfig fields; --precision still overrides
+    out = Path(args.out)
+    configs = [plans.make_config(prof.name, s, settings, extra) for s in specs]  # validates every setting first
     conflicts = R.check_run_dirs(out, specs, configs, args.overwrite)
     if conflicts and not args.overwrite:
         from course_lib.runs import RunDirError

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from course_lib import loading as cg
+from course_lib import plans
 
 GGUF_PATH = cg.smollm2_path()
 HAVE_MODEL = GGUF_PATH.is_file() and importlib.util.find_spec("gguf") is not None
@@ -186,8 +187,8 @@ def test_the_comparison_on_smollm2_runs_end_to_end(smollm2, monkeypatch, tmp_pat
 
     monkeypatch.setattr(cg, "_hub_reachable", lambda timeout=3.0: False)
     out = tmp_path / "smollm2"
-    specs = R.plan_runs(["arith"], ["grpo", "sft+-"], [0, 1], ablation_objectives=())
-    settings = R.Settings(steps=3, eval_every=3, eval_examples=8, eval_samples=2, pass_k=4, pass_k_examples=4,
+    specs = plans.plan_runs(["arith"], ["grpo", "sft+-"], [0, 1], ablation_objectives=())
+    settings = plans.Settings(steps=3, eval_every=3, eval_examples=8, eval_samples=2, pass_k=4, pass_k_examples=4,
                           pass_k_seeds=2)
     res = R.run_reproduction(out, profile="smollm2-135m", specs=specs, settings=settings, progress=False,
                              extra=dict(prompts_per_step=2, group_size=2, max_new_tokens=12))

@@ -7,6 +7,7 @@ import sys
 
 from loop_fixtures import char_tokenizer, fake_task, tiny_model
 
+from course_lib import plans
 from course_lib import reproduce as R
 from course_lib.__main__ import _run_line
 
@@ -28,9 +29,9 @@ def test_a_micro_run_imports_neither_peft_nor_bitsandbytes_and_shows_no_loading_
 
 
 def test_a_reproduction_reports_each_finished_run(tmp_path, capsys):
-    specs = [R.RunSpec("countdown-micro", o, 0) for o in ("grpo", "sft+")]
+    specs = [plans.RunSpec("countdown-micro", o, 0) for o in ("grpo", "sft+")]
     seen = []
-    R.run_reproduction(tmp_path, profile="micro", specs=specs, settings=R.Settings(steps=1, eval_every=0,
+    R.run_reproduction(tmp_path, profile="micro", specs=specs, settings=plans.Settings(steps=1, eval_every=0,
                        eval_examples=2, eval_samples=1), extra=dict(prompts_per_step=2, group_size=2, max_new_tokens=4),
                        model=tiny_model(), tokenizer=char_tokenizer(), get_task=lambda name: fake_task(),
                        progress=False, on_run=lambda *a: seen.append(a))

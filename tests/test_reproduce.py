@@ -12,11 +12,11 @@ import pytest
 import torch
 from loop_fixtures import char_tokenizer, fake_task, tiny_model
 
-from course_lib import report, stats
+from course_lib import plans, report, stats
 from course_lib import reproduce as R
 
 TINY = dict(prompts_per_step=4, group_size=4, max_new_tokens=8, micro_batch_size=8, learning_rate=1e-3)
-BUDGET = R.Settings(steps=2, eval_every=1, eval_examples=4, eval_samples=2, pass_k=4, pass_k_examples=3)
+BUDGET = plans.Settings(steps=2, eval_every=1, eval_examples=4, eval_samples=2, pass_k=4, pass_k_examples=3)
 RUN_KEYS = {"task", "objective", "seed", "aggregation", "base_accuracy", "final_accuracy", "len_correct",
             "len_incorrect", "steps", "wall_s", "gain"}
 CI_KEYS = {"mean", "ci_low", "ci_high", "half_width", "std", "n"}
@@ -43,7 +43,7 @@ def reproduce(out, specs):
 def tiny_reproduction(tmp_path_factory):
     """Two objectives, one task, two seeds, and GRPO with token aggregation (ablation)."""
     out = tmp_path_factory.mktemp("repro")
-    specs = R.plan_runs(["countdown-micro"], ["grpo", "sft+-"], [0, 1], ablation_aggregations=("sequence", "token"))
+    specs = plans.plan_runs(["countdown-micro"], ["grpo", "sft+-"], [0, 1], ablation_aggregations=("sequence", "token"))
     res = reproduce(out, specs)
     return out, specs, res
 
@@ -110,8 +110,8 @@ def test_rerun_skips_finished_runs_and_reruns_only_a_removed_one(tiny_reproducti
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path):
-    spec = R.RunSpec("countdown-micro", "grpo", 0)
-    short = R.Settings(steps=1, eval_every=1, eval_examples=4, eval_samples=2)
+    spec = plans.RunSpec("countdown-micro", "grpo", 0)
+    short = plans.Settings(steps=1, eval_every=1, eval_examples=4, eval_samples=2)
     R.run_reproduction(tmp_path, profile="micro", specs=[spec], settings=short, extra=TINY, model=tiny_model(),
                        tokenizer=char_tokenizer(), get_task=lambda name: fake_task(), progress=False)
     (tmp_path / "runs" / spec.dirname / R.RESULT).unlink()  # as if killed after its checkpoint
@@ -121,7 +121,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path):
 
 
 def test_plan_runs_adds_each_ablation_run_once():
-    specs = R.plan_runs(["a", "b"], ["grpo", "sft+"], [0, 1, 2], ablation_tasks=["a"])
+    specs = plans.plan_runs(["a", "b"], ["grpo", "sft+"], [0, 1, 2], ablation_tasks=["a"])
     assert len(specs) == 2 * 2 * 3 + 2 * 3  # token and constant on task a; sequence is a main run
     assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # seed by seed
     assert len(set(specs)) == len(specs)
@@ -144,7 +144,7 @@ def test_command_line_refuses_bad_options(args, message, capsys, tmp_path):
 
 def test_reproduce_refuses_run_dirs_made_with_other_settings(tiny_reproduction):
     out, specs, _ = tiny_reproduction
-    configs = [R.make_config("micro", s, dataclasses.replace(BUDGET, eval_examples=3), TINY) for s in specs]
+    configs = [plans.make_config("micro", s, dataclasses.replace(BUDGET, eval_examples=3), TINY) for s in specs]
     conflicts = R.check_run_dirs(out, specs, configs, overwrite=False)
     assert conflicts == [s.dirname for s in specs]
     assert (out / "runs" / specs[0].dirname / "checkpoint.pt").exists()  # nothing touched
@@ -153,7 +153,7 @@ def test_reproduce_refuses_run_dirs_made_with_other_settings(tiny_reproduction):
 def test_report_only_rebuilds_the_outputs_without_training(tiny_reproduction):
     out, specs, _ = tiny_reproduction
     (out / "results.md").unlink()
-    extra = [R.RunSpec("countdown-micro", "sft+", 0)]  # not run yet: stays pending
+    extra = [plans.RunSpec("countdown-micro", "sft+", 0)]  # not run yet: stays pending
     res = R.run_reproduction(out, profile="micro", specs=specs + extra, settings=BUDGET, extra=TINY,
                              progress=False, train=False)
     assert res["status"] == ["skipped"] * len(specs) + ["pending"]
@@ -162,12 +162,12 @@ def test_report_only_rebuilds_the_outputs_without_training(tiny_reproduction):
 
 
 def test_notebook_08_plan_has_its_arms_seed_by_seed():
-    specs = R.plan_beyond(range(2))
-    assert len(specs) == 2 * len(R.BEYOND_ARMS) and [s.seed for s in specs] == sorted(s.seed for s in specs)
+    specs = plans.plan_beyond(range(2))
+    assert len(specs) == 2 * len(plans.BEYOND_ARMS) and [s.seed for s in specs] == sorted(s.seed for s in specs)
     assert {(s.objective, s.mu) for s in specs} >= {("gspo", 4), ("gspo-eps", 4), ("grpo", 4), ("reinforce-rej", 1)}
     assert len({s.dirname for s in specs}) == len(specs)  # mu is part of the run directory
-    assert R.RunSpec("countdown-micro", "grpo", 0).dirname == "countdown-micro/grpo_sequence/seed0"
-    assert R.make_config("micro", R.RunSpec("countdown-micro", "gspo", 0, mu=4), BUDGET).mu == 4
+    assert plans.RunSpec("countdown-micro", "grpo", 0).dirname == "countdown-micro/grpo_sequence/seed0"
+    assert plans.make_config("micro", plans.RunSpec("countdown-micro", "gspo", 0, mu=4), BUDGET).mu == 4
 
 
 def test_random_rewards_keep_the_verdict():
@@ -246,7 +246,7 @@ EVIDENCE = dataclasses.replace(BUDGET, temperature=0.6, sweep_samples=2, pass_k_
 def tiny_evidence(tmp_path_factory):
     """grpo and the reward-free control at two learning rates, two seeds, measured after training."""
     out = tmp_path_factory.mktemp("evidence")
-    specs = [R.RunSpec("countdown-micro", o, s, learning_rate=lr) for s in (0, 1) for lr in (1e-3, 3e-3)
+    specs = [plans.RunSpec("countdown-micro", o, s, learning_rate=lr) for s in (0, 1) for lr in (1e-3, 3e-3)
              for o in ("grpo", "confidence")]
     model = tiny_model()
     res = R.run_reproduction(out, profile="micro", specs=specs, settings=EVIDENCE, extra=TINY, model=model,
@@ -300,7 +300,7 @@ def test_a_task_without_the_pass_at_k_split_is_skipped_with_one_line(capsys):
             return fake_task().load(split, n)
 
     settings = dataclasses.replace(EVIDENCE, sweep_samples=0)
-    cfg = R.make_config("micro", R.RunSpec("countdown-micro", "grpo", 0), settings, TINY)
+    cfg = plans.make_config("micro", plans.RunSpec("countdown-micro", "grpo", 0), settings, TINY)
     for _ in range(2):
         assert R.measure(tiny_model(), char_tokenizer(), NoHard(), settings, cfg, 0) == {}
     lines = capsys.readouterr().out.splitlines()
@@ -314,52 +314,52 @@ def test_a_task_without_the_pass_at_k_split_is_skipped_with_one_line(capsys):
      {(3e-5, "adamw"), (1e-4, "adamw"), (3e-4, "adamw"), (0.2, "sgd")}),
 ])
 def test_evidence_plans(name, runs, objectives, steps, rates):
-    specs, settings = R.plan_evidence(name, ["countdown-micro", "gsm8k-micro"])
+    specs, settings, _ = plans.plan_evidence(name, ["countdown-micro", "gsm8k-micro"])
     assert len(specs) == len(set(specs)) == len({s.dirname for s in specs}) == runs
     assert {s.objective for s in specs} == objectives and {(s.learning_rate, s.optimizer) for s in specs} == rates
     assert settings.steps == steps and settings.temperature == 0.6 and settings.pass_k_split == "hard"
     assert settings.sweep_samples >= 16 and settings.pass_k_seeds == max(s.seed for s in specs) + 1
     assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # seed by seed: stopped early, seeds complete
-    cfg = R.make_config("micro", specs[-1], settings)
+    cfg = plans.make_config("micro", specs[-1], settings)
     assert cfg.temperature == 0.6 and cfg.learning_rate == (specs[-1].learning_rate or 1e-4)
     assert cfg.optimizer == specs[-1].optimizer
 
 
 @pytest.mark.parametrize("spec, extra, field, value", [
-    (R.RunSpec("countdown-micro", "grpo", 0, optimizer="sgd"), None, "optimizer", "sgd"),
-    (R.RunSpec("countdown-micro", "grpo", 0), {"optimizer": "sgd"}, "optimizer", "sgd"),  # AdamW: spec unset
-    (R.RunSpec("countdown-micro", "grpo", 0, optimizer="sgd"), {"optimizer": "adamw"}, "optimizer", "sgd"),
-    (R.RunSpec("countdown-micro", "grpo", 0), None, "optimizer", "adamw"),
-    (R.RunSpec("countdown-micro", "grpo", 0), {"mu": 2}, "mu", 2),
-    (R.RunSpec("countdown-micro", "grpo", 0, mu=4), {"mu": 2}, "mu", 4),
-    (R.RunSpec("countdown-micro", "grpo", 0, learning_rate=0.2), {"learning_rate": 1e-3}, "learning_rate", 0.2),
+    (plans.RunSpec("countdown-micro", "grpo", 0, optimizer="sgd"), None, "optimizer", "sgd"),
+    (plans.RunSpec("countdown-micro", "grpo", 0), {"optimizer": "sgd"}, "optimizer", "sgd"),  # AdamW: spec unset
+    (plans.RunSpec("countdown-micro", "grpo", 0, optimizer="sgd"), {"optimizer": "adamw"}, "optimizer", "sgd"),
+    (plans.RunSpec("countdown-micro", "grpo", 0), None, "optimizer", "adamw"),
+    (plans.RunSpec("countdown-micro", "grpo", 0), {"mu": 2}, "mu", 2),
+    (plans.RunSpec("countdown-micro", "grpo", 0, mu=4), {"mu": 2}, "mu", 4),
+    (plans.RunSpec("countdown-micro", "grpo", 0, learning_rate=0.2), {"learning_rate": 1e-3}, "learning_rate", 0.2),
 ])
 def test_a_spec_sets_what_it_names_and_leaves_the_rest_to_extra(spec, extra, field, value):
-    assert getattr(R.make_config("micro", spec, BUDGET, extra), field) == value
+    assert getattr(plans.make_config("micro", spec, BUDGET, extra), field) == value
 
 
 def test_the_lr_sweep_adds_one_plain_sgd_arm_and_keeps_the_adamw_runs_it_had():
     tasks = ["countdown-micro", "gsm8k-micro"]
-    specs, settings = R.plan_evidence("lr-sweep", tasks)
+    specs, settings, _ = plans.plan_evidence("lr-sweep", tasks)
     sgd = [s for s in specs if s.optimizer == "sgd"]
     assert sorted((s.task, s.objective, s.seed) for s in sgd) == sorted(
         (t, o, seed) for t in tasks for o in ("grpo", "sft+-") for seed in range(3))
-    assert {s.learning_rate for s in sgd} == {0.2} and R.make_config("micro", sgd[0], settings).optimizer == "sgd"
+    assert {s.learning_rate for s in sgd} == {0.2} and plans.make_config("micro", sgd[0], settings).optimizer == "sgd"
     # the AdamW runs (some may be under way) are the plan's runs before the SGD arm, in the same order
     assert [s for s in specs if s.optimizer == "adamw"] == [
-        R.RunSpec(t, o, seed, learning_rate=lr) for seed in range(3) for lr in (3e-5, 1e-4, 3e-4)
+        plans.RunSpec(t, o, seed, learning_rate=lr) for seed in range(3) for lr in (3e-5, 1e-4, 3e-4)
         for t in tasks for o in ("grpo", "sft+-")]
     assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # seed by seed, the SGD arm included
 
 
 @pytest.mark.parametrize("spec, dirname", [
-    (R.RunSpec("t", "grpo", 0), "t/grpo_sequence/seed0"),
-    (R.RunSpec("t", "grpo", 1, learning_rate=3e-5), "t/grpo_sequence_lr3e-05/seed1"),
-    (R.RunSpec("t", "gspo", 2, mu=4, learning_rate=0.0003), "t/gspo_sequence_mu4_lr0.0003/seed2"),
-    (R.RunSpec("t", "grpo", 0, optimizer="adamw"), "t/grpo_sequence/seed0"),  # AdamW: the names runs had before
-    (R.RunSpec("t", "grpo", 1, learning_rate=1e-4, optimizer="adamw"), "t/grpo_sequence_lr0.0001/seed1"),
-    (R.RunSpec("t", "sft+-", 0, learning_rate=0.2, optimizer="sgd"), "t/sft+-_sequence_lr0.2_sgd/seed0"),
-    (R.RunSpec("t", "grpo", 2, mu=4, optimizer="sgd"), "t/grpo_sequence_mu4_sgd/seed2"),
+    (plans.RunSpec("t", "grpo", 0), "t/grpo_sequence/seed0"),
+    (plans.RunSpec("t", "grpo", 1, learning_rate=3e-5), "t/grpo_sequence_lr3e-05/seed1"),
+    (plans.RunSpec("t", "gspo", 2, mu=4, learning_rate=0.0003), "t/gspo_sequence_mu4_lr0.0003/seed2"),
+    (plans.RunSpec("t", "grpo", 0, optimizer="adamw"), "t/grpo_sequence/seed0"),  # AdamW: the names runs had before
+    (plans.RunSpec("t", "grpo", 1, learning_rate=1e-4, optimizer="adamw"), "t/grpo_sequence_lr0.0001/seed1"),
+    (plans.RunSpec("t", "sft+-", 0, learning_rate=0.2, optimizer="sgd"), "t/sft+-_sequence_lr0.2_sgd/seed0"),
+    (plans.RunSpec("t", "grpo", 2, mu=4, optimizer="sgd"), "t/grpo_sequence_mu4_sgd/seed2"),
 ])
 def test_run_dirnames_tell_learning_rates_and_optimizers_apart(spec, dirname):
     assert spec.dirname == dirname
@@ -377,10 +377,10 @@ def test_shipped_run_records_keep_their_names_and_resume(name, folder, extra, tm
     with tarfile.open(DATA_DIR / "results" / f"{name}_runs.tar.gz") as tar:
         tar.extractall(tmp_path, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     shipped = R.load_results(DATA_DIR / "results" / f"{name}_results.json")
-    settings = R.Settings(**shipped["settings"])
-    specs = [R.RunSpec(r["task"], r["objective"], r["seed"], r["aggregation"], r["ablation"], r["mu"])
+    settings = plans.Settings(**shipped["settings"])
+    specs = [plans.RunSpec(r["task"], r["objective"], r["seed"], r["aggregation"], r["ablation"], r["mu"])
              for r in shipped["runs"]]
-    configs = [R.make_config(shipped["profile"], s, settings, extra) for s in specs]
+    configs = [plans.make_config(shipped["profile"], s, settings, extra) for s in specs]
     assert [s.dirname for s in specs] == [r["run_dir"] for r in shipped["runs"]]
     assert R.check_run_dirs(tmp_path / folder, specs, configs, overwrite=False) == []
     assert all(R._finished(tmp_path / folder / "runs" / s.dirname, c, s) for s, c in zip(specs, configs))
@@ -394,7 +394,7 @@ def test_an_sgd_arm_has_its_own_runs_rows_labels_and_lines(tmp_path, monkeypatch
     figure names them, and a second call skips them all."""
     from matplotlib.figure import Figure
 
-    specs = [R.RunSpec("countdown-micro", o, s, learning_rate=1e-3, optimizer=opt) for s in (0, 1)
+    specs = [plans.RunSpec("countdown-micro", o, s, learning_rate=1e-3, optimizer=opt) for s in (0, 1)
              for opt in ("adamw", "sgd") for o in ("grpo", "sft+-")]
     res = reproduce(tmp_path, specs)
     assert res["status"] == ["ran"] * len(specs)

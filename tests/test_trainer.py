@@ -18,7 +18,7 @@ import torch
 from loop_fixtures import FakeScore, char_tokenizer, fake_task, tiny_model
 
 import course_lib.trainer as trainer
-from course_lib import models
+from course_lib import models, plans
 from course_lib.__main__ import main as cli
 from course_lib.objectives import OBJECTIVES, get_objective
 from course_lib.rollout import generate_rollouts
@@ -322,13 +322,12 @@ def test_command_line_train_resume_then_evaluate(tmp_path, tiny_cli):
 @pytest.mark.parametrize("objective", ["sft+-", "sft+-balanced", "grpo"])
 def test_train_command_and_reproduce_run_the_same_algorithm(objective, tmp_path, tiny_cli):
     # one name = one algorithm: `train --objective NAME` writes the config that reproduce builds for NAME
-    from course_lib import reproduce as R
 
     assert cli(["train", *tiny_cli, "--objective", objective, "--steps", "2", "--run-dir", str(tmp_path)]) == 0
     from_cli = json.loads((tmp_path / "config.json").read_text())
-    settings = R.Settings(steps=2, eval_every=0, eval_examples=4, eval_samples=2)
+    settings = plans.Settings(steps=2, eval_every=0, eval_examples=4, eval_samples=2)
     extra = dict(prompts_per_step=4, group_size=4, micro_batch_size=8, max_new_tokens=8, checkpoint_every=1)
-    from_reproduce = asdict(R.make_config("micro", R.RunSpec("countdown-micro", objective, 0), settings, extra))
+    from_reproduce = asdict(plans.make_config("micro", plans.RunSpec("countdown-micro", objective, 0), settings, extra))
     assert from_cli == from_reproduce
     row = get_objective(from_cli["objective"])
     assert row is get_objective(objective)  # the same row of the table: the same weights, ratio/clip and KL
@@ -448,7 +447,7 @@ def test_a_truncated_answer_earns_nothing_when_the_run_says_so():
                           tokenizer=char_tokenizer(), task=always, progress=False)
     scored, wrong = res["scored"], res["wrong"]
     cut = scored.history[0]["truncated"]
-    assert 0 < cut and scored.history[0]["truncated"] == wrong.history[0]["truncated"]  # same samples
+    assert cut > 0 and scored.history[0]["truncated"] == wrong.history[0]["truncated"]  # same samples
     assert scored.history[0]["accuracy"] == 1.0 and wrong.history[0]["accuracy"] == pytest.approx(1 - cut)
     assert wrong.history[0]["reward_mean"] == pytest.approx(1 - cut)
     final = {r: res[r].evals[-1] for r in res}
