@@ -391,13 +391,17 @@ def store_frozen_linears(model, dtype: torch.dtype) -> None:
 
     Autocast casts every float32 weight to ``dtype`` in every forward pass, the same numbers each
     time; stored cast once, the matmuls are bit for bit the same without that copy (on a CPU it is
-    a large part of a forward: ``benchmarks/step_time.py``). A Linear whose weight is tied to the
-    input embedding keeps float32 (the embedding feeds the float32 residual stream); trainable
-    weights stay float32. The model must then run under ``models.autocast``, as training does.
+    a large part of a forward: ``benchmarks/step_time.py``). The input embedding keeps float32
+    (it feeds the float32 residual stream), so an output layer tied to it gets its own frozen
+    copy in ``dtype``; trainable weights stay float32. The model must then run under
+    ``models.autocast``, as training does.
     """
-    tied = model.get_input_embeddings().weight
+    embedding = model.get_input_embeddings().weight
     for m in model.modules():
-        if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad and m.weight is not tied:
-            m.weight.data = m.weight.data.to(dtype)
+        if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad:
+            if m.weight is embedding:
+                m.weight = torch.nn.Parameter(embedding.detach().to(dtype), requires_grad=False)
+            else:
+                m.weight.data = m.weight.data.to(dtype)
             if m.bias is not None:
                 m.bias.data = m.bias.data.to(dtype)

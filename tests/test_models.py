@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import inspect
+import json
 import shutil
 from pathlib import Path
 
@@ -375,20 +376,29 @@ def test_reference_policy_with_lora_is_the_untrained_model(tiny_qwen_dir):
     assert torch.equal(logits_of(model, batch), trained)  # adapters back on
 
 
-def test_bf16_on_a_cpu_stores_frozen_linears_in_bf16_and_computes_the_same(tiny_qwen_dir):
+@pytest.mark.parametrize("tied", [False, True])
+def test_bf16_on_a_cpu_stores_frozen_linears_in_bf16_and_computes_the_same(tiny_qwen_dir, tmp_path, tied):
     """LoRA without 4-bit at --precision bf16 on a CPU: the frozen Linear weights are stored in
     bf16 (autocast would cast them in every forward), the adapters, the embedding and the norms
-    stay float32, and under autocast logits and adapter gradients equal those of float32 storage."""
+    stay float32 (an output layer tied to the embedding, as SmolLM2's, gets a bf16 copy), and
+    under autocast logits and adapter gradients equal those of float32 storage."""
     lora16 = dataclasses.replace(QWEN_BASE, quantization=None, gradient_checkpointing=False)
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_qwen_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": tied}))
     results = []
     for precision in ("bf16", "fp32"):
         torch.manual_seed(0)
-        model, tok = load_policy(lora16, device="cpu", model_id=str(tiny_qwen_dir), precision=precision)
+        model, tok = load_policy(lora16, device="cpu", model_id=str(folder), precision=precision)
         batch = lm_batch(tok)
         frozen = {p.dtype for n, p in model.named_parameters() if not p.requires_grad and "proj" in n}
         assert frozen == ({torch.bfloat16} if precision == "bf16" else {torch.float32})
         assert {p.dtype for p in trainable_parameters(model)} == {torch.float32}
         assert model.get_input_embeddings().weight.dtype == torch.float32
+        head = model.get_output_embeddings().weight
+        assert head.dtype == (torch.bfloat16 if precision == "bf16" else torch.float32)
+        assert (head is model.get_input_embeddings().weight) == (tied and precision == "fp32")
         model.train()
         with models.autocast(model, torch.bfloat16):
             out = model(**batch)
