@@ -12,7 +12,7 @@ import pytest
 import torch
 from loop_fixtures import char_tokenizer, fake_task, tiny_model
 
-from course_lib import plans, report, stats
+from course_lib import models, plans, report, stats
 from course_lib import reproduce as R
 
 TINY = dict(prompts_per_step=4, group_size=4, max_new_tokens=8, micro_batch_size=8, learning_rate=1e-3)
@@ -323,6 +323,27 @@ def test_evidence_plans(name, runs, objectives, steps, rates):
     cfg = plans.make_config("micro", specs[-1], settings)
     assert cfg.temperature == 0.6 and cfg.learning_rate == (specs[-1].learning_rate or 1e-4)
     assert cfg.optimizer == specs[-1].optimizer
+
+
+def test_the_smollm2_plan_runs_the_real_model_with_its_own_cap_and_rules():
+    tasks = list(models.PROFILES["smollm2-135m"].tasks)
+    specs, settings, config = plans.plan_evidence("smollm2", tasks)
+    main = [s for s in specs if s.learning_rate is None and not s.ablation]
+    assert len(main) == 2 * 5 * 5 and {s.objective for s in main} == {"grpo", "sft+", "sft-", "sft+-", "confidence"}
+    assert {(s.task, s.objective, s.learning_rate) for s in specs if s.learning_rate} == {(t, "sft-", 1e-5) for t in tasks}
+    assert {(s.task, s.objective, s.aggregation) for s in specs if s.ablation} == {("word-problems", "grpo", "token")}
+    assert len(specs) == len({s.dirname for s in specs}) == 50 + 10 + 5 and settings.steps >= 30
+    assert [s.seed for s in specs] == sorted(s.seed for s in specs) and settings.sweep_samples > 0
+    cfg = plans.make_config("smollm2-135m", specs[-1], settings, config)
+    assert (cfg.max_new_tokens, cfg.truncated, cfg.precision, cfg.temperature) == (128, "wrong", "bf16", 0.7)
+
+
+def test_a_plan_for_another_profile_is_refused_in_one_line(tmp_path, capsys):
+    from course_lib.__main__ import main
+
+    assert main(["reproduce", "--plan", "smollm2", "--profile", "micro", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--profile smollm2-135m" in err and not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("spec, extra, field, value", [
