@@ -1,0 +1,46 @@
+"""tools/pack_runs.py: a reproduction's finished run records, packed without checkpoints."""
+
+import importlib.util
+import json
+import tarfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("pack_runs", ROOT / "tools" / "pack_runs.py")
+pack_runs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pack_runs)
+
+
+def _reproduction(out: Path) -> None:
+    (out / "base").mkdir(parents=True)
+    (out / "base" / "t.json").write_text("{}")
+    for run, done in (("t/grpo_sequence/seed0", True), ("t/sft+_sequence/seed0", False)):
+        d = out / "runs" / run
+        d.mkdir(parents=True)
+        for f in ("config.json", "metrics.jsonl", "eval.jsonl", "wall_s.json", "checkpoint.pt"):
+            (d / f).write_text(json.dumps({"file": f}))
+        if done:
+            (d / "result.json").write_text("{}")
+
+
+def test_only_finished_records_and_the_base_are_packed_under_the_folder_name(tmp_path):
+    _reproduction(tmp_path / "grid")
+    assert pack_runs.pack(tmp_path / "grid", tmp_path / "a.tar.gz") == 1
+    with tarfile.open(tmp_path / "a.tar.gz") as tar:
+        names = tar.getnames()
+        assert tar.extractfile("grid/runs/t/grpo_sequence/seed0/metrics.jsonl").read() == b'{"file": "metrics.jsonl"}'
+    assert names == ["grid/base/t.json"] + [f"grid/runs/t/grpo_sequence/seed0/{f}" for f in pack_runs.RECORD]
+
+
+def test_the_same_records_give_the_same_bytes(tmp_path):
+    _reproduction(tmp_path / "grid")
+    pack_runs.pack(tmp_path / "grid", tmp_path / "a.tar.gz")
+    (tmp_path / "grid" / "base" / "t.json").touch()  # a newer time stamp changes nothing
+    pack_runs.pack(tmp_path / "grid", tmp_path / "b.tar.gz")
+    assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
+
+
+def test_a_folder_without_runs_is_refused_in_one_line(tmp_path, capsys):
+    assert pack_runs.main([str(tmp_path / "nothing"), str(tmp_path / "x.tar.gz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "runs/" in err and not (tmp_path / "x.tar.gz").exists()
