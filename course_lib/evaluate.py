@@ -49,13 +49,21 @@ def _mean(xs: Sequence[float]) -> float | None:
     return float(sum(xs) / len(xs)) if xs else None
 
 
+def judge(scores, truncated, truncated_wrong: bool) -> tuple[list[float], list[bool]]:
+    """``(rewards, correct)`` of verifier ``scores``; with ``truncated_wrong`` an answer cut at the
+    cap (``truncated``) earns 0 and is wrong, whatever its last number says. Training and every
+    evaluation judge through this one rule."""
+    cut = [truncated_wrong and bool(t) for t in truncated]
+    return ([0.0 if c else float(s.reward) for s, c in zip(scores, cut)],
+            [bool(s.correct) and not c for s, c in zip(scores, cut)])
+
+
 def _summary(task, roll, examples, group: int, truncated_wrong: bool = False) -> dict:
     """Accuracy, reward and the length breakdown of ``roll`` (``group`` samples per example);
-    ``truncated_wrong``: an answer cut at the cap is wrong and earns 0, whatever the verifier says."""
+    ``truncated_wrong``: see :func:`judge`."""
     scores = [task.score(text, ex) for text, ex in zip(roll.texts, (ex for ex in examples for _ in range(group)))]
     lengths, truncated = roll.lengths.tolist(), roll.truncated.tolist()
-    correct = [bool(s.correct) and not (truncated_wrong and t) for s, t in zip(scores, truncated)]
-    rewards = [0.0 if truncated_wrong and t else float(s.reward) for s, t in zip(scores, truncated)]
+    rewards, correct = judge(scores, truncated, truncated_wrong)
     wrong = [(n, t, text) for n, ok, t, text in zip(lengths, correct, truncated, roll.texts) if not ok]
     return {
         "accuracy": _mean([float(c) for c in correct]), "reward_mean": _mean(rewards),

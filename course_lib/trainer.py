@@ -48,7 +48,7 @@ import torch
 from tqdm.auto import tqdm
 
 from course_lib import models, runs
-from course_lib.evaluate import evaluate_as_trained
+from course_lib.evaluate import evaluate_as_trained, judge
 from course_lib.models import autocast
 from course_lib.objectives import (
     AGGREGATIONS,
@@ -304,9 +304,7 @@ def _step(cfg, objective, model, tokenizer, asked, pool, optimizer, scaler, refe
                                  max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
     t1 = time.perf_counter()
     scores = [asked.score(t, e) for t, e in zip(roll.texts, (e for e in examples for _ in range(G)))]  # verify
-    rewards, correct = torch.tensor([float(s.reward) for s in scores]), torch.tensor([bool(s.correct) for s in scores])
-    if cfg.truncated == "wrong":  # an answer cut at the cap earns nothing, whatever its last number says
-        rewards, correct = rewards.masked_fill(roll.truncated, 0.0), correct & ~roll.truncated
+    rewards, correct = map(torch.tensor, judge(scores, roll.truncated.tolist(), cfg.truncated == "wrong"))
     # the confidence control weighs by the sampler's own log-probs instead of the reward
     w = weights(objective, rewards, correct, G, logprobs=roll.logprobs, mask=roll.completion_mask)       # weigh
     t2 = time.perf_counter()
