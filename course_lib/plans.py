@@ -61,6 +61,7 @@ class Settings:
     temperature: float | None = None  # sampling temperature of training and evaluation (None: the budget's)
     sweep_samples: int = 0       # samples per held-out problem at each SWEEP_TEMPERATURES (0 = no sweep)
     pass_k_split: str = "test"   # the split pass@k is measured on ("hard": base pass@256 <= 70%)
+    sweep_runs: bool = True      # the sweep for every trained run (False: the base only; a run keeps its last evaluation)
 
 
 def plan_runs(tasks, objectives, seeds, *, ablation_objectives=("grpo",),
@@ -127,9 +128,13 @@ def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
 #: (T = 0.7, 50 x 4 test replies) runs past it on 6% of arith and 14.5% of word-problems (48: 20.5% and 49.5%;
 #: 192: 4% and 9.5%, replies that never end; ``benchmarks/reply_lengths.py``); sft- also at 1e-5 (the
 #: negatives-only paper's 1e-6 for full fine-tuning, x10 for LoRA as the Qwen profiles assume); GRPO's token
-#: aggregation on word-problems (the length claim).
+#: aggregation on word-problems (the length claim). Every held-out problem (arith 50, word-problems 80) x 8
+#: samples; the base alone is swept over temperatures (a run keeps its last evaluation and one repeat of it).
+#: grid: also GRPO's token and constant aggregations (notebook 07's ablation; measured during training only).
+_MICRO = ("countdown-micro", "gsm8k-micro")
 PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"), "seeds": 5, "steps": 60,
-                  "eval_every": 20, "pass_k": 256},
+                  "eval_every": 20, "pass_k": 256,
+                  "ablation": tuple((t, "grpo", a) for t in _MICRO for a in ("token", "constant"))},
          "horizon": {"objectives": ("grpo", "sft+", "sft+-", "sft-"), "seeds": 3, "steps": 200, "eval_every": 25,
                      "pass_k": 256},
          "lr-sweep": {"objectives": ("grpo", "sft+-"), "seeds": 3, "steps": 60, "eval_every": 20, "pass_k": 0,
@@ -137,7 +142,8 @@ PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"),
          "smollm2": {"profile": "smollm2-135m", "objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"),
                      "seeds": 5, "steps": 30, "eval_every": 0, "pass_k": 0, "arms": (("sft-", 1e-5),),
                      "ablation": (("word-problems", "grpo", "token"),),
-                     "settings": {"eval_examples": 100, "temperature": None, "sweep_samples": 4, "pass_k_split": "test"},
+                     "settings": {"eval_examples": 100, "eval_samples": 8, "temperature": None, "sweep_samples": 8,
+                                  "sweep_runs": False, "pass_k_split": "test"},
                      "config": {"max_new_tokens": 128, "truncated": "wrong", "precision": "bf16"}}}
 PLAN_SETTINGS = {"eval_examples": 200, "eval_samples": 4, "temperature": 0.6, "sweep_samples": 16,
                  "pass_k_examples": 100, "pass_k_split": "hard", "margin": 0.05}

@@ -5,6 +5,7 @@ evaluates held-out accuracy, lengths and (optionally) pass@k, and writes into ``
 
     runs/TASK/OBJECTIVE_AGGREGATION/seedS/   one run of course_lib.trainer + result.json when done
     base/TASK.json                           the base model's measurements (as every run's below)
+    base/step0/KEY.json                      a step-0 held-out evaluation, shared by the runs it fits
     results.json    command, settings, runs, summary, equivalence, temperature_sweep, eval_noise,
                     pass_at_k (+ pass_at_k_counts), ablation, curves
     results.md, *.png   the tables and figures of course_lib.report
@@ -12,7 +13,9 @@ evaluates held-out accuracy, lengths and (optionally) pass@k, and writes into ``
 Run it again with the same options: finished runs are skipped, interrupted ones resume, a run
 directory holding other settings is refused (``--overwrite`` starts it over). The comparison is
 *paired*: for a seed every objective starts from the same weights, sees the same training
-problems in order and the same held-out problems and sampling seed (stats pairs by seed).
+problems in order and the same held-out problems and sampling seed (stats pairs by seed). So
+the step-0 evaluation is the same measurement for all of them: it runs once per task, seed and
+evaluation setting (:data:`TRAINING_ONLY` lists the fields it ignores) and every other run copies it.
 
 After training each run (and the base, once per task) is measured at :data:`SWEEP_TEMPERATURES`
 and greedily, twice at its training temperature (two sampling seeds: the evaluation noise), and
@@ -25,6 +28,7 @@ Simplified: runs go one after another or in ``workers`` processes; nothing is re
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -38,6 +42,10 @@ PASS_KS = tuple(2**i for i in range(9))  #: pass@k is reported at k = 1, 2, 4, .
 RESULT = "result.json"
 #: held-out accuracy after training is also measured at these temperatures (and greedily)
 SWEEP_TEMPERATURES = (0.3, 0.6, 1.0)
+#: TrainConfig fields that cannot change the step-0 evaluation (it comes before the first update)
+TRAINING_ONLY = ("objective", "steps", "prompts_per_step", "group_size", "learning_rate", "optimizer", "warmup_steps",
+                 "grad_clip", "micro_batch_size", "mu", "beta", "epsilon", "aggregation", "eval_every",
+                 "checkpoint_every")
 
 
 def _tail_mean(history: list[dict], key: str, k: int = 10):
@@ -69,7 +77,8 @@ def run_record(spec: RunSpec, history: list[dict], evals: list[dict], wall_s: fl
 _NO_SPLIT: set = set()  # (task, split) pairs already reported as missing
 
 
-def measure(model, tokenizer, task, settings: Settings, cfg, seed: int, pass_k: bool = True) -> dict:
+def measure(model, tokenizer, task, settings: Settings, cfg, seed: int, pass_k: bool = True,
+            known: float | None = None) -> dict:
     """A model's held-out measurements, asked as training asks them (chat template, dtype, cap).
 
     Returns (each only when ``settings`` asks for it) ``temperature_sweep``: accuracy on
@@ -77,21 +86,24 @@ def measure(model, tokenizer, task, settings: Settings, cfg, seed: int, pass_k: 
     (keys "0.3", ...) and ``greedy``; ``eval_repeat``: [accuracy at the training temperature, seed
     ``seed``, the same with ``seed + 1``]; ``pass_at_k`` ({"k": value}) and ``pass_at_k_counts``
     ({"split", "n", "correct": right answers per problem}) on ``settings.pass_k_split``. A task
-    without that split gets one line and no pass@k.
+    without that split gets one line and no pass@k. ``known``: the accuracy at the training
+    temperature, measured already (a run's last evaluation, when ``settings.sweep_runs`` is False):
+    the sweep is then that one value, and the repeat one more evaluation beside it.
     """
     from course_lib.evaluate import evaluate_as_trained
 
     out: dict = {}
     if settings.sweep_samples:
         test, sweep = task.load("test", n=settings.eval_examples), {}
-        for t in dict.fromkeys((*SWEEP_TEMPERATURES, float(cfg.temperature))):
+        for t in dict.fromkeys((*SWEEP_TEMPERATURES, float(cfg.temperature))) if known is None else ():
             res = evaluate_as_trained(model, tokenizer, task, dataclasses.replace(cfg, temperature=t), test,
                                       samples=settings.sweep_samples, greedy=t == SWEEP_TEMPERATURES[0],
                                       batch_size=256, seed=seed)
             sweep[str(t)] = res["accuracy"]
             sweep.setdefault("greedy", res.get("accuracy_greedy"))
-        again = evaluate_as_trained(model, tokenizer, task, cfg, test, samples=settings.sweep_samples, greedy=False,
-                                    batch_size=256, seed=seed + 1)["accuracy"]
+        sweep.setdefault(str(float(cfg.temperature)), known)
+        again = evaluate_as_trained(model, tokenizer, task, cfg, test, greedy=False, batch_size=256, seed=seed + 1,
+                                    samples=settings.sweep_samples if known is None else cfg.eval_samples)["accuracy"]
         out.update(temperature_sweep=sweep, eval_repeat=[sweep[str(float(cfg.temperature))], again])
     if settings.pass_k and pass_k:
         try:
@@ -109,11 +121,17 @@ def measure(model, tokenizer, task, settings: Settings, cfg, seed: int, pass_k: 
     return out
 
 
+def step0_file(folder: Path, cfg) -> Path:
+    """Where the step-0 evaluation of ``cfg`` is kept in ``folder``: named by the settings it depends on."""
+    key = json.dumps({k: v for k, v in asdict(cfg).items() if k not in TRAINING_ONLY}, sort_keys=True)
+    return Path(folder) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
 def run_one(spec: RunSpec, cfg, run_dir: Path, settings: Settings, *, model, tokenizer, init_state, task,
-            progress: bool = True) -> dict:
+            progress: bool = True, step0: Path | None = None) -> dict:
     """Train one run in ``run_dir`` (skip it when finished with the same settings, resume it when
     it has a checkpoint) and return its record with ``status`` "skipped", "resumed", "ran" or
-    "interrupted" (no result.json then)."""
+    "interrupted" (no result.json then). ``step0``: the folder of shared step-0 evaluations."""
     import torch
 
     from course_lib.models import weights_source
@@ -130,9 +148,15 @@ def run_one(spec: RunSpec, cfg, run_dir: Path, settings: Settings, *, model, tok
                 p.copy_(init_state[n])
     wall_file = run_dir / "wall_s.json"
     prior = json.loads(wall_file.read_text())["wall_s"] if resume and wall_file.exists() else 0.0
+    shared = step0_file(step0, cfg) if step0 is not None else None
+    first = json.loads(shared.read_text()) if shared is not None and shared.exists() else None
     t0 = time.perf_counter()
     res = train(cfg, run_dir=run_dir, resume=resume, overwrite=not resume, model=model,
-                tokenizer=tokenizer, task=task, progress=progress)
+                tokenizer=tokenizer, task=task, progress=progress, first_eval=first)
+    if shared is not None and first is None and res.evals[:1] and res.evals[0]["step"] == 0:
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        (tmp := shared.with_suffix(f".{os.getpid()}.tmp")).write_text(json.dumps(res.evals[0], indent=2))
+        tmp.replace(shared)  # whole or absent, whichever worker writes it
     wall = prior + time.perf_counter() - t0
     wall_file.write_text(json.dumps({"wall_s": wall}))
     rec = run_record(spec, res.history, res.evals, wall, run_dir=spec.dirname, skipped_updates=res.skipped_updates,
@@ -140,7 +164,9 @@ def run_one(spec: RunSpec, cfg, run_dir: Path, settings: Settings, *, model, tok
     if res.interrupted:
         return {**rec, "status": "interrupted"}
     if not spec.ablation:
-        rec.update(measure(model, tokenizer, task, settings, cfg, cfg.seed + 4321, spec.seed < settings.pass_k_seeds))
+        known = None if settings.sweep_runs else res.evals[-1]["accuracy"]  # the base alone is swept
+        rec.update(measure(model, tokenizer, task, settings, cfg, cfg.seed + 4321, spec.seed < settings.pass_k_seeds,
+                           known))
     (run_dir / RESULT).write_text(json.dumps({"config": asdict(cfg), "record": rec}, indent=2))
     return {**rec, "status": "resumed" if resume else "ran"}
 
@@ -194,13 +220,14 @@ def _worker_init(profile: str, threads: int) -> None:
                    init={n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
 
 
-def _worker_run(spec: RunSpec, cfg, run_dir: str, settings: Settings) -> dict:
+def _worker_run(spec: RunSpec, cfg, run_dir: str, settings: Settings, step0: str) -> dict:
     from course_lib.tasks import get_task
 
     if _WORKER.get("stop"):  # after a Ctrl-C, runs already queued to this process start no more
         return {"status": "cancelled"}
     rec = run_one(spec, cfg, Path(run_dir), settings, model=_WORKER["model"], tokenizer=_WORKER["tokenizer"],
-                  init_state=_WORKER["init"], task=get_task(spec.task), progress=False)
+                  init_state=_WORKER["init"], task=get_task(spec.task), progress=False,
+                  step0=Path(step0))
     _WORKER["stop"] = rec["status"] == "interrupted"
     return rec
 
@@ -254,7 +281,7 @@ def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], setti
             init = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
             for spec, cfg in todo:
                 rec = run_one(spec, cfg, out / "runs" / spec.dirname, settings, model=model, tokenizer=tokenizer,
-                              init_state=init, task=get_task(spec.task), progress=progress)
+                              init_state=init, task=get_task(spec.task), progress=progress, step0=out / "base" / "step0")
                 if finished(spec, rec):
                     interrupted = True
                     break
@@ -286,7 +313,8 @@ def _run_in_workers(out: Path, profile: str, todo, settings: Settings, workers: 
     threads = max(1, torch.get_num_threads() // workers)
     pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                                   initargs=(profile, threads))
-    futures = {pool.submit(_worker_run, s, c, str(out / "runs" / s.dirname), settings): s for s, c in todo}
+    futures = {pool.submit(_worker_run, s, c, str(out / "runs" / s.dirname), settings, str(out / "base" / "step0")): s
+               for s, c in todo}
     try:
         for fut in cf.as_completed(futures):
             try:

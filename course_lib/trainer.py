@@ -234,7 +234,7 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
 
 
 def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resume: bool | str = False,
-          overwrite: bool = False, model=None, tokenizer=None, task=None,
+          overwrite: bool = False, model=None, tokenizer=None, task=None, first_eval: dict | None = None,
           callback: Callable[[dict, list[dict]], object] | None = None, progress: bool = True) -> RunResult:
     """Run the on-policy loop for ``config.steps`` steps.
 
@@ -244,6 +244,7 @@ def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resu
             replace a run already there.
         model, tokenizer, task: default ``models.load_policy(profile)`` and ``get_task(task)``.
         callback: ``callback(metrics, history)`` after every step (live plots); ``False`` stops.
+        first_eval: the step-0 held-out evaluation, if known (before any update: ``reproduce`` shares it).
 
     Returns: :class:`RunResult`. Ctrl-C finishes the current step, writes a checkpoint and
         returns with ``interrupted=True``; a second Ctrl-C stops at once and discards that step.
@@ -267,7 +268,7 @@ def train(config: TrainConfig, *, run_dir: str | os.PathLike | None = None, resu
     try:
         with runs.interrupts() as stop:
             if not run.evals:
-                evaluate()
+                evaluate(known=first_eval)
             while run.step < cfg.steps and not stop.requested and not stopped:
                 m = _step(cfg, objective, model, tokenizer, asked, pool, optimizer, scaler, reference, dtype, run, out)
                 if cfg.eval_every and run.step % cfg.eval_every == 0 and run.step < cfg.steps:
@@ -327,11 +328,11 @@ def _step(cfg, objective, model, tokenizer, asked, pool, optimizer, scaler, refe
     return m
 
 
-def _evaluate(cfg, model, tokenizer, task, held_out, run, out) -> None:
-    """The held-out evaluation, recorded in ``run.evals`` (and eval.jsonl)."""
+def _evaluate(cfg, model, tokenizer, task, held_out, run, out, known: dict | None = None) -> None:
+    """The held-out evaluation (``known``: its result, measured before), recorded in ``run.evals`` (and eval.jsonl)."""
     if held_out:
-        res = evaluate_as_trained(model, tokenizer, task, cfg, held_out, samples=cfg.eval_samples, greedy=False,
-                                  seed=cfg.seed + 1234)
+        res = {k: v for k, v in known.items() if k != "step"} if known is not None else evaluate_as_trained(
+            model, tokenizer, task, cfg, held_out, samples=cfg.eval_samples, greedy=False, seed=cfg.seed + 1234)
         model.train()
         run.evals.append({"step": run.step, **res})
         if out is not None:

@@ -280,6 +280,44 @@ def test_evidence_runs_record_their_learning_rate_sweep_and_per_problem_counts(t
     assert "temperature sweep" in md and "| countdown-micro | grpo | 0.001 | 2 |" in md
 
 
+def test_runs_of_one_task_and_seed_share_one_step0_evaluation_the_same_as_their_own(tiny_evidence, tmp_path):
+    from course_lib.trainer import train
+
+    out, specs, _ = tiny_evidence
+    assert len(list((out / "base" / "step0").glob("*.json"))) == 2  # one per seed: objectives and rates share it
+    for seed in (0, 1):
+        rows = [json.loads((out / "runs" / s.dirname / "eval.jsonl").read_text().splitlines()[0])
+                for s in specs if s.seed == seed]
+        assert rows[0]["step"] == 0 and all(r == rows[0] for r in rows[1:]) and len(rows) == 4
+    spec = specs[-1]  # the last run copied its step 0; measured afresh, it is the same
+    cfg = dataclasses.replace(plans.make_config("micro", spec, EVIDENCE, TINY), steps=1)
+    shared = json.loads(R.step0_file(out / "base" / "step0", cfg).read_text())
+    own = train(cfg, model=tiny_model(), tokenizer=char_tokenizer(), task=fake_task(), progress=False).evals[0]
+    assert own == shared
+    # a setting the step-0 evaluation depends on names another file; a training-only one does not
+    for field, value, same in (("eval_samples", 3, False), ("temperature", 0.9, False), ("seed", 7, False),
+                               ("learning_rate", 0.5, True), ("objective", "sft+", True), ("mu", 2, True)):
+        other = R.step0_file(out, dataclasses.replace(cfg, **{field: value}))
+        assert (other == R.step0_file(out, cfg)) is same, field
+
+
+def test_a_run_measured_without_its_own_sweep_keeps_its_last_evaluation_and_repeats_it(tmp_path):
+    settings = dataclasses.replace(EVIDENCE, sweep_runs=False, pass_k=0)
+    specs = [plans.RunSpec("countdown-micro", "grpo", s) for s in (0, 1)]
+    res = R.run_reproduction(tmp_path, profile="micro", specs=specs, settings=settings, extra=TINY, model=tiny_model(),
+                             tokenizer=char_tokenizer(), get_task=lambda name: fake_task(), progress=False)
+    base = json.loads((tmp_path / "base" / "countdown-micro.json").read_text())
+    assert set(base["temperature_sweep"]) == {"0.3", "0.6", "1.0", "greedy"}  # the base is swept
+    for run in res["runs"]:
+        assert run["temperature_sweep"] == {"0.6": run["final_accuracy"]}
+        assert run["eval_repeat"][0] == run["final_accuracy"] and 0 <= run["eval_repeat"][1] <= 1
+    row = next(r for r in res["temperature_sweep"] if r["model"] == "grpo")
+    best = max(v for v in base["temperature_sweep"].values() if v is not None)
+    assert row["gain_vs_best_base"]["mean"] == pytest.approx(
+        sum(r["final_accuracy"] - best for r in res["runs"]) / 2)
+    assert [n["task"] for n in res["eval_noise"]] == ["countdown-micro"]
+
+
 def test_evidence_report_only_rebuilds_the_results_exactly(tiny_evidence):
     out, specs, _ = tiny_evidence
     before = json.loads((out / "results.json").read_text())
@@ -308,7 +346,7 @@ def test_a_task_without_the_pass_at_k_split_is_skipped_with_one_line(capsys):
 
 
 @pytest.mark.parametrize("name, runs, objectives, steps, rates", [
-    ("grid", 5 * 5 * 2, {"grpo", "sft+", "sft-", "sft+-", "confidence"}, 60, {(None, "adamw")}),
+    ("grid", 5 * 5 * 2 + 5 * 2 * 2, {"grpo", "sft+", "sft-", "sft+-", "confidence"}, 60, {(None, "adamw")}),
     ("horizon", 3 * 4 * 2, {"grpo", "sft+", "sft+-", "sft-"}, 200, {(None, "adamw")}),
     ("lr-sweep", 3 * (3 + 1) * 2 * 2, {"grpo", "sft+-"}, 60,
      {(3e-5, "adamw"), (1e-4, "adamw"), (3e-4, "adamw"), (0.2, "sgd")}),
@@ -336,6 +374,8 @@ def test_the_smollm2_plan_runs_the_real_model_with_its_own_cap_and_rules():
     assert [s.seed for s in specs] == sorted(s.seed for s in specs) and settings.sweep_samples > 0
     cfg = plans.make_config("smollm2-135m", specs[-1], settings, config)
     assert (cfg.max_new_tokens, cfg.truncated, cfg.precision, cfg.temperature) == (128, "wrong", "bf16", 0.7)
+    # every held-out problem (arith 50, word-problems 80) x 8 samples; only the base is swept
+    assert (settings.eval_examples, settings.eval_samples, settings.sweep_samples, settings.sweep_runs) == (100, 8, 8, False)
 
 
 def test_a_plan_for_another_profile_is_refused_in_one_line(tmp_path, capsys):
