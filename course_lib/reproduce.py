@@ -211,11 +211,11 @@ def check_run_dirs(out: Path, specs, configs, overwrite: bool) -> list[str]:
 _WORKER: dict = {}
 
 
-def _worker_init(profile: str, threads: int) -> None:
+def _worker_init(profile: str, threads: int, precision: str) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    model, tok = _load_base(profile)  # the same starting adapters in every process
+    model, tok = _load_base(profile, precision)  # the same starting adapters in every process
     _WORKER.update(model=model, tokenizer=tok,
                    init={n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
 
@@ -273,7 +273,7 @@ def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], setti
 
     try:
         if train and (todo and workers == 1 or _base_measure(out, specs, configs, settings, get_task, None)):
-            model, tokenizer = (model, tokenizer) if model is not None else _load_base(profile)
+            model, tokenizer = (model, tokenizer) if model is not None else _load_base(profile, configs[0].precision)
             _base_measure(out, specs, configs, settings, get_task, (model, tokenizer))
         if todo and workers > 1:
             interrupted = _run_in_workers(out, profile, todo, settings, min(workers, len(todo)), finished)
@@ -294,13 +294,14 @@ def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], setti
     return results
 
 
-def _load_base(profile: str):
+def _load_base(profile: str, precision: str):
+    """The base policy, loaded for the runs' precision (bf16 stores the frozen weights in bf16)."""
     import torch
 
     from course_lib.models import load_policy
 
     torch.manual_seed(0)  # LoRA's random A matrices: the same starting adapters in every process
-    return load_policy(profile)
+    return load_policy(profile, precision=precision)
 
 
 def _run_in_workers(out: Path, profile: str, todo, settings: Settings, workers: int, finished) -> bool:
@@ -312,7 +313,7 @@ def _run_in_workers(out: Path, profile: str, todo, settings: Settings, workers: 
 
     threads = max(1, torch.get_num_threads() // workers)
     pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                  initargs=(profile, threads))
+                                  initargs=(profile, threads, todo[0][1].precision))
     futures = {pool.submit(_worker_run, s, c, str(out / "runs" / s.dirname), settings, str(out / "base" / "step0")): s
                for s, c in todo}
     try:

@@ -500,3 +500,19 @@ def test_a_saved_config_from_before_a_new_field_reads_as_that_fields_default():
     old = {k: v for k, v in asdict(cfg).items() if k != "optimizer"}
     assert R._settings(old, cfg) == asdict(cfg)
     assert R._settings({**old, "optimizer": "sgd"}, cfg) != asdict(cfg)
+
+
+def test_the_base_is_loaded_for_the_runs_precision(tmp_path, monkeypatch):
+    # bf16 runs on a CPU store the frozen weights in bf16 when load_policy is asked for bf16: the
+    # reproduction must ask for its runs' precision, not the default
+    asked = []
+
+    def fake_load(profile, **kw):
+        asked.append(kw.get("precision", "auto"))
+        return tiny_model(), char_tokenizer()
+
+    monkeypatch.setattr(models, "load_policy", fake_load)
+    R.run_reproduction(tmp_path, profile="micro", specs=[plans.RunSpec("countdown-micro", "grpo", 0)],
+                       settings=dataclasses.replace(BUDGET, steps=1, pass_k=0), extra={**TINY, "precision": "fp32"},
+                       get_task=lambda name: fake_task(), progress=False)
+    assert asked == ["fp32"]
