@@ -116,6 +116,10 @@ def equivalence_table(results: dict) -> str:
                    for e in results["equivalence"]])
 
 
+#: pass@k's interval: a t over seeds, or (per-problem counts stored) a bootstrap over seeds and problems
+_PK_BAND = {False: "95% CI over seeds", True: "95% bootstrap over seeds and problems"}
+
+
 def pass_at_k_table(results: dict, ks=(1, 16, 256)) -> str:
     """pass@k (%) of the base model and each objective at a few k, [95% interval, clipped to 0-100]."""
     cells: dict[tuple, dict] = {}
@@ -129,7 +133,7 @@ def pass_at_k_table(results: dict, ks=(1, 16, 256)) -> str:
         lo, hi = (None, None) if r["ci_low"] is None else (max(0, r["ci_low"]), min(1, r["ci_high"]))
         return f"{100 * r['pass_at_k']:.1f}" + ("" if lo is None else f" [{100 * lo:.1f}, {100 * hi:.1f}]")
 
-    lab = "[95% bootstrap over seeds and problems]" if results.get("pass_at_k_counts") else "[95% CI over seeds]"
+    lab = f"[{_PK_BAND[bool(results.get('pass_at_k_counts'))]}]"
     return _table(["task", "model", "split"] + [f"pass@{k} % {lab}" for k in ks] + [f"pass@{max(ks)} vs base"],
                   [[t, m, next(iter(v.values())).get("split", "test")] + [cell(v.get(k)) for k in ks]
                    + [v.get(max(ks), {}).get("verdict", "-")] for (t, m), v in cells.items()])
@@ -299,9 +303,9 @@ def _grid(path, results: dict, rows, cols, k: int, suptitle: str, legend_title: 
     fig.savefig(path, dpi=100)
 
 
-def pass_at_k_axes(ax, rows: list[dict], task: str) -> None:
+def pass_at_k_axes(ax, rows: list[dict], task: str, band: str = "95% CI over seeds") -> None:
     """pass@k (%) against k (log scale) for every model of ``task`` in ``rows`` (results'
-    pass_at_k), with its interval as a band clipped to [0, 100]."""
+    pass_at_k), with its interval (``band`` names it) as a band clipped to [0, 100]."""
     for m in dict.fromkeys(r["model"] for r in rows if r["task"] == task):
         pts = sorted((r["k"], r["pass_at_k"], r["ci_low"], r["ci_high"]) for r in rows
                      if r["task"] == task and r["model"] == m)
@@ -312,7 +316,7 @@ def pass_at_k_axes(ax, rows: list[dict], task: str) -> None:
                             color=colour(m), alpha=0.12)
     ax.set_xscale("log", base=2)
     ax.set(xlabel="k (samples per problem)", ylabel="pass@k (%)", ylim=(0, 102))
-    ax.set_title(f"{task}: pass@k on held-out problems (bands: 95% CI over seeds)", fontsize=9)
+    ax.set_title(f"{task}: pass@k on held-out problems (bands: {band})", fontsize=9)
     ax.legend(fontsize=7)
 
 
@@ -322,7 +326,7 @@ def _pass_at_k_figure(out, results: dict) -> str:
     tasks = list(dict.fromkeys(r["task"] for r in results["pass_at_k"]))
     fig = Figure(figsize=(5.5 * len(tasks), 3.8))
     for ax, task in zip(fig.subplots(1, len(tasks), squeeze=False)[0], tasks):
-        pass_at_k_axes(ax, results["pass_at_k"], task)
+        pass_at_k_axes(ax, results["pass_at_k"], task, _PK_BAND[bool(results.get("pass_at_k_counts"))])
     fig.tight_layout()
     fig.savefig(out / "pass_at_k.png", dpi=100)
     return "pass_at_k.png"

@@ -27,6 +27,17 @@ def test_pass_at_k_bands_are_clipped_to_0_100_and_axes_say_percent():
     ys = band.get_paths()[0].vertices[:, 1]
     assert ys.min() >= 0 and ys.max() <= 100
     assert ax.get_ylabel() == "pass@k (%)" and ax.lines[0].get_color() == report.colour("grpo")
+    assert ax.get_title().endswith("(bands: 95% CI over seeds)")
+
+
+def test_the_pass_at_k_figure_names_its_interval(tmp_path, monkeypatch):
+    # per-problem counts stored: the interval is a bootstrap over seeds and problems, and says so
+    res = R.load_results(DATA_DIR / "results" / "grid_results.json")
+    axes = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: axes.extend(fig.axes))
+    report._pass_at_k_figure(tmp_path, res)
+    assert res["pass_at_k_counts"] and axes
+    assert all(ax.get_title().endswith("(bands: 95% bootstrap over seeds and problems)") for ax in axes)
 
 
 def test_result_figures_use_percent_and_the_course_colours(tmp_path, monkeypatch):
