@@ -133,10 +133,17 @@ def pass_at_k_table(results: dict, ks=(1, 16, 256)) -> str:
         lo, hi = (None, None) if r["ci_low"] is None else (max(0, r["ci_low"]), min(1, r["ci_high"]))
         return f"{100 * r['pass_at_k']:.1f}" + ("" if lo is None else f" [{100 * lo:.1f}, {100 * hi:.1f}]")
 
-    lab = f"[{_PK_BAND[bool(results.get('pass_at_k_counts'))]}]"
-    return _table(["task", "model", "split"] + [f"pass@{k} % {lab}" for k in ks] + [f"pass@{max(ks)} vs base"],
+    counts = bool(results.get("pass_at_k_counts"))
+    lab = f"[{_PK_BAND[counts]}]"
+    def versus(r):  # the verdict, and the paired difference where there is one
+        d = r.get("vs_base")
+        return r.get("verdict", "-") + ("" if d is None else
+                                        f" ({100 * d['mean']:+.1f} [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}])")
+
+    return _table(["task", "model", "split"] + [f"pass@{k} % {lab}" for k in ks]
+                  + [f"pass@{max(ks)} vs base" + (" (pts, paired by problem, 95% bootstrap)" if counts else "")],
                   [[t, m, next(iter(v.values())).get("split", "test")] + [cell(v.get(k)) for k in ks]
-                   + [v.get(max(ks), {}).get("verdict", "-")] for (t, m), v in cells.items()])
+                   + [versus(v.get(max(ks), {}))] for (t, m), v in cells.items()])
 
 
 def temperature_table(results: dict) -> str:
@@ -149,12 +156,16 @@ def temperature_table(results: dict) -> str:
         return "-" if r.get(k) is None else f"{100 * r[k]['mean']:+.1f}" + (
             "" if r[k]["half_width"] is None else f" ± {100 * r[k]['half_width']:.1f}")
 
+    def share(r):
+        at, best = (_num(r.get(k) and 100 * r[k], ".0f") for k in ("control_share", "control_share_vs_best"))
+        return "-" if at == best == "-" else f"{at} / {best}"
+
     return _table(["task", "model", "lr", "seeds"] + [("" if k == "greedy" else "T=") + f"{k} % {HW}" for k in keys]
-                  + [f"gain at training T (pts) {HW}", f"gain vs base at its best T (pts) {HW}", "control's share"],
+                  + [f"gain at training T (pts) {HW}", f"gain vs base at its best T (pts) {HW}",
+                     "control's share of the gain at training T / vs best T (%)"],
                   [[r["task"], arm_label(r["model"], optimizer=r.get("optimizer", "adamw")),
                     _num(r["learning_rate"], "g"), str(r["seeds"])]
-                   + [_pct(r["acc"].get(k)) for k in keys] + [gain(r, "gain"), gain(r, "gain_vs_best_base"),
-                                                              _num(r.get("control_share") and 100 * r["control_share"], ".0f")]
+                   + [_pct(r["acc"].get(k)) for k in keys] + [gain(r, "gain"), gain(r, "gain_vs_best_base"), share(r)]
                    for r in rows])
 
 
@@ -190,9 +201,10 @@ def results_markdown(results: dict, paper: dict | None = None) -> str:
                   f"Equivalent = the 90% interval of the paired difference lies inside ± "
                   f"{100 * st['margin']:.1f} points; different = it lies beyond; underpowered = it straddles "
                   "the margin. `min margin` is the smallest margin that would pass; the family is every row "
-                  "below (Holm's correction at 5%); `above`/`below grpo` where the 95% interval excludes 0. "
-                  "`sft+-balanced` equals GRPO's weights divided by A+ whenever k <= G/2 correct, so its "
-                  "equivalence is close to built in.\n",
+                  "below (Holm's correction at 5%); `above`/`below grpo` where the 95% interval excludes 0."
+                  + (" `sft+-balanced` equals GRPO's weights divided by A+ whenever k <= G/2 correct, so its "
+                     "equivalence is close to built in." if any(e["objective"] == "sft+-balanced"
+                                                                for e in results["equivalence"]) else "") + "\n",
                   equivalence_table(results)]
     if results.get("temperature_sweep"):
         noise = "; ".join(f"{n['task']} {100 * n['eval_sd']:.1f}" + (f" (seed sd {100 * n['seed_sd']:.1f})"
@@ -200,13 +212,17 @@ def results_markdown(results: dict, paper: dict | None = None) -> str:
         parts += ["\n## Learning vs sharpening: the temperature sweep\n",
                   f"Held-out accuracy on {st['eval_examples']} problems x {st.get('sweep_samples')} samples at "
                   "each temperature; gains paired over seeds; control's share = the reward-free `confidence` "
-                  "objective's gain as a % of the row's. Evaluation noise (sd of one such evaluation, from two "
-                  f"sampling seeds, in points): {noise or 'not measured'}.\n", temperature_table(results)]
+                  "objective's gain as a % of the row's (at the training temperature / over the base at its "
+                  "best). The base is one evaluation, its noise not in the intervals: evaluation noise (sd of "
+                  f"one such evaluation, from two sampling seeds, in points): {noise or 'not measured'}.\n",
+                  temperature_table(results)]
     if results["pass_at_k"]:
         parts += ["\n## pass@k on held-out problems\n",
                   f"Unbiased estimator from {st['pass_k']} samples on up to {st['pass_k_examples']} problems of "
                   "the row's split; [95% interval: bootstrap over seeds and problems where per-problem counts "
-                  "are stored, else t over seeds; clipped to 0-100]; `saturated` = the base is at >= 95%.\n",
+                  "are stored, else t over seeds; clipped to 0-100]; `saturated` = the base is at >= 95%; "
+                  "`vs base`: with counts, the model's pass@k minus the base's on the same problems (paired), "
+                  "above or below where its interval excludes 0.\n",
                   pass_at_k_table(results)]
     if results["ablation"]:
         parts += ["\n## Aggregation ablation (the length claim)\n",

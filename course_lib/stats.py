@@ -235,6 +235,19 @@ def pass_at_k_ci(correct, n: int, k: int, level: float = 0.95, reps: int = 2000,
     return bootstrap_ci([[pass_at_k(n, c, k) for c in row] for row in correct], level, reps, seed)
 
 
+def pass_at_k_diff_ci(correct, base_correct, n: int, k: int, level: float = 0.95, reps: int = 2000,
+                      seed: int = 0) -> dict:
+    """A model's pass@k minus the base's on the same problems, paired by problem: :func:`bootstrap_ci`
+    of ``pass@k(correct[s][i]) - pass@k(base_correct[i])`` (the model's seeds and the problems
+    resampled; the base measured once). Example: ``pass_at_k_diff_ci([[4, 0]], [0, 0], 4, 1)["mean"]`` -> 0.5.
+    """
+    from course_lib.evaluate import pass_at_k
+
+    base = [pass_at_k(n, c, k) for c in base_correct]
+    return bootstrap_ci([[pass_at_k(n, c, k) - b for c, b in zip(row, base, strict=True)] for row in correct],
+                        level, reps, seed)
+
+
 # ------------------------------------------------------------------- over a grid's run records
 
 SUMMARY_METRICS = ("base_accuracy", "final_accuracy", "gain", "len_correct", "len_incorrect",
@@ -324,8 +337,10 @@ def pass_at_k_rows(runs: list[dict], base: dict[str, dict], saturated: float = 0
     With per-problem counts (``pass_at_k_counts``) the interval is :func:`pass_at_k_ci`'s
     bootstrap over seeds and problems (inside [0, 1]); older records get a 95% t-interval over
     seeds. At the largest k a trained model's row gets ``verdict`` against the base:
-    "saturated" when the base's pass@k >= ``saturated`` (a ceiling decides nothing), else
-    "above base" / "below base" where the intervals do not overlap, else "no difference shown".
+    "saturated" when the base's pass@k >= ``saturated`` (a ceiling decides nothing), else "above
+    base" / "below base" where the 95% interval of the difference excludes 0 (``vs_base``: paired by
+    problem, :func:`pass_at_k_diff_ci`, when both have counts on the same split; without counts, where
+    the two intervals do not overlap), else "no difference shown".
     """
     groups: dict[tuple, list[dict]] = {(t, "base"): [{"pass_at_k": _base_curve(b), "pass_at_k_counts": b.get(
         "pass_at_k_counts") if "pass_at_k" in b else None}] for t, b in base.items()}
@@ -342,10 +357,17 @@ def pass_at_k_rows(runs: list[dict], base: dict[str, dict], saturated: float = 0
                          "pass_at_k": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "n": len(rs)})
     top = {(r["task"], r["model"]): r for r in sorted(rows, key=lambda r: r["k"])}  # each one's largest k
     for (task, model), r in top.items():
-        if model != "base" and (b := top.get((task, "base"))) and b["k"] == r["k"]:
-            r["verdict"] = ("saturated" if b["pass_at_k"] >= saturated else None if None in (r["ci_low"], b["ci_low"])
-                            else "above base" if r["ci_low"] > b["ci_high"] else "below base"
-                            if r["ci_high"] < b["ci_low"] else "no difference shown")
+        if model == "base" or not (b := top.get((task, "base"))) or b["k"] != r["k"]:
+            continue
+        mine, theirs = [x.get("pass_at_k_counts") for x in groups[task, model]], groups[task, "base"][0]["pass_at_k_counts"]
+        if theirs and all(c and c["split"] == theirs["split"] and c["n"] == theirs["n"] for c in mine):
+            d = pass_at_k_diff_ci([c["correct"] for c in mine], theirs["correct"], theirs["n"], r["k"])
+            r["vs_base"] = {key: d[key] for key in ("mean", "ci_low", "ci_high")}
+            lo, hi = d["ci_low"], d["ci_high"]
+        else:
+            lo, hi = (None, None) if None in (r["ci_low"], b["ci_low"]) else (r["ci_low"] - b["ci_high"], r["ci_high"] - b["ci_low"])
+        r["verdict"] = ("saturated" if b["pass_at_k"] >= saturated else None if lo is None else "above base" if lo > 0
+                        else "below base" if hi < 0 else "no difference shown")
     return rows
 
 
@@ -363,8 +385,10 @@ def temperature_sweep(runs: list[dict], base: dict[str, dict], control: str = "c
     when not AdamW) with held-out accuracy at each temperature of the sweep and greedy (``acc``:
     key -> mean and 95% interval over seeds; the base: one value), and for trained models
     ``gain`` (accuracy at the training temperature minus the base's there), ``gain_vs_best_base``
-    (minus the base at its best temperature), both paired over seeds, and ``control_share``: the
-    ``control`` objective's mean gain as a share of this one's (same task, learning rate and optimizer).
+    (minus the base at its best temperature), both paired over seeds, ``control_share``: the
+    ``control`` objective's mean gain as a share of this one's (same task, learning rate and optimizer),
+    and ``control_share_vs_best``: the same for the gains over the base at its best temperature. The
+    base's best is one evaluation (its noise: :func:`eval_noise`), not in these intervals.
     """
     rows, best = [], {}
     for t, b in base.items():
@@ -383,10 +407,11 @@ def temperature_sweep(runs: list[dict], base: dict[str, dict], control: str = "c
                      "gain": mean_ci(x[at] - base[task]["temperature_sweep"][at] for x in sw),
                      "gain_vs_best_base": mean_ci(x[at] - best[task][0] for x in sw)})
     same = lambda r: (r["task"], r["learning_rate"], r.get("optimizer"))  # noqa: E731 (the control's arm)
-    gains = {same(r): r["gain"]["mean"] for r in rows if r["model"] == control}
-    for row in rows:
-        if row["model"] not in ("base", control) and row.get("gain") and same(row) in gains:
-            row["control_share"] = gains[same(row)] / row["gain"]["mean"] if row["gain"]["mean"] else None
+    for key, share in (("gain", "control_share"), ("gain_vs_best_base", "control_share_vs_best")):
+        gains = {same(r): r[key]["mean"] for r in rows if r["model"] == control}
+        for row in rows:
+            if row["model"] not in ("base", control) and row.get(key) and same(row) in gains:
+                row[share] = gains[same(row)] / row[key]["mean"] if row[key]["mean"] else None
     return rows
 
 

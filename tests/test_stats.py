@@ -225,6 +225,21 @@ def test_pass_at_k_rows_bootstrap_inside_0_1_with_split_and_a_verdict_at_the_top
     assert top["verdict"] == verdict and "verdict" not in next(r for r in rows if r["model"] == "grpo" and r["k"] == 1)
 
 
+def test_pass_at_k_against_the_base_is_paired_by_problem():
+    # the model solves 8 of the base's 20 unsolved problems and keeps the rest: the two intervals
+    # overlap (the problems' spread is in both), the paired difference lies above 0
+    base = [0] * 20 + [3] * 40
+    runs = [_run("grpo", s, [1] * 8 + [0] * 12 + [3] * 40) for s in range(3)]
+    rows = S.pass_at_k_rows(runs, {"t": _base(base)})
+    top, b = (next(r for r in rows if r["model"] == m and r["k"] == 8) for m in ("grpo", "base"))
+    assert top["ci_low"] < b["ci_high"]  # unpaired: no difference could be shown
+    assert top["verdict"] == "above base" and 0 < top["vs_base"]["ci_low"] <= top["vs_base"]["mean"]
+    assert top["vs_base"]["mean"] == pytest.approx(top["pass_at_k"] - b["pass_at_k"])
+    assert S.pass_at_k_diff_ci([[4, 0]], [0, 0], 4, 1)["mean"] == 0.5
+    with pytest.raises(ValueError):  # not the same problems
+        S.pass_at_k_diff_ci([[4, 0, 1]], [0, 0], 4, 1)
+
+
 def test_pass_at_k_rows_read_older_records_without_counts():
     old = [{**_run("grpo", s, [4, 8]), "pass_at_k_counts": None} for s in range(2)]
     rows = S.pass_at_k_rows(old, {"t": {"1": 0.5, "8": 1.0}})  # an older base file: the curve itself
@@ -254,6 +269,7 @@ def test_temperature_sweep_reports_gains_against_the_base_at_its_best_and_the_co
     assert g["gain"]["mean"] == pytest.approx(0.20) and g["gain_vs_best_base"]["mean"] == pytest.approx(0.15)
     assert g["gain"]["ci_low"] < 0.20 < g["gain"]["ci_high"]  # 95% over seeds
     assert g["control_share"] == pytest.approx(0.05 / 0.20) and "control_share" not in rows["confidence"]
+    assert g["control_share_vs_best"] == pytest.approx((0.30 - 0.30) / 0.15)  # the control: no gain over the best
     assert S.temperature_sweep(runs, {"t": _base([0])}) == []  # no base sweep: nothing to measure against
 
 
