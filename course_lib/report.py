@@ -136,8 +136,7 @@ def pass_at_k_table(results: dict, ks=(1, 16, 256)) -> str:
     counts = bool(results.get("pass_at_k_counts"))
     lab = f"[{_PK_BAND[counts]}]"
     def versus(r):  # the verdict, and the paired difference where there is one
-        d = r.get("vs_base")
-        return r.get("verdict", "-") + ("" if d is None else
+        return r.get("verdict", "-") + ("" if (d := r.get("vs_base")) is None else
                                         f" ({100 * d['mean']:+.1f} [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}])")
 
     return _table(["task", "model", "split"] + [f"pass@{k} % {lab}" for k in ks]
@@ -157,8 +156,7 @@ def temperature_table(results: dict) -> str:
             "" if r[k]["half_width"] is None else f" ± {100 * r[k]['half_width']:.1f}")
 
     def share(r):
-        at, best = (_num(r.get(k) and 100 * r[k], ".0f") for k in ("control_share", "control_share_vs_best"))
-        return "-" if at == best == "-" else f"{at} / {best}"
+        return " / ".join(_num(r.get(k) and 100 * r[k], ".0f") for k in ("control_share", "control_share_vs_best"))
 
     return _table(["task", "model", "lr", "seeds"] + [("" if k == "greedy" else "T=") + f"{k} % {HW}" for k in keys]
                   + [f"gain at training T (pts) {HW}", f"gain vs base at its best T (pts) {HW}",

@@ -221,30 +221,22 @@ def bootstrap_ci(table, level: float = 0.95, reps: int = 2000, seed: int = 0) ->
             "n_seeds": x.shape[0], "n_problems": x.shape[1]}
 
 
-def pass_at_k_ci(correct, n: int, k: int, level: float = 0.95, reps: int = 2000, seed: int = 0) -> dict:
-    """pass@k with the seed-and-problem bootstrap interval of :func:`bootstrap_ci`.
+def pass_at_k_ci(correct, n: int, k: int, level: float = 0.95, reps: int = 2000, seed: int = 0, base=None) -> dict:
+    """pass@k with the seed-and-problem bootstrap interval of :func:`bootstrap_ci`; with ``base``
+    (the base's counts on the same problems, measured once) the model's pass@k minus the base's,
+    paired by problem.
 
     Args:
         correct: ``correct[s][i]`` right answers among the ``n`` samples of problem i in seed s
             (the same problems in every seed), shape (seeds, problems).
 
-    Example: ``pass_at_k_ci([[0, 4, 1], [1, 4, 0]], n=4, k=2)["mean"]`` -> 0.5.
+    Example: ``pass_at_k_ci([[0, 4, 1], [1, 4, 0]], n=4, k=2)["mean"]`` -> 0.5;
+    ``pass_at_k_ci([[4, 0]], 4, 1, base=[0, 0])["mean"]`` -> 0.5.
     """
     from course_lib.evaluate import pass_at_k
 
-    return bootstrap_ci([[pass_at_k(n, c, k) for c in row] for row in correct], level, reps, seed)
-
-
-def pass_at_k_diff_ci(correct, base_correct, n: int, k: int, level: float = 0.95, reps: int = 2000,
-                      seed: int = 0) -> dict:
-    """A model's pass@k minus the base's on the same problems, paired by problem: :func:`bootstrap_ci`
-    of ``pass@k(correct[s][i]) - pass@k(base_correct[i])`` (the model's seeds and the problems
-    resampled; the base measured once). Example: ``pass_at_k_diff_ci([[4, 0]], [0, 0], 4, 1)["mean"]`` -> 0.5.
-    """
-    from course_lib.evaluate import pass_at_k
-
-    base = [pass_at_k(n, c, k) for c in base_correct]
-    return bootstrap_ci([[pass_at_k(n, c, k) - b for c, b in zip(row, base, strict=True)] for row in correct],
+    ref = [pass_at_k(n, c, k) for c in base] if base is not None else [0.0] * len(correct[0])
+    return bootstrap_ci([[pass_at_k(n, c, k) - b for c, b in zip(row, ref, strict=True)] for row in correct],
                         level, reps, seed)
 
 
@@ -339,7 +331,7 @@ def pass_at_k_rows(runs: list[dict], base: dict[str, dict], saturated: float = 0
     seeds. At the largest k a trained model's row gets ``verdict`` against the base:
     "saturated" when the base's pass@k >= ``saturated`` (a ceiling decides nothing), else "above
     base" / "below base" where the 95% interval of the difference excludes 0 (``vs_base``: paired by
-    problem, :func:`pass_at_k_diff_ci`, when both have counts on the same split; without counts, where
+    problem, :func:`pass_at_k_ci` with ``base``, when both have counts on the same split; without counts, where
     the two intervals do not overlap), else "no difference shown".
     """
     groups: dict[tuple, list[dict]] = {(t, "base"): [{"pass_at_k": _base_curve(b), "pass_at_k_counts": b.get(
@@ -361,7 +353,7 @@ def pass_at_k_rows(runs: list[dict], base: dict[str, dict], saturated: float = 0
             continue
         mine, theirs = [x.get("pass_at_k_counts") for x in groups[task, model]], groups[task, "base"][0]["pass_at_k_counts"]
         if theirs and all(c and c["split"] == theirs["split"] and c["n"] == theirs["n"] for c in mine):
-            d = pass_at_k_diff_ci([c["correct"] for c in mine], theirs["correct"], theirs["n"], r["k"])
+            d = pass_at_k_ci([c["correct"] for c in mine], theirs["n"], r["k"], base=theirs["correct"])
             r["vs_base"] = {key: d[key] for key in ("mean", "ci_low", "ci_high")}
             lo, hi = d["ci_low"], d["ci_high"]
         else:

@@ -235,9 +235,9 @@ def test_pass_at_k_against_the_base_is_paired_by_problem():
     assert top["ci_low"] < b["ci_high"]  # unpaired: no difference could be shown
     assert top["verdict"] == "above base" and 0 < top["vs_base"]["ci_low"] <= top["vs_base"]["mean"]
     assert top["vs_base"]["mean"] == pytest.approx(top["pass_at_k"] - b["pass_at_k"])
-    assert S.pass_at_k_diff_ci([[4, 0]], [0, 0], 4, 1)["mean"] == 0.5
+    assert S.pass_at_k_ci([[4, 0]], 4, 1, base=[0, 0])["mean"] == 0.5
     with pytest.raises(ValueError):  # not the same problems
-        S.pass_at_k_diff_ci([[4, 0, 1]], [0, 0], 4, 1)
+        S.pass_at_k_ci([[4, 0, 1]], 4, 1, base=[0, 0])
 
 
 def test_pass_at_k_rows_read_older_records_without_counts():
