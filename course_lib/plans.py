@@ -131,6 +131,7 @@ def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
 #: aggregation on word-problems (the length claim). Every held-out problem (arith 50, word-problems 80) x 8
 #: samples; the base alone is swept over temperatures (a run keeps its last evaluation and one repeat of it).
 #: grid: also GRPO's token and constant aggregations (notebook 07's ablation; measured during training only).
+#: beyond-grid: notebook 08's arms (:data:`BEYOND_ARMS`) as the grid runs them, so they pair with its runs by seed.
 _MICRO = ("countdown-micro", "gsm8k-micro")
 PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"), "seeds": 5, "steps": 60,
                   "eval_every": 20, "pass_k": 256,
@@ -139,6 +140,8 @@ PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"),
                      "pass_k": 256},
          "lr-sweep": {"objectives": ("grpo", "sft+-"), "seeds": 3, "steps": 60, "eval_every": 20, "pass_k": 0,
                       "learning_rates": (3e-5, 1e-4, 3e-4), "sgd_rates": (0.2,)},
+         "beyond-grid": {"objectives": (), "mu_arms": BEYOND_ARMS, "seeds": 5, "steps": 60, "eval_every": 20,
+                         "pass_k": 0, "settings": {"sweep_samples": 0}},
          "smollm2": {"profile": "smollm2-135m", "objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"),
                      "seeds": 5, "steps": 30, "eval_every": 0, "pass_k": 0, "arms": (("sft-", 1e-5),),
                      "ablation": (("word-problems", "grpo", "token"),),
@@ -162,5 +165,6 @@ def plan_evidence(name: str, tasks, seeds: int | None = None, objectives=None) -
         specs += [RunSpec(t, o, s, learning_rate=lr, optimizer=opt) for lr, opt in rates for t in tasks
                   for o in objectives or p["objectives"]]
         specs += [RunSpec(t, o, s, learning_rate=lr) for o, lr in p.get("arms", ()) for t in tasks]
+        specs += plan_beyond([s], p["mu_arms"]) if "mu_arms" in p else []  # their own tasks
         specs += [RunSpec(t, o, s, agg, ablation=True) for t, o, agg in p.get("ablation", ()) if t in tasks]
     return specs, settings, dict(p.get("config", {}))

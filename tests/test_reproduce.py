@@ -363,6 +363,17 @@ def test_evidence_plans(name, runs, objectives, steps, rates):
     assert cfg.optimizer == specs[-1].optimizer
 
 
+def test_the_beyond_grid_plan_runs_notebook_08s_arms_as_the_grid_runs_its_own():
+    specs, settings, _ = plans.plan_evidence("beyond-grid", ["countdown-micro", "gsm8k-micro"])
+    grid_specs, grid, _ = plans.plan_evidence("grid", ["countdown-micro", "gsm8k-micro"])
+    assert specs == plans.plan_beyond(range(5)) and len(specs) == 35
+    same = ("steps", "eval_every", "eval_examples", "eval_samples", "temperature", "budget", "margin")
+    assert all(getattr(settings, f) == getattr(grid, f) for f in same)  # so they pair with the grid's runs by seed
+    assert {s.seed for s in specs} == {s.seed for s in grid_specs} and settings.sweep_samples == settings.pass_k == 0
+    cfg = plans.make_config("micro", specs[4], settings)
+    assert (cfg.task, cfg.objective, cfg.mu, cfg.temperature) == ("countdown-micro", "gspo-eps", 4, 0.6)
+
+
 def test_the_smollm2_plan_runs_the_real_model_with_its_own_cap_and_rules():
     tasks = list(models.PROFILES["smollm2-135m"].tasks)
     specs, settings, config = plans.plan_evidence("smollm2", tasks)
