@@ -2,6 +2,8 @@
 
     OMP_NUM_THREADS=2 python benchmarks/step_time.py --profile smollm2-135m --precision bf16 --threads 1 2
     OMP_NUM_THREADS=2 python benchmarks/step_time.py --profile micro --threads 1 2
+    OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --task word-problems --precision bf16 \
+        --threads 1 --steps 2 --max-new-tokens 128 --eval-samples 4
 
 Runs ``trainer.train`` on the profile's default budget (``--task``, ``--objective``) for
 ``--steps`` steps after one warm-up step, with no held-out evaluation, and prints, per thread
@@ -86,12 +88,16 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--steps", type=int, default=4, help="measured steps (after one warm-up step)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="default: the budget's cap")
+    ap.add_argument("--eval-samples", type=int, default=0,
+                    help="also time one held-out evaluation of every test problem x this many samples")
     args = ap.parse_args(argv)
     if args.steps < 1 or min(args.threads) < 1:
         print("step_time: --steps and --threads must be >= 1", file=sys.stderr)
         return 2
+    cap = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
     cfg = TrainConfig.from_profile(args.profile, objective=args.objective, task=args.task, precision=args.precision,
-                                   steps=args.steps + 1, seed=args.seed, eval_examples=0, checkpoint_every=0)
+                                   steps=args.steps + 1, seed=args.seed, eval_examples=0, checkpoint_every=0, **cap)
     torch.manual_seed(args.seed)
     t = time.perf_counter()
     model, tokenizer = models.load_policy(cfg.profile, precision=cfg.precision)
@@ -105,6 +111,15 @@ def main(argv=None) -> int:
         model.load_state_dict(initial)  # every thread count starts from the same weights
         res = measure(cfg, model, tokenizer, args.steps)
         print(f"{n:>8} " + " ".join(f"{res[p]:>10.3f}" for p in PHASES), flush=True)
+        if args.eval_samples:
+            from course_lib.evaluate import evaluate_as_trained
+            from course_lib.tasks import get_task
+
+            task = get_task(cfg.task)
+            test, t = task.load("test"), time.perf_counter()
+            evaluate_as_trained(model, tokenizer, task, cfg, test, samples=args.eval_samples, greedy=False, seed=0)
+            print(f"{'':>8} one held-out evaluation, {len(test)} problems x {args.eval_samples} samples: "
+                  f"{time.perf_counter() - t:.1f} s", flush=True)
     return 0
 
 
