@@ -131,13 +131,14 @@ def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
 #: aggregation on word-problems (the length claim). Every held-out problem (arith 50, word-problems 80) x 8
 #: samples; the base alone is swept over temperatures (a run keeps its last evaluation and one repeat of it).
 #: grid: also GRPO's token and constant aggregations (notebook 07's ablation; measured during training only).
+#: horizon: its question is the curves; the base alone is swept (gains over its best), no pass@k.
 #: beyond-grid: notebook 08's arms (:data:`BEYOND_ARMS`) as the grid runs them, so they pair with its runs by seed.
 _MICRO = ("countdown-micro", "gsm8k-micro")
 PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"), "seeds": 5, "steps": 60,
                   "eval_every": 20, "pass_k": 256,
                   "ablation": tuple((t, "grpo", a) for t in _MICRO for a in ("token", "constant"))},
          "horizon": {"objectives": ("grpo", "sft+", "sft+-", "sft-"), "seeds": 3, "steps": 200, "eval_every": 25,
-                     "pass_k": 256},
+                     "pass_k": 0, "settings": {"sweep_runs": False}},
          "lr-sweep": {"objectives": ("grpo", "sft+-"), "seeds": 3, "steps": 60, "eval_every": 20, "pass_k": 0,
                       "learning_rates": (3e-5, 1e-4, 3e-4), "sgd_rates": (0.2,)},
          "beyond-grid": {"objectives": (), "mu_arms": BEYOND_ARMS, "seeds": 5, "steps": 60, "eval_every": 20,

@@ -357,6 +357,7 @@ def test_evidence_plans(name, runs, objectives, steps, rates):
     assert {s.objective for s in specs} == objectives and {(s.learning_rate, s.optimizer) for s in specs} == rates
     assert settings.steps == steps and settings.temperature == 0.6 and settings.pass_k_split == "hard"
     assert settings.sweep_samples >= 16 and settings.pass_k_seeds == max(s.seed for s in specs) + 1
+    assert (settings.pass_k, settings.sweep_runs) == ({"grid": 256}.get(name, 0), name != "horizon")
     assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # seed by seed: stopped early, seeds complete
     cfg = plans.make_config("micro", specs[-1], settings)
     assert cfg.temperature == 0.6 and cfg.learning_rate == (specs[-1].learning_rate or 1e-4)
