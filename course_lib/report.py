@@ -39,11 +39,12 @@ def colour(name: str) -> str:
     return COLOURS.get(name, "#aaaaaa")
 
 
-def arm_label(objective: str, mu: int = 1, optimizer: str = "adamw") -> str:
-    """An arm's name in tables and legends: the objective, its own clip range and its mu when the
-    ratio and clip act, its optimizer when not AdamW. Examples: ``arm_label("grpo", 4, "sgd")`` ->
-    ``"grpo (mu 4, sgd)"``; ``arm_label("gspo", 4)`` -> ``"gspo (clip 3e-4/4e-4, mu 4)"``."""
-    more = [f"mu {mu}"] * (mu != 1) + [optimizer] * (optimizer != "adamw")
+def arm_label(objective: str, mu: int = 1, optimizer: str = "adamw", lr: float | None = None) -> str:
+    """An arm's name in tables and legends: the objective, its learning rate when given, its own clip
+    range and its mu when the ratio and clip act, its optimizer when not AdamW. Examples:
+    ``arm_label("grpo", 4, "sgd")`` -> ``"grpo (mu 4, sgd)"``; ``arm_label("gspo", 4)`` -> ``"gspo (clip
+    3e-4/4e-4, mu 4)"``; ``arm_label("sft+-", lr=3e-05)`` -> ``"sft+- (lr 3e-05)"``."""
+    more = ([] if lr is None else [f"lr {lr:g}"]) + [f"mu {mu}"] * (mu != 1) + [optimizer] * (optimizer != "adamw")
     row = OBJECTIVES.get(objective)
     if row is not None and row.clip and mu != 1:  # a row that ignores the run's epsilon says so
         more.insert(0, "clip " + "/".join(f"{x:.0e}".replace("e-0", "e-") for x in row.clip))
@@ -73,15 +74,21 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
-def _arm(s: dict) -> str:
-    return arm_label(s["objective"], s.get("mu", 1), s.get("optimizer", "adamw"))
+def _arm(s: dict, results: dict) -> str:  # the learning rate named only where the runs vary it
+    return arm_label(s["objective"], s.get("mu", 1), s.get("optimizer", "adamw"), s.get("learning_rate") if _rates(results) else None)
+
+
+def _rates(results: dict) -> list:
+    """The runs' learning rates, ascending, when they differ; else []."""
+    rates = sorted({r["learning_rate"] for r in results.get("runs", []) if r.get("learning_rate") is not None})
+    return rates if len(rates) > 1 else []
 
 
 def summary_table(results: dict) -> str:
     """The main comparison: one row per arm (stats.arm_key), mean ± 95% half-width over seeds."""
     return _table(["task", "objective", "seeds", f"base acc % {HW}", f"final acc % {HW}", f"gain (pts) {HW}",
                    f"vs grpo (pts, paired) {HW}", f"len correct (tokens) {HW}", f"len incorrect (tokens) {HW}"],
-                  [[s["task"], _arm(s), str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
+                  [[s["task"], _arm(s, results), str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
                     _pct(s["gain"]), _pct(s.get("diff_vs_grpo")), _pct(s["len_correct"], 1),
                     _pct(s["len_incorrect"], 1)] for s in results["summary"]])
 
@@ -109,7 +116,7 @@ def equivalence_table(results: dict) -> str:
 
     return _table(["task", "objective", "seeds", "diff vs grpo (pts)", "90% CI (pts)", "min margin (pts)",
                    "p (TOST)", "margin (pts)", "verdict", "verdict after Holm"],
-                  [[e["task"], _arm(e), str(e["n"]), f"{100 * e['diff']:+.1f}",
+                  [[e["task"], _arm(e, results), str(e["n"]), f"{100 * e['diff']:+.1f}",
                     "-" if e["ci_low"] is None else f"[{100 * e['ci_low']:+.1f}, {100 * e['ci_high']:+.1f}]",
                     _num(e.get("min_margin") and 100 * e["min_margin"], ".1f"), _num(e.get("p_tost"), ".4f"),
                     f"{100 * e['margin']:.1f}{share(e)}", _verdict(e), _verdict(e, "verdict_holm")]
@@ -248,11 +255,12 @@ def smooth(xs: list, k: int) -> list:
     return out
 
 
-def _curve(results: dict, task, objective, aggregation, key, k, mu=1, optimizer="adamw"):
-    """``(x, y)`` of one arm from ``results["curves"]`` (means over seeds): the held-out
-    evaluations for ``key="eval:accuracy"``, else a training metric smoothed over ``k`` steps."""
-    c = next((c for c in results.get("curves", []) if (c["task"], c["objective"], c["aggregation"], c.get("mu", 1),
-              c.get("optimizer", "adamw")) == (task, objective, aggregation, mu, optimizer)), None)
+def _curve(results: dict, task, objective, aggregation, key, k, mu=1, optimizer="adamw", lr=None):
+    """``(x, y)`` of one arm from ``results["curves"]`` (means over seeds; ``lr`` None: the first
+    arm at any learning rate): the held-out evaluations for ``key="eval:accuracy"``, else a training
+    metric smoothed over ``k`` steps."""
+    c = next((c for c in results.get("curves", []) if lr in (None, c.get("learning_rate")) and (c["task"], c["objective"],
+              c["aggregation"], c.get("mu", 1), c.get("optimizer", "adamw")) == (task, objective, aggregation, mu, optimizer)), None)
     if c is None:
         return None, None
     if key == "eval:accuracy":
@@ -274,17 +282,20 @@ def result_figures(out, results: dict) -> list[str]:
     measured). Returns the file names written."""
     out, runs = Path(out), results["runs"]
     main = [r for r in runs if not r["ablation"]]
-    arms = list(dict.fromkeys((r["objective"], r.get("mu", 1), r.get("optimizer", "adamw")) for r in main))
+    rates = _rates(results)  # several: each rate its own line style, named in the legend
+    arms = list(dict.fromkeys((r["objective"], r.get("mu", 1), r.get("optimizer", "adamw"), r["learning_rate"] if rates else None)
+                              for r in main))
     agg = main[0]["aggregation"] if main else "sequence"
     k = max(1, min(10, max(r["steps"] for r in runs) // 6))
-    rows = [(t, [(t, o, agg, mu, opt, arm_label(o, mu, opt), "--" if mu != 1 else ":" if opt != "adamw" else "-")
-                 for o, mu, opt in arms]) for t in dict.fromkeys(r["task"] for r in runs)]  # mu > 1, SGD: own lines
+    rows = [(t, [(t, o, agg, mu, opt, lr, arm_label(o, mu, opt, lr), ("-", "--", "-.", ":")[rates.index(lr) % 4] if lr else
+                  "--" if mu != 1 else ":" if opt != "adamw" else "-") for o, mu, opt, lr in arms])
+            for t in dict.fromkeys(r["task"] for r in runs)]  # mu > 1, SGD, learning rates: own lines
     for name, cols in PANELS.items():
         _grid(out / name, results, rows, cols, k, f"mean over seeds; training curves: moving average of {k} steps")
     written = list(PANELS)
     if results["ablation"]:
         pairs = dict.fromkeys((s["task"], s["objective"]) for s in results["ablation"])
-        rows = [(f"{t} {o}", [(t, o, a, 1, "adamw", a, ls) for a, ls in zip(("sequence", "token", "constant"), ("-", "--", ":"))])
+        rows = [(f"{t} {o}", [(t, o, a, 1, "adamw", None, a, ls) for a, ls in zip(("sequence", "token", "constant"), ("-", "--", ":"))])
                 for t, o in pairs]
         _grid(out / "aggregation_ablation.png", results, rows,
               PANELS["lengths_over_steps.png"] + PANELS["accuracy_over_steps.png"][:1], k,
@@ -297,15 +308,15 @@ def result_figures(out, results: dict) -> list[str]:
 
 def _grid(path, results: dict, rows, cols, k: int, suptitle: str, legend_title: str | None = None) -> None:
     """One figure: a row per ``(name, lines)``, a column per panel of :data:`PANELS`; each line
-    ``(task, objective, aggregation, mu, optimizer, label, linestyle)`` in its objective's colour."""
+    ``(task, objective, aggregation, mu, optimizer, learning rate, label, linestyle)`` in its objective's colour."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(3 * len(cols) + 5, 3.3 * len(rows)))
     axes = fig.subplots(len(rows), len(cols), squeeze=False)
     for r, (name, lines) in enumerate(rows):
         for c, (key, title, ylabel, scale) in enumerate(cols):
-            for task, obj, agg, mu, opt, label, ls in lines:
-                x, y = _curve(results, task, obj, agg, key, k, mu, opt)
+            for task, obj, agg, mu, opt, lr, label, ls in lines:
+                x, y = _curve(results, task, obj, agg, key, k, mu, opt, lr)
                 if x is not None:
                     axes[r, c].plot(x, scale * y, marker="o" if key.startswith("eval") else None, ms=3, ls=ls,
                                     color=colour(obj), label=label)

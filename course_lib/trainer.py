@@ -47,18 +47,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from course_lib import models, runs
+from course_lib import models, objectives, runs
 from course_lib.evaluate import evaluate_as_trained, judge
 from course_lib.models import autocast
-from course_lib.objectives import (
-    AGGREGATIONS,
-    OBJECTIVES,
-    clipped,
-    get_objective,
-    kl_k3,
-    loss,
-    weights,
-)
+from course_lib.objectives import OBJECTIVES, get_objective, loss, weights
 from course_lib.rollout import Rollout, completion_logprobs, generate_rollouts
 from course_lib.tasks import TASK_NAMES, get_task
 
@@ -118,7 +110,7 @@ class TrainConfig:
             ("objective", self.objective in OBJECTIVES, ", ".join(OBJECTIVES)),
             ("task", self.task in TASK_NAMES, ", ".join(TASK_NAMES)),
             ("profile", self.profile in models.PROFILES, ", ".join(models.PROFILES)),
-            ("aggregation", self.aggregation in AGGREGATIONS, ", ".join(AGGREGATIONS)),
+            ("aggregation", self.aggregation in objectives.AGGREGATIONS, ", ".join(objectives.AGGREGATIONS)),
             ("precision", self.precision in models.PRECISIONS, ", ".join(models.PRECISIONS)),
             ("optimizer", self.optimizer in OPTIMIZERS, ", ".join(OPTIMIZERS)),
             ("truncated", self.truncated in ("scored", "wrong"), "scored, wrong"),
@@ -210,8 +202,8 @@ def update(cfg: TrainConfig, objective, model, optimizer, scaler, roll: Rollout,
             scaler.scale(value).backward()
             n = int(m.sum())
             total, tokens = total + float(value.detach()), tokens + n
-            cut += clipped(objective, lp.detach(), o, wp, m, epsilon=cfg.epsilon) * n
-            kl_sum += float((kl_k3(lp.detach(), r) * m).sum()) if r is not None else 0.0
+            cut += objectives.clipped(objective, lp.detach(), o, wp, m, epsilon=cfg.epsilon) * n
+            kl_sum += float((objectives.kl_k3(lp.detach(), r) * m).sum()) if r is not None else 0.0
         scaler.unscale_(optimizer)
         gn = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf")))
         t = max(tokens, 1)

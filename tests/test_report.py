@@ -66,6 +66,7 @@ def test_every_table_header_says_what_its_intervals_are(table, label):
     (("grpo",), "grpo"), (("gspo", 4), "gspo (clip 3e-4/4e-4, mu 4)"), (("gspo-eps", 4), "gspo-eps (mu 4)"),
     (("gspo", 1), "gspo"), (("grpo", 1, "adamw"), "grpo"),
     (("sft+-", 1, "sgd"), "sft+- (sgd)"), (("grpo", 4, "sgd"), "grpo (mu 4, sgd)"),
+    (("sft+-", 1, "adamw", 3e-05), "sft+- (lr 3e-05)"), (("grpo", 1, "sgd", 0.2), "grpo (lr 0.2, sgd)"),
 ])
 def test_arm_labels_name_mu_an_own_clip_range_and_an_optimizer_other_than_adamw(args, label):
     assert report.arm_label(*args) == label

@@ -195,6 +195,30 @@ def test_tables_tell_arms_apart_by_mu():
     assert "| t | gspo (clip 3e-4/4e-4, mu 4) | 3 |" in report.equivalence_table(results)
 
 
+def test_tables_and_curves_tell_learning_rates_apart_only_where_the_runs_vary_them():
+    # the lr-sweep holds grpo at two rates (and SGD): every row and curve names its rate; a file
+    # with one rate (the grid) keeps its plain labels
+    runs = [dict(task="t", objective=o, aggregation="sequence", learning_rate=lr, seed=s, final_accuracy=acc + s / 100,
+                 base_accuracy=0.2, steps=10, ablation=False, **({"optimizer": "sgd"} if lr > 0.1 else {}))
+            for o, lr, acc in (("grpo", 1e-4, 0.3), ("sft+-", 1e-4, 0.31), ("grpo", 3e-4, 0.4), ("sft+-", 3e-4, 0.38),
+                               ("grpo", 0.2, 0.25), ("sft+-", 0.2, 0.27)) for s in range(3)]
+    curves = [{"task": "t", "objective": "grpo", "aggregation": "sequence", "mu": 1, "learning_rate": lr,
+               "eval_step": [0, 10], "eval_accuracy": [0.2, acc]} for lr, acc in ((1e-4, 0.3), (3e-4, 0.4))]
+    results = {"runs": runs, "summary": stats.summarize(runs), "equivalence": stats.equivalence(runs, 0.05),
+               "curves": curves}
+    rows = [line.split(" | ")[1] for line in report.summary_table(results).splitlines()[2:]]
+    assert rows == ["grpo (lr 0.0001)", "sft+- (lr 0.0001)", "grpo (lr 0.0003)", "sft+- (lr 0.0003)",
+                    "grpo (lr 0.2, sgd)", "sft+- (lr 0.2, sgd)"]
+    eq = {e["learning_rate"]: e for e in results["equivalence"]}  # each rate against grpo at that rate
+    assert eq[3e-4]["diff"] == pytest.approx(-0.02) and eq[0.2]["diff"] == pytest.approx(0.02)
+    assert "| t | sft+- (lr 0.0003) | 3 | -2.0 |" in report.equivalence_table(results)
+    assert report._curve(results, "t", "grpo", "sequence", "eval:accuracy", 1, lr=3e-4)[1][-1] == pytest.approx(0.4)
+    assert report._curve(results, "t", "grpo", "sequence", "eval:accuracy", 1, lr=1e-3) == (None, None)
+    one_rate = {**results, "runs": [r for r in runs if r["learning_rate"] == 1e-4]}
+    one_rate["summary"] = stats.summarize(one_rate["runs"])
+    assert [line.split(" | ")[1] for line in report.summary_table(one_rate).splitlines()[2:]] == ["grpo", "sft+-"]
+
+
 def test_pass_at_k_asks_the_question_training_asks(monkeypatch):
     # an instruct profile trains and evaluates on prompts behind its chat template; pass@k (for
     # the trained runs and the base) must ask the same text, or it measures another task
