@@ -12,6 +12,7 @@ from course_lib import reproduce as R
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 GRID = DATA_DIR / "results" / "grid_results.json"
 MICRO = DATA_DIR / "results" / "micro_results.json"  # the older reproduction: the ablation until the grid's ships
+LR_SWEEP = DATA_DIR / "results" / "lr_sweep_results.json"
 
 
 @pytest.mark.parametrize("table", [report.summary_table, report.equivalence_table, report.pass_at_k_table,
@@ -26,7 +27,17 @@ def test_readme_ablation_table_is_the_newest_complete_one():
     assert report.ablation_table(res) in README and f"`{res['command']}`" in README
 
 
-@pytest.mark.parametrize("path", [GRID, MICRO])
+def test_readme_quotes_the_learning_rate_sweep_with_every_row_named_by_its_step_size():
+    res = R.load_results(LR_SWEEP)
+    table = report.equivalence_table(res)
+    assert table in README, f"README's copy of the equivalence table differs from {LR_SWEEP.name}"
+    rates = {(r["learning_rate"], r.get("optimizer", "adamw")) for r in res["runs"]}
+    assert len(rates) == 4 and ("sgd" in {o for _, o in rates})  # three AdamW rates 3x apart and plain SGD
+    for lr, opt in rates:
+        assert f"(lr {lr:g}{', sgd' if opt == 'sgd' else ''})" in table
+
+
+@pytest.mark.parametrize("path", [GRID, MICRO, LR_SWEEP])
 def test_readme_quotes_the_command_that_made_them(path):
     res = R.load_results(path)
     assert f"`{res['command']}`" in README
@@ -34,7 +45,7 @@ def test_readme_quotes_the_command_that_made_them(path):
 
 
 @pytest.mark.parametrize("name, folder", [("micro", "micro_evidence"), ("beyond", "beyond"), ("smollm2", "smollm2"),
-                                          ("grid", "grid")])
+                                          ("grid", "grid"), ("lr_sweep", "lr_sweep")])
 def test_shipped_run_records_rebuild_the_shipped_results(name, folder, tmp_path):
     # every run's config, metrics and evaluations ship (without checkpoints): the recorded command,
     # in report-only mode over them, gives the shipped file again
