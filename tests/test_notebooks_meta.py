@@ -163,11 +163,11 @@ def test_notebooks_that_use_a_gpu_ask_colab_for_one(notebook):
 
 
 def test_the_gpu_section_of_notebook_06_runs_alone_after_a_disconnect(tmp_path):
-    """Section 10's code cells import what they need: run alone, in order, in a fresh Python (as
+    """Section 11's code cells import what they need: run alone, in order, in a fresh Python (as
     after a Colab disconnect; here on a CPU, so on the micro model, shrunk), they complete and
     show the format check, completions with verdicts, a live line per step and the verdicts."""
     nb = load(NOTEBOOKS / "06_head_to_head.ipynb")
-    start = next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "markdown" and source(c).startswith("## 10."))
+    start = next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "markdown" and source(c).startswith("## 11."))
     cells = []
     for c in nb["cells"][start + 1:]:
         if c["cell_type"] == "markdown" and source(c).lstrip().startswith("## "):
@@ -175,7 +175,7 @@ def test_the_gpu_section_of_notebook_06_runs_alone_after_a_disconnect(tmp_path):
         if c["cell_type"] == "code":
             cells.append(source(c))
     assert len(cells) >= 2 and any("format_check(" in c for c in cells)
-    script = tmp_path / "section10.py"
+    script = tmp_path / "section11.py"
     script.write_text("\n\n".join(cells))
     env = {**os.environ, "CI": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, str(script)], cwd=NOTEBOOKS, env=env, capture_output=True, text=True,
@@ -186,7 +186,7 @@ def test_the_gpu_section_of_notebook_06_runs_alone_after_a_disconnect(tmp_path):
                  "sft+- - grpo = "):
         assert want in text, want
     if not torch_cuda():
-        assert text.splitlines()[0].startswith("section 10's Qwen2.5 runs skipped: no CUDA GPU here")
+        assert text.splitlines()[0].startswith("section 11's Qwen2.5 runs skipped: no CUDA GPU here")
 
 
 def torch_cuda() -> bool:
