@@ -44,7 +44,7 @@ def test_readme_quotes_the_command_that_made_them(path):
     assert f"{res['settings']['steps']} steps" in README and f"{len({r['seed'] for r in res['runs']})} seeds" in README
 
 
-@pytest.mark.parametrize("name, folder", [("micro", "micro_evidence"), ("beyond", "beyond"), ("smollm2", "smollm2"),
+@pytest.mark.parametrize("name, folder", [("micro", "micro_evidence"), ("beyond_grid", "beyond_grid"), ("smollm2", "smollm2"),
                                           ("grid", "grid"), ("lr_sweep", "lr_sweep")])
 def test_shipped_run_records_rebuild_the_shipped_results(name, folder, tmp_path):
     # every run's config, metrics and evaluations ship (without checkpoints): the recorded command,

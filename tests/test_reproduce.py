@@ -462,7 +462,7 @@ def test_run_dirnames_tell_learning_rates_and_optimizers_apart(spec, dirname):
     assert spec.dirname == dirname
 
 
-@pytest.mark.parametrize("name, folder, extra", [("micro", "micro_evidence", None), ("beyond", "beyond", None),
+@pytest.mark.parametrize("name, folder, extra", [("micro", "micro_evidence", None), ("beyond_grid", "beyond_grid", None),
                                                  ("smollm2", "smollm2", {"precision": "bf16"})])
 def test_shipped_run_records_keep_their_names_and_resume(name, folder, extra, tmp_path):
     """Every shipped run (all AdamW) lies in the directory its spec names today, with the settings
