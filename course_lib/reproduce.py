@@ -54,12 +54,13 @@ def _tail_mean(history: list[dict], key: str, k: int = 10):
 
 
 def run_record(spec: RunSpec, history: list[dict], evals: list[dict], wall_s: float, **more) -> dict:
-    """The results.json row of one finished run (accuracies are fractions in [0, 1])."""
+    """The results.json row of one finished run (accuracies are fractions in [0, 1]; ``eval_accuracy``:
+    the held-out accuracy at every evaluation, by step, so curves can be compared seed by seed)."""
     base = next((e for e in evals if e["step"] == 0), {})
     final = evals[-1] if evals else {}
     rec = {"task": spec.task, "objective": spec.objective, "seed": spec.seed, "aggregation": spec.aggregation,
            "mu": spec.mu, "ablation": spec.ablation, "steps": len(history), "base_accuracy": base.get("accuracy"),
-           "final_accuracy": final.get("accuracy")}
+           "final_accuracy": final.get("accuracy"), "eval_accuracy": {str(e["step"]): e.get("accuracy") for e in evals}}
     rec.update({k: final.get(k) for k in ("len_correct", "len_incorrect", "len_incorrect_complete",
                                            "len_incorrect_worked", "share_incorrect_guess")})
     rec.update({f"base_{k}": base.get(k) for k in ("len_incorrect_complete", "len_incorrect_worked",

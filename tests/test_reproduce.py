@@ -195,6 +195,15 @@ def test_tables_tell_arms_apart_by_mu():
     assert "| t | gspo (clip 3e-4/4e-4, mu 4) | 3 |" in report.equivalence_table(results)
 
 
+def test_a_run_record_keeps_the_accuracy_of_every_held_out_evaluation_by_step():
+    # curves compared seed by seed (does one objective fall behind another later?) need every
+    # evaluation of every run, not only the means over seeds of results["curves"]
+    evals = [{"step": 0, "accuracy": 0.2}, {"step": 25, "accuracy": 0.3}, {"step": 50, "accuracy": 0.35}]
+    rec = R.run_record(plans.RunSpec("t", "grpo", 0), [{}] * 50, evals, 1.0)
+    assert rec["eval_accuracy"] == {"0": 0.2, "25": 0.3, "50": 0.35}
+    assert (rec["base_accuracy"], rec["final_accuracy"], rec["eval_step"]) == (0.2, 0.35, 50)
+
+
 def test_tables_and_curves_tell_learning_rates_apart_only_where_the_runs_vary_them():
     # the lr-sweep holds grpo at two rates (and SGD): every row and curve names its rate; a file
     # with one rate (the grid) keeps its plain labels
