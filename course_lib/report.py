@@ -94,13 +94,13 @@ def summary_table(results: dict) -> str:
 
 
 def _verdict(e: dict, key: str = "verdict") -> str:
-    """A TOST row's verdict as printed: the rule's word, its direction, the seeds an underpowered
-    row would need at its observed difference and spread."""
+    """A TOST row's verdict as printed: the rule's word, its direction and, before Holm's correction,
+    the seeds an underpowered row would need (a rough plug-in estimate from its own seeds)."""
     if e["ci_low"] is not None and e["ci_low"] == e["ci_high"]:
         return f"no spread: the same difference in every seed ({'inside' if e['equivalent'] else 'outside'} the margin)"
     v = e.get(key) or e.get("verdict", "")
-    if v == "underpowered" and e.get("seeds_needed") and e["n"] < e["seeds_needed"]:
-        v += f" ({e['seeds_needed']} seeds needed at this difference and spread)"
+    if key == "verdict" and v == "underpowered" and e.get("seeds_needed") and e["n"] < e["seeds_needed"]:
+        v += f" (about {e['seeds_needed']} seeds for 80% power, a rough estimate from these seeds)"
     return v + (f"; {e['direction']}" if e.get("direction") else "")
 
 
@@ -112,7 +112,7 @@ def equivalence_table(results: dict) -> str:
     """TOST against GRPO: the paired difference, its 90% interval, the smallest margin at which
     it would pass, p, the margin against GRPO's own gain, and the verdict before and after Holm."""
     def share(e):
-        return "" if e.get("margin_share_of_gain") is None else f" ({100 * e['margin_share_of_gain']:.0f}% of grpo's gain)"
+        return "" if e.get("margin_share_of_gain") is None else f" ({100 * e['margin_share_of_gain']:.0f}% of grpo's gain at training T)"
 
     return _table(["task", "objective", "seeds", "diff vs grpo (pts)", "90% CI (pts)", "min margin (pts)",
                    "p (TOST)", "margin (pts)", "verdict", "verdict after Holm"],
