@@ -74,8 +74,8 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
-def _arm(s: dict, results: dict) -> str:  # the learning rate named only where the runs vary it
-    return arm_label(s["objective"], s.get("mu", 1), s.get("optimizer", "adamw"), s.get("learning_rate") if _rates(results) else None)
+def _arm(s: dict, named_rate: bool) -> str:  # the learning rate named only where the runs vary it (_rates)
+    return arm_label(s["objective"], s.get("mu", 1), s.get("optimizer", "adamw"), s.get("learning_rate") if named_rate else None)
 
 
 def _rates(results: dict) -> list:
@@ -86,9 +86,10 @@ def _rates(results: dict) -> list:
 
 def summary_table(results: dict) -> str:
     """The main comparison: one row per arm (stats.arm_key), mean ± 95% half-width over seeds."""
+    named = bool(_rates(results))
     return _table(["task", "objective", "seeds", f"base acc % {HW}", f"final acc % {HW}", f"gain (pts) {HW}",
                    f"vs grpo (pts, paired) {HW}", f"len correct (tokens) {HW}", f"len incorrect (tokens) {HW}"],
-                  [[s["task"], _arm(s, results), str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
+                  [[s["task"], _arm(s, named), str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
                     _pct(s["gain"]), _pct(s.get("diff_vs_grpo")), _pct(s["len_correct"], 1),
                     _pct(s["len_incorrect"], 1)] for s in results["summary"]])
 
@@ -114,9 +115,10 @@ def equivalence_table(results: dict) -> str:
     def share(e):
         return "" if e.get("margin_share_of_gain") is None else f" ({100 * e['margin_share_of_gain']:.0f}% of grpo's gain at training T)"
 
+    named = bool(_rates(results))
     return _table(["task", "objective", "seeds", "diff vs grpo (pts)", "90% CI (pts)", "min margin (pts)",
                    "p (TOST)", "margin (pts)", "verdict", "verdict after Holm"],
-                  [[e["task"], _arm(e, results), str(e["n"]), f"{100 * e['diff']:+.1f}",
+                  [[e["task"], _arm(e, named), str(e["n"]), f"{100 * e['diff']:+.1f}",
                     "-" if e["ci_low"] is None else f"[{100 * e['ci_low']:+.1f}, {100 * e['ci_high']:+.1f}]",
                     _num(e.get("min_margin") and 100 * e["min_margin"], ".1f"), _num(e.get("p_tost"), ".4f"),
                     f"{100 * e['margin']:.1f}{share(e)}", _verdict(e), _verdict(e, "verdict_holm")]
