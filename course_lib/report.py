@@ -74,8 +74,8 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
-def _arm(s: dict, results: dict) -> str:  # the learning rate named only where the runs vary it
-    return arm_label(s["objective"], s.get("mu", 1), s.get("optimizer", "adamw"), s.get("learning_rate") if _rates(results) else None)
+def _arm(s: dict, named_rate: bool) -> str:  # the learning rate named only where the runs vary it (_rates)
+    return arm_label(s["objective"], s.get("mu", 1), s.get("optimizer", "adamw"), s.get("learning_rate") if named_rate else None)
 
 
 def _rates(results: dict) -> list:
@@ -86,21 +86,22 @@ def _rates(results: dict) -> list:
 
 def summary_table(results: dict) -> str:
     """The main comparison: one row per arm (stats.arm_key), mean ± 95% half-width over seeds."""
+    named = bool(_rates(results))
     return _table(["task", "objective", "seeds", f"base acc % {HW}", f"final acc % {HW}", f"gain (pts) {HW}",
                    f"vs grpo (pts, paired) {HW}", f"len correct (tokens) {HW}", f"len incorrect (tokens) {HW}"],
-                  [[s["task"], _arm(s, results), str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
+                  [[s["task"], _arm(s, named), str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
                     _pct(s["gain"]), _pct(s.get("diff_vs_grpo")), _pct(s["len_correct"], 1),
                     _pct(s["len_incorrect"], 1)] for s in results["summary"]])
 
 
 def _verdict(e: dict, key: str = "verdict") -> str:
-    """A TOST row's verdict as printed: the rule's word, its direction, the seeds an underpowered
-    row would need at its observed difference and spread."""
+    """A TOST row's verdict as printed: the rule's word, its direction and, before Holm's correction,
+    the seeds an underpowered row would need (a rough plug-in estimate from its own seeds)."""
     if e["ci_low"] is not None and e["ci_low"] == e["ci_high"]:
         return f"no spread: the same difference in every seed ({'inside' if e['equivalent'] else 'outside'} the margin)"
     v = e.get(key) or e.get("verdict", "")
-    if v == "underpowered" and e.get("seeds_needed") and e["n"] < e["seeds_needed"]:
-        v += f" ({e['seeds_needed']} seeds needed at this difference and spread)"
+    if key == "verdict" and v == "underpowered" and e.get("seeds_needed") and e["n"] < e["seeds_needed"]:
+        v += f" (about {e['seeds_needed']} seeds for 80% power, a rough estimate from these seeds)"
     return v + (f"; {e['direction']}" if e.get("direction") else "")
 
 
@@ -112,11 +113,12 @@ def equivalence_table(results: dict) -> str:
     """TOST against GRPO: the paired difference, its 90% interval, the smallest margin at which
     it would pass, p, the margin against GRPO's own gain, and the verdict before and after Holm."""
     def share(e):
-        return "" if e.get("margin_share_of_gain") is None else f" ({100 * e['margin_share_of_gain']:.0f}% of grpo's gain)"
+        return "" if e.get("margin_share_of_gain") is None else f" ({100 * e['margin_share_of_gain']:.0f}% of grpo's gain at training T)"
 
+    named = bool(_rates(results))
     return _table(["task", "objective", "seeds", "diff vs grpo (pts)", "90% CI (pts)", "min margin (pts)",
                    "p (TOST)", "margin (pts)", "verdict", "verdict after Holm"],
-                  [[e["task"], _arm(e, results), str(e["n"]), f"{100 * e['diff']:+.1f}",
+                  [[e["task"], _arm(e, named), str(e["n"]), f"{100 * e['diff']:+.1f}",
                     "-" if e["ci_low"] is None else f"[{100 * e['ci_low']:+.1f}, {100 * e['ci_high']:+.1f}]",
                     _num(e.get("min_margin") and 100 * e["min_margin"], ".1f"), _num(e.get("p_tost"), ".4f"),
                     f"{100 * e['margin']:.1f}{share(e)}", _verdict(e), _verdict(e, "verdict_holm")]
