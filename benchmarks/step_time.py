@@ -24,6 +24,8 @@ numbers are only comparable when before/after runs alternate back-to-back.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import statistics
 import sys
 import time
@@ -89,11 +91,13 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=4, help="measured steps (after one warm-up step)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default: the budget's cap")
+    ap.add_argument("--micro-batch-size", type=int, nargs="+", default=[0],
+                    help="completions per forward/backward (default: the budget's); several: each in turn, same weights")
     ap.add_argument("--eval-samples", type=int, default=0,
                     help="also time one held-out evaluation of every test problem x this many samples")
     args = ap.parse_args(argv)
-    if args.steps < 1 or min(args.threads) < 1:
-        print("step_time: --steps and --threads must be >= 1", file=sys.stderr)
+    if args.steps < 1 or min(args.threads) < 1 or min(args.micro_batch_size) < 0:
+        print("step_time: --steps and --threads must be >= 1, --micro-batch-size >= 1", file=sys.stderr)
         return 2
     cap = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
     cfg = TrainConfig.from_profile(args.profile, objective=args.objective, task=args.task, precision=args.precision,
@@ -104,13 +108,14 @@ def main(argv=None) -> int:
     print(f"{cfg.profile} on {cfg.task}, {cfg.objective}, {cfg.prompts_per_step} prompts x G={cfg.group_size}, "
           f"{cfg.max_new_tokens} new tokens, precision {cfg.precision}, mu {cfg.mu}; loaded in "
           f"{time.perf_counter() - t:.1f} s; median of {args.steps} steps, seconds")
-    print(f"{'threads':>8} " + " ".join(f"{p:>10}" for p in PHASES))
+    print(f"{'threads':>8} {'micro':>6} " + " ".join(f"{p:>10}" for p in PHASES))
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    for n in args.threads:
+    for n, mb in itertools.product(args.threads, args.micro_batch_size):
         torch.set_num_threads(n)
-        model.load_state_dict(initial)  # every thread count starts from the same weights
-        res = measure(cfg, model, tokenizer, args.steps)
-        print(f"{n:>8} " + " ".join(f"{res[p]:>10.3f}" for p in PHASES), flush=True)
+        model.load_state_dict(initial)  # every row starts from the same weights (and samples the same first rollout)
+        run = dataclasses.replace(cfg, micro_batch_size=mb or cfg.micro_batch_size)
+        res = measure(run, model, tokenizer, args.steps)
+        print(f"{n:>8} {run.micro_batch_size:>6} " + " ".join(f"{res[p]:>10.3f}" for p in PHASES), flush=True)
         if args.eval_samples:
             from course_lib.evaluate import evaluate_as_trained
             from course_lib.tasks import get_task

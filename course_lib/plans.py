@@ -130,6 +130,9 @@ def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
 #: negatives-only paper's 1e-6 for full fine-tuning, x10 for LoRA as the Qwen profiles assume); GRPO's token
 #: aggregation on word-problems (the length claim). Every held-out problem (arith 50, word-problems 80) x 8
 #: samples; the base alone is swept over temperatures (a run keeps its last evaluation and one repeat of it).
+#: Micro-batches of 8 completions sorted by length (the same loss): one batch of 32 pads every reply to the longest;
+#: 8 cut the scoring passes by about a third (grpo, one thread: arith 21.6 -> 14.2 s, word-problems 27.6 -> 19.7 s;
+#: ``benchmarks/step_time.py --task arith --precision bf16 --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 32 8``).
 #: grid: also GRPO's token and constant aggregations (notebook 07's ablation; measured during training only).
 #: horizon: its question is the curves; the base alone is swept (gains over its best), no pass@k.
 #: beyond-grid: notebook 08's arms (:data:`BEYOND_ARMS`) as the grid runs them, so they pair with its runs by seed.
@@ -148,7 +151,7 @@ PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"),
                      "ablation": (("word-problems", "grpo", "token"),),
                      "settings": {"eval_examples": 100, "eval_samples": 8, "temperature": None, "sweep_samples": 8,
                                   "sweep_runs": False, "pass_k_split": "test"},
-                     "config": {"max_new_tokens": 128, "truncated": "wrong", "precision": "bf16"}}}
+                     "config": {"max_new_tokens": 128, "truncated": "wrong", "precision": "bf16", "micro_batch_size": 8}}}
 PLAN_SETTINGS = {"eval_examples": 200, "eval_samples": 4, "temperature": 0.6, "sweep_samples": 16,
                  "pass_k_examples": 100, "pass_k_split": "hard", "margin": 0.05}
 

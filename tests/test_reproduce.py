@@ -419,6 +419,7 @@ def test_the_smollm2_plan_runs_the_real_model_with_its_own_cap_and_rules():
     assert [s.seed for s in specs] == sorted(s.seed for s in specs) and settings.sweep_samples > 0
     cfg = plans.make_config("smollm2-135m", specs[-1], settings, config)
     assert (cfg.max_new_tokens, cfg.truncated, cfg.precision, cfg.temperature) == (128, "wrong", "bf16", 0.7)
+    assert cfg.micro_batch_size < cfg.prompts_per_step * cfg.group_size  # length-sorted micro-batches pad less
     # every held-out problem (arith 50, word-problems 80) x 8 samples; only the base is swept
     assert (settings.eval_examples, settings.eval_samples, settings.sweep_samples, settings.sweep_runs) == (100, 8, 8, False)
 
