@@ -4,6 +4,8 @@
     OMP_NUM_THREADS=2 python benchmarks/step_time.py --profile micro --threads 1 2
     OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --task word-problems --precision bf16 \
         --threads 1 --steps 2 --max-new-tokens 128 --eval-samples 4
+    OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --task arith --precision bf16 \
+        --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 32 8   # one padded batch vs length-sorted 8s
 
 Runs ``trainer.train`` on the profile's default budget (``--task``, ``--objective``) for
 ``--steps`` steps after one warm-up step, with no held-out evaluation, and prints, per thread
@@ -91,13 +93,13 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=4, help="measured steps (after one warm-up step)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default: the budget's cap")
-    ap.add_argument("--micro-batch-size", type=int, nargs="+", default=[0],
+    ap.add_argument("--micro-batch-size", type=int, nargs="+", default=None,
                     help="completions per forward/backward (default: the budget's); several: each in turn, same weights")
     ap.add_argument("--eval-samples", type=int, default=0,
                     help="also time one held-out evaluation of every test problem x this many samples")
     args = ap.parse_args(argv)
-    if args.steps < 1 or min(args.threads) < 1 or min(args.micro_batch_size) < 0:
-        print("step_time: --steps and --threads must be >= 1, --micro-batch-size >= 1", file=sys.stderr)
+    if args.steps < 1 or min(args.threads) < 1 or min(args.micro_batch_size or [1]) < 1:
+        print("step_time: --steps, --threads and --micro-batch-size must be >= 1", file=sys.stderr)
         return 2
     cap = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
     cfg = TrainConfig.from_profile(args.profile, objective=args.objective, task=args.task, precision=args.precision,
@@ -110,10 +112,10 @@ def main(argv=None) -> int:
           f"{time.perf_counter() - t:.1f} s; median of {args.steps} steps, seconds")
     print(f"{'threads':>8} {'micro':>6} " + " ".join(f"{p:>10}" for p in PHASES))
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    for n, mb in itertools.product(args.threads, args.micro_batch_size):
+    for n, mb in itertools.product(args.threads, args.micro_batch_size or [cfg.micro_batch_size]):
         torch.set_num_threads(n)
         model.load_state_dict(initial)  # every row starts from the same weights (and samples the same first rollout)
-        run = dataclasses.replace(cfg, micro_batch_size=mb or cfg.micro_batch_size)
+        run = dataclasses.replace(cfg, micro_batch_size=mb)
         res = measure(run, model, tokenizer, args.steps)
         print(f"{n:>8} {run.micro_batch_size:>6} " + " ".join(f"{res[p]:>10.3f}" for p in PHASES), flush=True)
         if args.eval_samples:
