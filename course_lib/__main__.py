@@ -131,7 +131,7 @@ def _reproduce_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, help="output folder (runs/, results.json, results.md, *.png)")
     ap.add_argument("--plan", choices=("main", "beyond", *PLANS), default="main",
                     help="main: the paper's comparison; beyond: notebook 08's arms (plans.BEYOND_ARMS); "
-                    "grid, horizon, lr-sweep, beyond-grid: the micro evidence plans; smollm2: the real model's "
+                    "grid, horizon, lr-sweep, beyond-grid, balanced: the micro evidence plans; smollm2: the real model's "
                     "(plans.PLANS, their own settings)")
     ap.add_argument("--seeds", type=count, default=None, help="seeds 0..N-1 (default 3; --quick: 1)")
     ap.add_argument("--quick", action="store_true", help="a few-minute smoke run of the whole pipeline")

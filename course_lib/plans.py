@@ -136,7 +136,9 @@ def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
 #: grid: also GRPO's token and constant aggregations (notebook 07's ablation; measured during training only).
 #: horizon: its question is the curves; the base alone is swept (gains over its best), no pass@k.
 #: beyond-grid: notebook 08's arms (:data:`BEYOND_ARMS`) as the grid runs them, so they pair with its runs by seed.
+#: balanced: sft+-balanced (notebook 06, section 3) likewise, beside the grid's grpo and plain sft+-.
 _MICRO = ("countdown-micro", "gsm8k-micro")
+_BESIDE_GRID = {"seeds": 5, "steps": 60, "eval_every": 20, "pass_k": 0, "settings": {"sweep_samples": 0}}  # pairs with the grid by seed
 PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"), "seeds": 5, "steps": 60,
                   "eval_every": 20, "pass_k": 256,
                   "ablation": tuple((t, "grpo", a) for t in _MICRO for a in ("token", "constant"))},
@@ -144,11 +146,10 @@ PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"),
                      "pass_k": 0, "settings": {"sweep_runs": False}},
          "lr-sweep": {"objectives": ("grpo", "sft+-"), "seeds": 3, "steps": 60, "eval_every": 20, "pass_k": 0,
                       "learning_rates": (3e-5, 1e-4, 3e-4), "sgd_rates": (0.2,)},
-         "beyond-grid": {"objectives": (), "mu_arms": BEYOND_ARMS, "seeds": 5, "steps": 60, "eval_every": 20,
-                         "pass_k": 0, "settings": {"sweep_samples": 0}},
+         "beyond-grid": {"objectives": (), "mu_arms": BEYOND_ARMS, **_BESIDE_GRID},
+         "balanced": {"objectives": ("sft+-balanced",), **_BESIDE_GRID},
          "smollm2": {"profile": "smollm2-135m", "objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"),
-                     "seeds": 5, "steps": 30, "eval_every": 0, "pass_k": 0, "arms": (("sft-", 1e-5),),
-                     "ablation": (("word-problems", "grpo", "token"),),
+                     "seeds": 5, "steps": 30, "eval_every": 0, "pass_k": 0, "arms": (("sft-", 1e-5),), "ablation": (("word-problems", "grpo", "token"),),
                      "settings": {"eval_examples": 100, "eval_samples": 8, "temperature": None, "sweep_samples": 8,
                                   "sweep_runs": False, "pass_k_split": "test"},
                      "config": {"max_new_tokens": 128, "truncated": "wrong", "precision": "bf16", "micro_batch_size": 8}}}

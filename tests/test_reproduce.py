@@ -408,6 +408,16 @@ def test_the_beyond_grid_plan_runs_notebook_08s_arms_as_the_grid_runs_its_own():
     assert (cfg.task, cfg.objective, cfg.mu, cfg.temperature) == ("countdown-micro", "gspo-eps", 4, 0.6)
 
 
+def test_the_balanced_plan_runs_sft_balanced_as_the_grid_runs_grpo_and_plain_sft():
+    specs, settings, config = plans.plan_evidence("balanced", ["countdown-micro", "gsm8k-micro"])
+    grid_specs, grid, grid_config = plans.plan_evidence("grid", ["countdown-micro", "gsm8k-micro"])
+    assert {(s.task, s.objective, s.aggregation, s.mu) for s in specs} == {
+        (t, "sft+-balanced", "sequence", 1) for t in ("countdown-micro", "gsm8k-micro")} and len(specs) == 10
+    same = ("steps", "eval_every", "eval_examples", "eval_samples", "temperature", "budget", "margin")
+    assert all(getattr(settings, f) == getattr(grid, f) for f in same) and config == grid_config  # pairs by seed
+    assert {s.seed for s in specs} == {s.seed for s in grid_specs} and settings.sweep_samples == settings.pass_k == 0
+
+
 def test_the_smollm2_plan_runs_the_real_model_with_its_own_cap_and_rules():
     tasks = list(models.PROFILES["smollm2-135m"].tasks)
     specs, settings, config = plans.plan_evidence("smollm2", tasks)
