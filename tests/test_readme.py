@@ -14,6 +14,7 @@ GRID = DATA_DIR / "results" / "grid_results.json"
 MICRO = DATA_DIR / "results" / "micro_results.json"  # the older reproduction: the ablation until the grid's ships
 LR_SWEEP = DATA_DIR / "results" / "lr_sweep_results.json"
 HORIZON = DATA_DIR / "results" / "horizon_results.json"
+BALANCED = DATA_DIR / "results" / "balanced_results.json"
 
 
 @pytest.mark.parametrize("table", [report.summary_table, report.equivalence_table, report.pass_at_k_table,
@@ -45,7 +46,7 @@ def test_readme_quotes_the_horizon_runs_at_200_steps_with_every_seed_of_every_ob
     assert all(sorted(map(int, r["eval_accuracy"])) == list(range(0, 201, 25)) for r in res["runs"])  # the curves it reads
 
 
-@pytest.mark.parametrize("path", [GRID, MICRO, LR_SWEEP, HORIZON])
+@pytest.mark.parametrize("path", [GRID, MICRO, LR_SWEEP, HORIZON, BALANCED])
 def test_readme_quotes_the_command_that_made_them(path):
     res = R.load_results(path)
     assert f"`{res['command']}`" in README
@@ -53,7 +54,8 @@ def test_readme_quotes_the_command_that_made_them(path):
 
 
 @pytest.mark.parametrize("name, folder", [("micro", "micro_evidence"), ("beyond_grid", "beyond_grid"), ("smollm2", "smollm2"),
-                                          ("grid", "grid"), ("lr_sweep", "lr_sweep"), ("horizon", "horizon")])
+                                          ("grid", "grid"), ("lr_sweep", "lr_sweep"), ("horizon", "horizon"),
+                                          ("balanced", "balanced")])
 def test_shipped_run_records_rebuild_the_shipped_results(name, folder, tmp_path):
     # every run's config, metrics and evaluations ship (without checkpoints): the recorded command,
     # in report-only mode over them, gives the shipped file again

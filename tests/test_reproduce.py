@@ -483,7 +483,8 @@ def test_run_dirnames_tell_learning_rates_and_optimizers_apart(spec, dirname):
 
 
 @pytest.mark.parametrize("name, folder, extra", [("micro", "micro_evidence", None), ("beyond_grid", "beyond_grid", None),
-                                                 ("smollm2", "smollm2", {"precision": "bf16"}), ("horizon", "horizon", None)])
+                                                 ("smollm2", "smollm2", {"precision": "bf16"}), ("horizon", "horizon", None),
+                                                 ("balanced", "balanced", None)])
 def test_shipped_run_records_keep_their_names_and_resume(name, folder, extra, tmp_path):
     """Every shipped run (all AdamW) lies in the directory its spec names today, with the settings
     its spec plans today: a reproduction skips it, and one interrupted there would resume."""
