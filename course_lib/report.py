@@ -198,7 +198,7 @@ def results_markdown(results: dict, paper: dict | None = None) -> str:
              f"Command: `{results['command']}`\n" if results.get("command") else "",
              f"Weights: {'; '.join(results['weights'])}.\n" if results.get("weights") else "",
              f"{results['finished_runs']} of {results['planned_runs']} runs finished; {st['steps']} steps per "
-             f"run; held-out evaluation on {st['eval_examples']} problems x {st['eval_samples']} samples. "
+             f"run; held-out evaluation on up to {st['eval_examples']} problems (a smaller test split whole) x {st['eval_samples']} samples. "
              f"Wall time: {results['runs_wall_s']:.0f} s summed over the runs.\n",
              "Mean ± half-width of a 95% Student-t interval over seeds; `vs grpo` and `gain` are paired by "
              "seed. Lengths in tokens from the final held-out evaluation.\n",
@@ -217,7 +217,7 @@ def results_markdown(results: dict, paper: dict | None = None) -> str:
         noise = "; ".join(f"{n['task']} {100 * n['eval_sd']:.1f}" + (f" (seed sd {100 * n['seed_sd']:.1f})"
                           if n["seed_sd"] is not None else "") for n in results.get("eval_noise") or [])
         parts += ["\n## Learning vs sharpening: the temperature sweep\n",
-                  f"Held-out accuracy on {st['eval_examples']} problems x {st.get('sweep_samples')} samples at "
+                  f"Held-out accuracy on up to {st['eval_examples']} problems x {st.get('sweep_samples')} samples at "
                   "each temperature; gains paired over seeds; control's share = the reward-free `confidence` "
                   "objective's gain as a % of the row's (at the training temperature / over the base at its "
                   "best). The base is one evaluation, its noise not in the intervals: evaluation noise (sd of "

@@ -178,7 +178,7 @@ def test_the_profile_loads_it_offline_and_trains_two_steps_through_the_loop(smol
 
 @pytest.mark.slow
 def test_the_comparison_on_smollm2_runs_end_to_end(smollm2, monkeypatch, tmp_path):
-    """The shipped SmolLM2 comparison (data/results/smollm2_results.json) shrunk to 2 objectives x
+    """A SmolLM2 comparison shrunk to 2 objectives x
     2 seeds x 3 steps of 2 problems x G = 2: ``reproduce`` trains from the GGUF offline through the
     chat template and writes results that name the weights (4 minutes on one thread of a busy 2-core machine)."""
     import json

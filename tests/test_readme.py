@@ -53,7 +53,7 @@ def test_readme_quotes_the_command_that_made_them(path):
     assert f"{res['settings']['steps']} steps" in README and f"{len({r['seed'] for r in res['runs']})} seeds" in README
 
 
-@pytest.mark.parametrize("name, folder", [("micro", "micro_evidence"), ("beyond_grid", "beyond_grid"), ("smollm2", "smollm2"),
+@pytest.mark.parametrize("name, folder", [("micro", "micro_evidence"), ("beyond_grid", "beyond_grid"), ("smollm2_evidence", "smollm2_evidence"),
                                           ("grid", "grid"), ("lr_sweep", "lr_sweep"), ("horizon", "horizon"),
                                           ("balanced", "balanced")])
 def test_shipped_run_records_rebuild_the_shipped_results(name, folder, tmp_path):
@@ -76,11 +76,13 @@ def test_shipped_run_records_rebuild_the_shipped_results(name, folder, tmp_path)
         assert rebuilt[key] == shipped[key], key
 
 
-SMOLLM2 = DATA_DIR / "results" / "smollm2_results.json"
+SMOLLM2 = DATA_DIR / "results" / "smollm2_evidence_results.json"
 
 
-@pytest.mark.parametrize("table", [report.summary_table, report.equivalence_table, report.pass_at_k_table])
-def test_readme_quotes_the_shipped_smollm2_results_with_their_command_and_weights(table):
+@pytest.mark.parametrize("table", [report.summary_table, report.equivalence_table, report.temperature_table])
+def test_readme_quotes_the_shipped_smollm2_results_with_their_command_weights_and_progress(table):
     res = R.load_results(SMOLLM2)
     assert table(res) in README, f"README's copy of {table.__name__} differs from {SMOLLM2.name}"
     assert f"`{res['command']}`" in README and res["weights"][0] in README.replace("\n", " ")
+    seeds = len({r["seed"] for r in res["runs"]})  # the file ships seed by seed: README says how far it is
+    assert f"So far {res['finished_runs']} of the {res['planned_runs']} planned runs** ({seeds} seed" in README.replace("\n", " ")

@@ -483,8 +483,8 @@ def test_run_dirnames_tell_learning_rates_and_optimizers_apart(spec, dirname):
 
 
 @pytest.mark.parametrize("name, folder, extra", [("micro", "micro_evidence", None), ("beyond_grid", "beyond_grid", None),
-                                                 ("smollm2", "smollm2", {"precision": "bf16"}), ("horizon", "horizon", None),
-                                                 ("balanced", "balanced", None)])
+                                                 ("smollm2_evidence", "smollm2_evidence", plans.PLANS["smollm2"]["config"]),
+                                                 ("horizon", "horizon", None), ("balanced", "balanced", None)])
 def test_shipped_run_records_keep_their_names_and_resume(name, folder, extra, tmp_path):
     """Every shipped run (all AdamW) lies in the directory its spec names today, with the settings
     its spec plans today: a reproduction skips it, and one interrupted there would resume."""
@@ -496,8 +496,9 @@ def test_shipped_run_records_keep_their_names_and_resume(name, folder, extra, tm
         tar.extractall(tmp_path, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     shipped = R.load_results(DATA_DIR / "results" / f"{name}_results.json")
     settings = plans.Settings(**shipped["settings"])
-    specs = [plans.RunSpec(r["task"], r["objective"], r["seed"], r["aggregation"], r["ablation"], r["mu"])
-             for r in shipped["runs"]]
+    rate = models.get_profile(shipped["profile"]).budgets[settings.budget]["learning_rate"]  # None in a spec: this one
+    specs = [plans.RunSpec(r["task"], r["objective"], r["seed"], r["aggregation"], r["ablation"], r["mu"],
+                           None if r["learning_rate"] == rate else r["learning_rate"]) for r in shipped["runs"]]
     configs = [plans.make_config(shipped["profile"], s, settings, extra) for s in specs]
     assert [s.dirname for s in specs] == [r["run_dir"] for r in shipped["runs"]]
     assert R.check_run_dirs(tmp_path / folder, specs, configs, overwrite=False) == []
