@@ -36,16 +36,18 @@ def text_table(rows: list[list[str]], align: str = "") -> str:
                                for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows)
 
 
-def compact_summary(results: dict, *, mu: int = 1, lengths: bool = False) -> str:
+def compact_summary(results: dict, *, mu: int = 1, lengths: bool = False, lr: float | None = None) -> str:
     """The main-comparison arms of a results file as a narrow text table.
 
     Columns: task, objective, seeds, base %, final %, gain (points), vs grpo (points, paired
-    by seed), and with ``lengths`` the mean tokens of right and wrong held-out answers.
+    by seed), and with ``lengths`` the mean tokens of right and wrong held-out answers; with ``lr`` only
+    the arms at that learning rate.
     """
     head = ["task", "objective", "n", "base %", "final %", "gain", "vs grpo"] + (["len right", "len wrong"] if lengths else [])
     rows = [head]
     for s in results["summary"]:
-        if s.get("ablation") or s.get("mu", 1) != mu or s.get("aggregation", "sequence") != "sequence":
+        if s.get("ablation") or s.get("mu", 1) != mu or s.get("aggregation", "sequence") != "sequence" or (
+                lr is not None and s.get("learning_rate") != lr):
             continue
         row = [s["task"], s["objective"], str(s["n"]), _pm(s["base_accuracy"]), _pm(s["final_accuracy"]),
                _pm(s["gain"], sign=True), _pm(s.get("diff_vs_grpo"), sign=True)]
