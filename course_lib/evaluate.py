@@ -188,10 +188,8 @@ def format_check(model, tokenizer, task, examples: Sequence[dict], *, samples: i
     marks = [sum(text.count(m) for m in ANSWER_MARKERS) for text in roll.texts]
     n = len(scores)
     out = {
-        "n": n,
-        "well_formed": sum(bool(s.well_formed) for s in scores) / n,
-        "ended": sum(not t for t in truncated) / n,
-        "multiple": sum(k > 1 for k in marks) / n,
+        "n": n, "well_formed": sum(bool(s.well_formed) for s in scores) / n,
+        "ended": sum(not t for t in truncated) / n, "multiple": sum(k > 1 for k in marks) / n,
         "accuracy": sum(bool(s.correct) for s in scores) / n,
         "shown": [{"prompt": task.prompt(ex), "completion": text, "score": s}
                   for ex, text, s in list(zip(exs, roll.texts, scores))[::samples][:show]],

@@ -70,7 +70,8 @@ def run_record(spec: RunSpec, history: list[dict], evals: list[dict], wall_s: fl
                train_accuracy=_tail_mean(history, "accuracy"),
                train_len_correct=_tail_mean(history, "len_correct"),
                train_len_incorrect=_tail_mean(history, "len_incorrect"),
-               train_clip_frac=_tail_mean(history, "clip_frac", len(history)), wall_s=round(wall_s, 1))
+               train_clip_frac=_tail_mean(history, "clip_frac", len(history)),  # at least its steps' time (a killed run loses the rest)
+               wall_s=round(max(wall_s, sum(h.get("seconds_gen", 0) + h.get("seconds_train", 0) for h in history)), 1))
     rec["gain"] = None if None in (rec["final_accuracy"], rec["base_accuracy"]) else rec["final_accuracy"] - rec["base_accuracy"]
     return {**rec, **({"optimizer": spec.optimizer} if spec.optimizer != "adamw" else {}), **more}
 
@@ -152,8 +153,9 @@ def run_one(spec: RunSpec, cfg, run_dir: Path, settings: Settings, *, model, tok
     shared = step0_file(step0, cfg) if step0 is not None else None
     first = json.loads(shared.read_text()) if shared is not None and shared.exists() else None
     t0 = time.perf_counter()
-    res = train(cfg, run_dir=run_dir, resume=resume, overwrite=not resume, model=model,
-                tokenizer=tokenizer, task=task, progress=progress, first_eval=first)
+    res = train(cfg, run_dir=run_dir, resume=resume, overwrite=not resume, model=model, tokenizer=tokenizer, task=task,
+                progress=progress, first_eval=first, callback=lambda m, h: wall_file.write_text(  # a killed run keeps its time
+                    json.dumps({"wall_s": prior + time.perf_counter() - t0})))
     if shared is not None and first is None and res.evals[:1] and res.evals[0]["step"] == 0:
         shared.parent.mkdir(parents=True, exist_ok=True)
         (tmp := shared.with_suffix(f".{os.getpid()}.tmp")).write_text(json.dumps(res.evals[0], indent=2))

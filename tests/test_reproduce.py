@@ -120,6 +120,41 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert res["runs"][0]["steps"] == 2
 
 
+def test_a_killed_run_keeps_the_time_it_ran(tmp_path, monkeypatch):
+    """A process killed mid-run (the end of a session) writes nothing at its end: the run's wall
+    time so far is on disk after every step, and the resumed run adds to it."""
+    from course_lib import trainer
+
+    real = trainer.train
+
+    def killed(cfg, **kw):  # the process dies after the first step's callback
+        def cb(m, history):
+            kw["callback"](m, history)
+            raise SystemExit("killed")
+        return real(cfg, **{**kw, "callback": cb})
+
+    spec = plans.RunSpec("countdown-micro", "grpo", 0)
+    short = plans.Settings(steps=2, eval_every=1, eval_examples=4, eval_samples=2)
+    kw = dict(profile="micro", specs=[spec], settings=short, extra={**TINY, "checkpoint_every": 1}, model=tiny_model(),
+              tokenizer=char_tokenizer(), get_task=lambda name: fake_task(), progress=False)
+    monkeypatch.setattr(trainer, "train", killed)
+    with pytest.raises(SystemExit):
+        R.run_reproduction(tmp_path, **kw)
+    run_dir = tmp_path / "runs" / spec.dirname
+    before = json.loads((run_dir / "wall_s.json").read_text())["wall_s"]
+    assert before > 0 and not (run_dir / R.RESULT).exists()
+    monkeypatch.setattr(trainer, "train", real)
+    res = R.run_reproduction(tmp_path, **kw)
+    assert res["status"] == ["resumed"] and res["runs"][0]["wall_s"] >= round(before, 1)
+
+
+def test_a_record_counts_at_least_the_time_of_its_steps():
+    history = [{"step": i, "seconds_gen": 2.0, "seconds_train": 1.0} for i in (1, 2)]
+    spec = plans.RunSpec("t", "grpo", 0)
+    assert R.run_record(spec, history, [], wall_s=0.5)["wall_s"] == 6.0  # a time lost to a kill
+    assert R.run_record(spec, history, [], wall_s=9.0)["wall_s"] == 9.0  # evaluations included
+
+
 def test_plan_runs_adds_each_ablation_run_once():
     specs = plans.plan_runs(["a", "b"], ["grpo", "sft+"], [0, 1, 2], ablation_tasks=["a"])
     assert len(specs) == 2 * 2 * 3 + 2 * 3  # token and constant on task a; sequence is a main run
