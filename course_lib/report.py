@@ -158,7 +158,7 @@ def temperature_table(results: dict) -> str:
     """Learning vs sharpening: accuracy (%) at each sampling temperature and greedy, the gain over
     the base at the training temperature and at the base's best, and the control's share."""
     rows = results.get("temperature_sweep") or []
-    keys = list(rows[0]["acc"]) if rows else []
+    keys = sorted(rows[0]["acc"], key=lambda k: (k == "greedy", k)) if rows else []  # 0.3, 0.6, 1.0, greedy
 
     def gain(r, k):
         return "-" if r.get(k) is None else f"{100 * r[k]['mean']:+.1f}" + (
@@ -171,7 +171,7 @@ def temperature_table(results: dict) -> str:
                   + [f"gain at training T (pts) {HW}", f"gain vs base at its best T (pts) {HW}",
                      "control's share of the gain at training T / vs best T (%)"],
                   [[r["task"], arm_label(r["model"], optimizer=r.get("optimizer", "adamw")),
-                    _num(r["learning_rate"], "g"), str(r["seeds"])]
+                    _num(r["learning_rate"], "g"), str(r["seeds"] or "-")]
                    + [_pct(r["acc"].get(k)) for k in keys] + [gain(r, "gain"), gain(r, "gain_vs_best_base"), share(r)]
                    for r in rows])
 
