@@ -208,7 +208,7 @@ def results_markdown(results: dict, paper: dict | None = None) -> str:
                   f"Equivalent = the 90% interval of the paired difference lies inside ± "
                   f"{100 * st['margin']:.1f} points; different = it lies beyond; underpowered = it straddles "
                   "the margin. `min margin` is the smallest margin that would pass; the family is every row "
-                  "below (Holm's correction at 5%); `above`/`below grpo` where the 95% interval excludes 0."
+                  "below with an interval (Holm's correction at 5%); `above`/`below grpo` where the 95% interval excludes 0."
                   + (" `sft+-balanced` equals GRPO's weights divided by A+ whenever k <= G/2 correct, so its "
                      "equivalence is close to built in." if any(e["objective"] == "sft+-balanced"
                                                                 for e in results["equivalence"]) else "") + "\n",
