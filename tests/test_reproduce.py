@@ -121,7 +121,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path):
 
 
 def test_a_killed_run_keeps_the_time_it_ran(tmp_path, monkeypatch):
-    """A process killed mid-run (the end of a session) writes nothing at its end: the run's wall
+    """A process killed mid-run (a job killed, a machine shut down) writes nothing at its end: the run's wall
     time so far is on disk after every step, and the resumed run adds to it."""
     from course_lib import trainer
 
