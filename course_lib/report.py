@@ -43,8 +43,8 @@ def arm_label(objective: str, mu: int = 1, optimizer: str = "adamw", lr: float |
     """An arm's name in tables and legends: the objective, its learning rate when given, its own clip
     range and its mu when the ratio and clip act, its optimizer when not AdamW. Examples:
     ``arm_label("grpo", 4, "sgd")`` -> ``"grpo (mu 4, sgd)"``; ``arm_label("gspo", 4)`` -> ``"gspo (clip
-    3e-4/4e-4, mu 4)"``; ``arm_label("sft+-", lr=3e-05)`` -> ``"sft+- (lr 3e-05)"``."""
-    more = ([] if lr is None else [f"lr {lr:g}"]) + [f"mu {mu}"] * (mu != 1) + [optimizer] * (optimizer != "adamw")
+    3e-4/4e-4, mu 4)"``; ``arm_label("sft+-", lr=3e-05)`` -> ``"sft+- (lr 3e-5)"``."""
+    more = ([] if lr is None else ["lr " + lr_text(lr)]) + [f"mu {mu}"] * (mu != 1) + [optimizer] * (optimizer != "adamw")
     row = OBJECTIVES.get(objective)
     if row is not None and row.clip and mu != 1:  # a row that ignores the run's epsilon says so
         more.insert(0, "clip " + "/".join(f"{x:.0e}".replace("e-0", "e-") for x in row.clip))
@@ -62,11 +62,16 @@ def load_paper_results() -> dict | None:
 HW = "± 95% over seeds"  # what "±" means (the half-width of the t-interval), in every table header
 
 
-def _pct(ci: dict | None, scale: float = 100) -> str:
+def lr_text(lr: float) -> str:  # a rate as the prose writes it: 3e-05 -> "3e-5", 0.0001 -> "1e-4", 0.2 -> "0.2"
+    m, e = f"{lr:e}".split("e")
+    return f"{lr:g}" if lr >= 0.01 else f"{float(m):g}e{int(e)}"
+
+
+def _pct(ci: dict | None, scale: float = 100, sign: str = "") -> str:  # sign "+": a difference, always signed
     if not ci or ci.get("mean") is None:
         return "-"
     hw = ci.get("half_width")
-    return f"{scale * ci['mean']:.1f}" + ("" if hw is None else f" ± {scale * hw:.1f}")
+    return f"{scale * ci['mean']:{sign}.1f}" + ("" if hw is None else f" ± {scale * hw:.1f}")
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
@@ -90,7 +95,7 @@ def summary_table(results: dict) -> str:
     return _table(["task", "objective", "seeds", f"base acc % {HW}", f"final acc % {HW}", f"gain (pts) {HW}",
                    f"vs grpo (pts, paired) {HW}", f"len correct (tokens) {HW}", f"len incorrect (tokens) {HW}"],
                   [[s["task"], _arm(s, named), str(s["n"]), _pct(s["base_accuracy"]), _pct(s["final_accuracy"]),
-                    _pct(s["gain"]), _pct(s.get("diff_vs_grpo")), _pct(s["len_correct"], 1),
+                    _pct(s["gain"], sign="+"), _pct(s.get("diff_vs_grpo"), sign="+"), _pct(s["len_correct"], 1),
                     _pct(s["len_incorrect"], 1)] for s in results["summary"]])
 
 
@@ -160,10 +165,6 @@ def temperature_table(results: dict) -> str:
     rows = results.get("temperature_sweep") or []
     keys = sorted(rows[0]["acc"], key=lambda k: (k == "greedy", k)) if rows else []  # 0.3, 0.6, 1.0, greedy
 
-    def gain(r, k):
-        return "-" if r.get(k) is None else f"{100 * r[k]['mean']:+.1f}" + (
-            "" if r[k]["half_width"] is None else f" ± {100 * r[k]['half_width']:.1f}")
-
     def share(r):
         return " / ".join(_num(r.get(k) and 100 * r[k], ".0f") for k in ("control_share", "control_share_vs_best"))
 
@@ -171,8 +172,8 @@ def temperature_table(results: dict) -> str:
                   + [f"gain at training T (pts) {HW}", f"gain vs base at its best T (pts) {HW}",
                      "control's share of the gain at training T / vs best T (%)"],
                   [[r["task"], arm_label(r["model"], optimizer=r.get("optimizer", "adamw")),
-                    _num(r["learning_rate"], "g"), str(r["seeds"] or "-")]
-                   + [_pct(r["acc"].get(k)) for k in keys] + [gain(r, "gain"), gain(r, "gain_vs_best_base"), share(r)]
+                    "-" if r["learning_rate"] is None else lr_text(r["learning_rate"]), str(r["seeds"] or "-")]
+                   + [_pct(r["acc"].get(k)) for k in keys] + [_pct(r.get("gain"), sign="+"), _pct(r.get("gain_vs_best_base"), sign="+"), share(r)]
                    for r in rows])
 
 

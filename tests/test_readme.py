@@ -36,7 +36,7 @@ def test_readme_quotes_the_learning_rate_sweep_with_every_row_named_by_its_step_
     rates = {(r["learning_rate"], r.get("optimizer", "adamw")) for r in res["runs"]}
     assert len(rates) == 4 and ("sgd" in {o for _, o in rates})  # three AdamW rates 3x apart and plain SGD
     for lr, opt in rates:
-        assert f"(lr {lr:g}{', sgd' if opt == 'sgd' else ''})" in table
+        assert f"(lr {report.lr_text(lr)}{', sgd' if opt == 'sgd' else ''})" in table
 
 
 def test_readme_quotes_the_horizon_runs_at_200_steps_with_every_seed_of_every_objective():
@@ -74,6 +74,11 @@ def test_shipped_run_records_rebuild_the_shipped_results(name, folder, tmp_path)
     rebuilt = json.loads((tmp_path / folder / "results.json").read_text())
     for key in ("settings", "runs", "summary", "equivalence", "pass_at_k", "ablation", "curves"):
         assert rebuilt[key] == shipped[key], key
+
+
+@pytest.mark.parametrize("path", sorted((DATA_DIR / "results").glob("*_results.json")), ids=lambda p: p.stem)
+def test_every_shipped_markdown_is_its_json_as_the_report_writes_it_now(path):
+    assert path.with_suffix(".md").read_text() == report.results_markdown(R.load_results(path), report.load_paper_results())
 
 
 SMOLLM2 = DATA_DIR / "results" / "smollm2_evidence_results.json"

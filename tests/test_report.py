@@ -66,10 +66,26 @@ def test_every_table_header_says_what_its_intervals_are(table, label):
     (("grpo",), "grpo"), (("gspo", 4), "gspo (clip 3e-4/4e-4, mu 4)"), (("gspo-eps", 4), "gspo-eps (mu 4)"),
     (("gspo", 1), "gspo"), (("grpo", 1, "adamw"), "grpo"),
     (("sft+-", 1, "sgd"), "sft+- (sgd)"), (("grpo", 4, "sgd"), "grpo (mu 4, sgd)"),
-    (("sft+-", 1, "adamw", 3e-05), "sft+- (lr 3e-05)"), (("grpo", 1, "sgd", 0.2), "grpo (lr 0.2, sgd)"),
+    (("sft+-", 1, "adamw", 3e-05), "sft+- (lr 3e-5)"), (("grpo", 1, "sgd", 0.2), "grpo (lr 0.2, sgd)"),
 ])
 def test_arm_labels_name_mu_an_own_clip_range_and_an_optimizer_other_than_adamw(args, label):
     assert report.arm_label(*args) == label
+
+
+@pytest.mark.parametrize("lr, text", [(3e-05, "3e-5"), (1e-4, "1e-4"), (2.5e-05, "2.5e-5"), (5e-06, "5e-6"),
+                                      (0.001, "1e-3"), (0.01, "0.01"), (0.2, "0.2"), (1.0, "1")])
+def test_learning_rates_print_as_the_prose_writes_them(lr, text):
+    assert report.lr_text(lr) == text
+
+
+def test_the_summary_signs_its_differences_and_not_its_accuracies():
+    runs = R.load_results(DATA_DIR / "results" / "micro_results.json")
+    rows = [line.split(" | ") for line in report.summary_table(runs).splitlines()[2:]]
+    sft_minus = next(r for r in rows if r[1] == "sft-")  # worse than grpo on both micro tasks
+    assert sft_minus[6].startswith("-") and rows[0][6] == "-"  # grpo has no difference to itself
+    gains = [r[5] for r in rows]
+    assert all(g[0] in "+-" for g in gains) and not any(r[3][0] in "+-" or r[4][0] in "+-" for r in rows)
+    assert any(r[6].startswith("+") for r in rows)
 
 
 def test_the_temperature_table_names_an_optimizer_other_than_adamw():
@@ -77,5 +93,5 @@ def test_the_temperature_table_names_an_optimizer_other_than_adamw():
     rows = [{"task": "t", "model": "grpo", "learning_rate": lr, "seeds": 3, "acc": {"0.6": ci, "greedy": ci},
              "gain": ci, **extra} for lr, extra in ((1e-4, {}), (0.2, {"optimizer": "sgd"}))]
     lines = report.temperature_table({"temperature_sweep": rows}).splitlines()
-    assert [line.split(" | ")[1:3] for line in lines[2:]] == [["grpo", "0.0001"], ["grpo (sgd)", "0.2"]]
+    assert [line.split(" | ")[1:3] for line in lines[2:]] == [["grpo", "1e-4"], ["grpo (sgd)", "0.2"]]
     assert lines[0].startswith("| task | model | lr | seeds | T=0.6 % ± 95% over seeds | greedy % ± 95% over seeds |")
