@@ -251,11 +251,11 @@ def test_tables_and_curves_tell_learning_rates_apart_only_where_the_runs_vary_th
     results = {"runs": runs, "summary": stats.summarize(runs), "equivalence": stats.equivalence(runs, 0.05),
                "curves": curves}
     rows = [line.split(" | ")[1] for line in report.summary_table(results).splitlines()[2:]]
-    assert rows == ["grpo (lr 0.0001)", "sft+- (lr 0.0001)", "grpo (lr 0.0003)", "sft+- (lr 0.0003)",
+    assert rows == ["grpo (lr 1e-4)", "sft+- (lr 1e-4)", "grpo (lr 3e-4)", "sft+- (lr 3e-4)",
                     "grpo (lr 0.2, sgd)", "sft+- (lr 0.2, sgd)"]
     eq = {e["learning_rate"]: e for e in results["equivalence"]}  # each rate against grpo at that rate
     assert eq[3e-4]["diff"] == pytest.approx(-0.02) and eq[0.2]["diff"] == pytest.approx(0.02)
-    assert "| t | sft+- (lr 0.0003) | 3 | -2.0 |" in report.equivalence_table(results)
+    assert "| t | sft+- (lr 3e-4) | 3 | -2.0 |" in report.equivalence_table(results)
     assert report._curve(results, "t", "grpo", "sequence", "eval:accuracy", 1, lr=3e-4)[1][-1] == pytest.approx(0.4)
     assert report._curve(results, "t", "grpo", "sequence", "eval:accuracy", 1, lr=1e-3) == (None, None)
     one_rate = {**results, "runs": [r for r in runs if r["learning_rate"] == 1e-4]}
@@ -345,7 +345,7 @@ def test_evidence_runs_record_their_learning_rate_sweep_and_per_problem_counts(t
     assert rows == {("base", None), ("grpo", 1e-3), ("grpo", 3e-3), ("confidence", 1e-3), ("confidence", 3e-3)}
     assert [n["task"] for n in res["eval_noise"]] == ["countdown-micro"]
     md = (out / "results.md").read_text()
-    assert "temperature sweep" in md and "| countdown-micro | grpo | 0.001 | 2 |" in md
+    assert "temperature sweep" in md and "| countdown-micro | grpo | 1e-3 | 2 |" in md
 
 
 def test_runs_of_one_task_and_seed_share_one_step0_evaluation_the_same_as_their_own(tiny_evidence, tmp_path):
