@@ -47,7 +47,7 @@ def arm_label(objective: str, mu: int = 1, optimizer: str = "adamw", lr: float |
     more = ([] if lr is None else ["lr " + lr_text(lr)]) + [f"mu {mu}"] * (mu != 1) + [optimizer] * (optimizer != "adamw")
     row = OBJECTIVES.get(objective)
     if row is not None and row.clip and mu != 1:  # a row that ignores the run's epsilon says so
-        more.insert(0, "clip " + "/".join(f"{x:.0e}".replace("e-0", "e-") for x in row.clip))
+        more.insert(0, "clip " + "/".join(map(lr_text, row.clip)))
     return objective + (f" ({', '.join(more)})" if more else "")
 
 
