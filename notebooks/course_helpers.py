@@ -1,10 +1,78 @@
-"""Small printing helpers shared by notebooks 05-08 (kept out of course_lib: they only format).
+"""Small helpers shared by notebooks 05-08 and tools/readme_smollm2.py (kept out of course_lib:
+they only format and word).
 
 ``compact_summary`` prints the shipped summary as a narrow table (under 160 characters a line):
 one row per arm with the mean and 95% half-width over seeds, in percent or points.
 ``ci_cell`` writes one interval as a table cell, ``text_table`` lines up the cells of a section's
 one table.
+
+The reading rules of notebook 06 (sections 5, 9 and 10), in one place so that README's real-model
+section words its verdicts as the notebook does: ``spread`` (an interval with a width),
+``vs_zero``, ``tost_word``, ``agreement`` (an interval against the paper's gaps) and, for a row
+set beside another, ``two_readings``, ``weak`` and ``micro_word``.
 """
+
+from course_lib import stats
+
+SPLIT = "the paper's models disagree with each other"
+
+
+def spread(ci: dict) -> bool:
+    """An interval with a width: one seed has none, nor have seeds that all gave the same value."""
+    return ci.get("ci_low") is not None and ci["ci_high"] > ci["ci_low"]
+
+
+def vs_zero(ci: dict) -> str:
+    """A 95% interval over seeds against 0: 'above', 'below' or 'indistinguishable from'."""
+    return "above" if ci["ci_low"] > 0 else "below" if ci["ci_high"] < 0 else "indistinguishable from"
+
+
+def tost_word(e: dict, key: str = "verdict") -> str:
+    """A TOST row's verdict (``key``: before or after Holm), or 'no spread: no verdict' where every
+    seed gave the same difference."""
+    return "no spread: no verdict" if e["ci_low"] is not None and not spread(e) else e[key]
+
+
+def agreement(paper_gaps: list[float], diffs: list[float], margin: float) -> str:
+    """Does the 95% interval of objective - grpo (``diffs``, fractions, seed by seed) hold the
+    paper's gaps (points)? 'agrees', 'partly' or 'disagrees' with the interval after a colon, or
+    SPLIT where the paper's models lie on both sides, more than 2 x ``margin`` points apart."""
+    ci = stats.mean_ci(diffs)
+    lo, hi = 100 * ci["ci_low"], 100 * ci["ci_high"]
+    inside = [lo <= g <= hi for g in paper_gaps]
+    if min(paper_gaps) < 0 < max(paper_gaps) and max(paper_gaps) - min(paper_gaps) > 2 * margin:
+        return f"{SPLIT}: opposite signs, {max(paper_gaps) - min(paper_gaps):.1f} points apart (> 2 x {margin:.0f})"
+    if all(inside):
+        return f"agrees: [{lo:+.1f}, {hi:+.1f}] holds every paper gap"
+    if not any(inside):
+        side = "above" if lo > max(paper_gaps) else "below" if hi < min(paper_gaps) else "between"
+        return f"disagrees: [{lo:+.1f}, {hi:+.1f}] lies {side} the paper's gaps"
+    return f"partly: [{lo:+.1f}, {hi:+.1f}] holds some of the paper's gaps"
+
+
+def two_readings(e: dict) -> tuple[str, str] | None:
+    """(direction, TOST verdict before Holm) of one equivalence row; None without an interval."""
+    if not spread(e):
+        return None
+    return (e["direction"] or "level").split(" ")[0], e["verdict"]
+
+
+def weak(r: tuple[str, str]) -> bool:
+    """A reading too wide to contradict another: its TOST interval straddles the margin."""
+    return r[1] in ("underpowered", "not shown equivalent")
+
+
+def micro_word(mine: tuple[str, str] | None, other: tuple[str, str]) -> str:
+    """One row's two readings set beside another's: 'disagrees' needs opposite directions or
+    equivalent against different; 'agrees' when both lie on the same side of GRPO, or neither is
+    weak; else 'cannot tell (underpowered)'."""
+    if mine is None:
+        return "cannot tell (one seed)"
+    if {mine[0], other[0]} == {"above", "below"} or {mine[1], other[1]} == {"equivalent", "different"}:
+        return "disagrees"
+    if mine[0] == other[0] != "level":  # both shown on the same side of GRPO
+        return "agrees"
+    return "cannot tell (underpowered)" if weak(mine) or weak(other) else "agrees"
 
 def _pm(ci: dict | None, scale: float = 100.0, sign: bool = False) -> str:
     """'mean ± half' of a ``stats.mean_ci`` dict, scaled; '-' for a missing one."""
@@ -23,7 +91,7 @@ def ci_cell(ci: dict | None, scale: float = 100.0, sign: bool = True, digits: in
     m = f(round(scale * ci["mean"], digits) + 0.0)  # '+0.0', never '-0.0'
     if ci.get("ci_low") is None:
         return f"{m}, 1 seed"
-    if ci["ci_high"] - ci["ci_low"] < 1e-12:
+    if not spread(ci):
         return f"{m}, no spread"
     return f"{m} [{f(scale * ci['ci_low'])}, {f(scale * ci['ci_high'])}]"
 

@@ -91,3 +91,33 @@ def test_readme_quotes_the_shipped_smollm2_results_with_their_command_weights_an
     assert f"`{res['command']}`" in README and res["weights"][0] in README.replace("\n", " ")
     seeds = len({r["seed"] for r in res["runs"]})  # the file ships seed by seed: README says how far it is
     assert f"So far {res['finished_runs']} of the {res['planned_runs']} planned runs** ({seeds} seed" in README.replace("\n", " ")
+
+
+def _tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_smollm2", Path(__file__).resolve().parents[1] / "tools" / "readme_smollm2.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_readme_real_model_section_is_what_its_tool_writes_from_the_shipped_file():
+    """Every number and verdict of README's SmolLM2 section is computed from the file (after shipping a
+    seed: python tools/readme_smollm2.py --write)."""
+    tool = _tool()
+    assert tool.in_readme(README) == tool.section(SMOLLM2), "README's real-model section is stale: run tools/readme_smollm2.py --write"
+
+
+def test_readme_tool_refuses_a_readme_without_the_section_and_leaves_it(tmp_path, monkeypatch, capsys):
+    tool = _tool()
+    (tmp_path / "README.md").write_text("# a README without the section\n")
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    assert tool.main(["--write"]) == 2
+    assert capsys.readouterr().err.strip() == (f"README.md has no heading '{tool.HEAD}': restore it, then run "
+                                               "python tools/readme_smollm2.py --write")
+    assert (tmp_path / "README.md").read_text() == "# a README without the section\n"
+    (tmp_path / "README.md").write_text(f"# R\n\n{tool.HEAD}: old\n\nold text\n\n{tool.NEXT}\n\nkept\n")
+    assert tool.main(["--write"]) == 0
+    text = (tmp_path / "README.md").read_text()
+    assert text.startswith("# R\n\n" + tool.section(SMOLLM2) + "\n" + tool.NEXT) and text.endswith("\n\nkept\n")

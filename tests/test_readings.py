@@ -1,0 +1,75 @@
+"""The reading rules notebook 06 and README's real-model section share (notebooks/course_helpers.py):
+each verdict word on the intervals that should and should not give it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
+import course_helpers as H  # noqa: E402
+
+
+def ci(mean, lo, hi):
+    return {"mean": mean, "ci_low": lo, "ci_high": hi}
+
+
+def test_an_interval_has_spread_only_with_a_width():
+    assert H.spread(ci(0.1, 0.0, 0.2))
+    assert not H.spread(ci(0.1, 0.1, 0.1))  # seeds that all gave one value
+    assert not H.spread(ci(0.1, None, None))  # one seed
+    assert H.ci_cell(ci(0.1, 0.1, 0.1)) == "+10.0, no spread" and H.ci_cell(ci(0.1, None, None)) == "+10.0, 1 seed"
+
+
+@pytest.mark.parametrize("lo, hi, word", [(0.01, 0.2, "above"), (-0.2, -0.01, "below"), (-0.1, 0.1, "indistinguishable from"),
+                                          (0.0, 0.1, "indistinguishable from")])
+def test_vs_zero(lo, hi, word):
+    assert H.vs_zero(ci(0.0, lo, hi)) == word
+
+
+def test_tost_word_gives_no_verdict_on_a_zero_width_interval():
+    assert H.tost_word({"ci_low": -0.094, "ci_high": -0.094, "verdict": "different"}) == "no spread: no verdict"
+    assert H.tost_word({"ci_low": None, "ci_high": None, "verdict": "no interval (one seed)"}) == "no interval (one seed)"
+    e = {"ci_low": -0.02, "ci_high": 0.03, "verdict": "equivalent", "verdict_holm": "underpowered"}
+    assert (H.tost_word(e), H.tost_word(e, "verdict_holm")) == ("equivalent", "underpowered")
+
+
+@pytest.mark.parametrize("gaps, diffs, word", [
+    ([1.0, 2.0], [0.0, 0.03], "agrees"),  # [-17.6, +20.6] holds both
+    ([1.0, 30.0], [0.0, 0.03], "partly"),
+    ([-30.0, -25.0], [0.0, 0.03], "disagrees"),
+    ([-6.0, 6.0], [0.0, 0.03], H.SPLIT),  # the paper's models on both sides, 12 > 2 x 5 points apart
+    ([-4.0, 4.0], [0.0, 0.03], "agrees"),  # both sides but within twice the margin: an ordinary reading
+])
+def test_agreement_with_the_papers_gaps(gaps, diffs, word):
+    assert H.agreement(gaps, diffs, 5.0).split(":")[0] == word
+
+
+def test_disagreement_names_the_side():
+    assert "lies below the paper's gaps" in H.agreement([9.0], [0.0, 0.002], 5.0)
+    assert "lies above the paper's gaps" in H.agreement([-9.0], [0.0, 0.002], 5.0)
+
+
+@pytest.mark.parametrize("e, reading", [
+    ({"ci_low": -0.1, "ci_high": 0.1, "direction": None, "verdict": "equivalent"}, ("level", "equivalent")),
+    ({"ci_low": 0.1, "ci_high": 0.3, "direction": "above grpo", "verdict": "different"}, ("above", "different")),
+    ({"ci_low": 0.1, "ci_high": 0.1, "direction": "above grpo", "verdict": "different"}, None),
+    ({"ci_low": None, "ci_high": None, "direction": None, "verdict": "no interval (one seed)"}, None),
+])
+def test_two_readings(e, reading):
+    assert H.two_readings(e) == reading
+
+
+@pytest.mark.parametrize("mine, other, word", [
+    (("above", "different"), ("below", "different"), "disagrees"),  # opposite directions
+    (("level", "equivalent"), ("level", "different"), "disagrees"),  # equivalent against different
+    (("above", "underpowered"), ("above", "different"), "agrees"),  # the same side of GRPO
+    (("level", "underpowered"), ("level", "equivalent"), "cannot tell (underpowered)"),  # too wide to contradict
+    (("level", "not shown equivalent"), ("below", "different"), "cannot tell (underpowered)"),
+    (("level", "equivalent"), ("level", "equivalent"), "agrees"),
+    (None, ("level", "equivalent"), "cannot tell (one seed)"),
+])
+def test_micro_word(mine, other, word):
+    assert H.micro_word(mine, other) == word

@@ -1,0 +1,283 @@
+"""README's section "Results on a real model", written from the shipped SmolLM2 results.
+
+Every number and verdict in the section comes from ``data/results/smollm2_evidence_results.json``
+(with ``grid_results.json`` and ``data/paper_results.json`` for the comparison), worded by the
+rules notebook 06 uses (``notebooks/course_helpers.py``); the step-time tables are benchmark runs,
+quoted with their commands. tests/test_readme.py checks that README holds what this writes.
+
+    python tools/readme_smollm2.py            # print the section
+    python tools/readme_smollm2.py --write    # replace it in README.md
+
+Run it after shipping a new results file (the plan ships seed by seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+from statistics import mean, median
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "notebooks")]
+
+from course_helpers import SPLIT, agreement, micro_word, spread, two_readings, weak  # noqa: E402
+
+from course_lib import DATA_DIR, plans, report, reproduce, stats  # noqa: E402
+
+HEAD, NEXT = "## Results on a real model", "## On a Colab GPU"  # the section and the one after it
+STEP_TIMES = """One grpo step (8 prompts x G = 4), median of 2 steps after a warm-up, one thread of a 2-core
+machine whose CPU has AMX/avx512_bf16, other jobs paused, seconds. At the old 48-token cap on
+`arith` (`OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --precision bf16
+--threads 1 --steps 2`):
+
+| weights, compute | sample | reference forward | forward | backward | step |
+|---|---|---|---|---|---|
+| float32, float32 (`--precision fp32`, the CPU default) | 10.0 | 5.0 | 10.9 | 8.0 | 34.1 |
+| float32 under bf16 autocast | 10.2 | 1.9 | 2.8 | 5.9 | 20.9 |
+| frozen weights stored in bf16, LoRA in float32 (the plan's) | 6.5 | 1.7 | 2.7 | 5.8 | 16.8 |
+
+At the plan's 128-token cap, one padded batch of 32 completions against length-sorted
+micro-batches of 8 (the same loss; the plan's setting), the two tasks at once
+(`OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --task word-problems
+--precision bf16 --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 32 8`, likewise
+`--task arith`; sampling differs between rows because steps 2-3 follow different updates):
+
+| task, micro-batch | sample | reference forward | forward | backward | step |
+|---|---|---|---|---|---|
+| arith, 32 | 16.0 | 3.4 | 6.4 | 11.8 | 37.8 |
+| arith, 8 (the plan's) | 18.3 | 2.3 | 3.9 | 7.9 | 32.7 |
+| word-problems, 32 | 23.9 | 4.6 | 7.3 | 15.7 | 51.8 |
+| word-problems, 8 (the plan's) | 23.5 | 3.5 | 5.6 | 10.5 | 43.4 |
+"""
+
+
+def fill(s: str) -> str:
+    return textwrap.fill(s, 100, break_long_words=False, break_on_hyphens=False)
+
+
+def cell(ci: dict, scale: float = 100, sign: bool = True) -> str:
+    """'+12.8 (-3.1 to +28.7)': a mean and its 95% interval; '(one seed)' or '(no spread)' without one."""
+    f = (lambda x: f"{scale * x:+.1f}") if sign else (lambda x: f"{scale * x:.1f}")
+    if ci.get("ci_low") is None:
+        return f"{f(ci['mean'])} (one seed)"
+    if not spread(ci):
+        return f"{f(ci['mean'])} (no spread)"
+    return f"{f(ci['mean'])} ({f(ci['ci_low'])} to {f(ci['ci_high'])})"
+
+
+def nseeds(n: int) -> str:
+    return f"{n} seed{'s' * (n != 1)}"
+
+
+def _arm(r: dict) -> str:
+    return r["objective"] + (f" at lr {report.lr_text(r['learning_rate'])}" if r["learning_rate"] != 1e-4 else "") + (
+        f" ({r['aggregation']})" if r["aggregation"] != "sequence" else "")
+
+
+def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
+    st, runs, T = res["settings"], res["runs"], res["runs"][0]["temperature"]
+    planned = Counter(s.task for s in plans.plan_evidence("smollm2", tasks)[0])
+    whole = {t: n * mean(r["wall_s"] for r in runs if r["task"] == t) for t, n in planned.items()}  # seconds
+    return [
+        HEAD + ": SmolLM2-135M-Instruct (shipped)\n",
+        fill("`data/results/smollm2_evidence_results.json` (figures in `data/results/smollm2_evidence_figures/`, tables "
+             "in `smollm2_evidence_results.md`, run records in `smollm2_evidence_runs.tar.gz`): the paper's comparison on a "
+             "real pretrained model with its own BPE tokenizer and chat template, with LoRA, on 2 CPU cores (the plan "
+             f"`smollm2` in `course_lib/plans.py`). Weights: {res['weights'][0]}, the offline copy (`make smollm2`), likely "
+             "a little weaker than the hub's full-precision model. Two tasks: `arith` (one single-digit addition or "
+             "subtraction asked in words) and `word-problems` (the same arithmetic told as a short story, the nearer to "
+             "GSM8K), the prompt asking for only the final number and the verifier reading the reply's last number, each "
+             "with a test split that shares no arithmetic with training in either order (tests/test_heldout.py). grpo, "
+             f"sft+, sft-, plain sft+- and the reward-free `confidence` control, {st['steps']} steps of 8 problems x G = 4 "
+             f"at T = {T}, learning rate 1e-4, LoRA r 16, bfloat16 autocast, at most 128 new tokens with an answer cut "
+             "there scored wrong; sft- also at learning rate 1e-5; GRPO's token aggregation on `word-problems`. Held-out: "
+             f"every test problem (50 and 80) x {st['eval_samples']} samples at the end of each run, and once more with "
+             "another sampling seed; the base at T = 0.3, 0.6, 0.7, 1.0 and greedy.") + "\n",
+        fill(f"**So far {res['finished_runs']} of the {res['planned_runs']} planned runs** ({nseeds(len(seeds))}: "
+             f"{', '.join(map(str, seeds))}; five are planned). The runs go seed by seed and the file ships as they "
+             "finish; every reading below is computed from the seeds it holds, and with one seed there is no interval "
+             "and no verdict. Made by") + "\n",
+        f"`{res['command']}`\n",
+        STEP_TIMES,
+        fill("Storing LoRA's frozen base weights (and a bf16 copy of the tied output layer) in bf16 once removes the "
+             "cast autocast repeated in every forward; the matmuls are bit for bit the same (tests/test_models.py). "
+             "Sampling is now the largest phase. The plan evaluates only what it reads: every held-out problem x 8 "
+             "samples at the end of a run and once more with another sampling seed (the evaluation noise), the base "
+             "alone over the temperature sweep, and the step-0 evaluation once per task and seed (it comes before any "
+             f"update, so every objective shares it). The whole plan, at each task's mean run time so far, takes about "
+             f"{sum(whole.values()) / 3600:.0f} CPU-hours (about {sum(whole.values()) / 7200:.0f} hours two runs at a "
+             f"time), {100 * whole.get('word-problems', 0) / sum(whole.values()):.0f}% of it on `word-problems`; "
+             "measured in the runs so far, seconds per step (median over runs, evaluations included, two runs at a "
+             "time): " + ", ".join(f"{t} {median(r['wall_s'] / r['steps'] for r in runs if r['task'] == t):.0f} "
+                                   f"({sum(r['task'] == t for r in runs)} runs)" for t in tasks) + ".") + "\n",
+    ]
+
+
+def _readings(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
+    """The bullets of 'What the real model shows so far'."""
+    st, runs = res["settings"], res["runs"]
+    (T,) = {r["temperature"] for r in runs}
+    main = [r for r in runs if not r["ablation"] and r["learning_rate"] == 1e-4]
+    objs = list(dict.fromkeys(r["objective"] for r in main))
+    sweep = {(r["task"], r["model"], r["learning_rate"]): r for r in res["temperature_sweep"]}
+    eq = {(e["task"], e["objective"]): e for e in res["equivalence"]}
+    cut: dict = {}
+    for r in runs:
+        cut.setdefault((r["task"], _arm(r)), []).append(r["final_truncated"])
+    out = []
+    for t in tasks:
+        b = sweep.get((t, "base", None))
+        if b is None:
+            continue
+        acc, ST = {k: v["mean"] for k, v in b["acc"].items()}, str(float(T))
+        gains = [(o, sweep[t, o, 1e-4]["gain_vs_best_base"]) for o in objs if (t, o, 1e-4) in sweep]
+        out.append(f"- **{t}: against the base at its best** ({100 * acc[b['best']]:.1f}% {b['best']}; {100 * acc[ST]:.1f}% "
+                   f"at the training T = {T}; {100 * acc['1.0']:.1f}% at T = 1.0), the final models sampled at T = {T}: "
+                   + ", ".join(f"{o} {cell(g)}" for o, g in gains)
+                   + f" points{' (95% over seeds)' * any(g['ci_low'] is not None for _, g in gains)}; the base at T = {T}: "
+                   f"{', '.join(f'{100 * x:.1f}%' for x in sorted({r['base_accuracy'] for r in runs if r['task'] == t}))} "
+                   f"at step 0, {100 * acc[ST]:.1f}% in the sweep.")
+    out.append("- **How to read them.** The base's best is the bar a sharper sampling distribution alone could reach; "
+               "the reward-free `confidence` row shows how far training without the reward gets past it (notebook 06, "
+               "section 10a, reads the two together, with section 5's rule, and gives no verdict until every arm has an "
+               "interval, nor while the control's interval still reaches the reward-weighted gains). The base was "
+               f"evaluated twice at T = {T}, with different sampling seeds: at each seed's step 0 (the main table's "
+               "`base acc` and `gain`) and in the sweep (the temperature table's gains)."
+               + (f" Every reading from fewer than the plan's {plans.PLANS['smollm2']['seeds']} seeds is provisional."
+                  if len(seeds) < plans.PLANS["smollm2"]["seeds"] else ""))
+    if eq:
+        c = Counter("no spread: no verdict" if e["ci_low"] is not None and not spread(e) else e["verdict_holm"]
+                    for e in eq.values())
+        fam = sum(e["p_tost"] is not None for e in eq.values())  # Holm's family: the rows with an interval
+        one = len(eq) - fam
+        out.append(f"- **TOST against GRPO** (±{100 * st['margin']:.0f} points, Holm over the {fam} rows above with an "
+                   "interval): " + (", ".join(f"{n} {v}" for v, n in c.most_common() if v != "no interval (one seed)")
+                                    if fam else "no interval yet, no verdict")
+                   + (f"; {one} row{'s' * (one > 1)} with one seed (no interval)" if one and fam else "") + ".")
+    for n in res["eval_noise"]:
+        out.append(f"- **Evaluation noise on {n['task']}**: the sd of one evaluation is {100 * n['eval_sd']:.1f} points "
+                   f"(two sampling seeds, {n['runs']} runs)"
+                   + (f", the sd over seeds {100 * n['seed_sd']:.1f}: " + ("below it" if n["eval_sd"] < n["seed_sd"]
+                                                                        else "NOT below it")
+                      if n["seed_sd"] is not None else "; no seed spread yet (one seed)") + ".")
+    long3 = [f"{a} on {t} ({100 * max(v):.0f}%)" for (t, a), v in cut.items()
+             if a in ("grpo", "sft+", "sft+-") and max(v) >= 0.1]
+    out.append("- **The cap**: final answers cut at 128 tokens, mean over seeds: " + "; ".join(
+        f"{t} " + ", ".join(f"{a} {100 * mean(v):.0f}%" for (tt, a), v in cut.items() if tt == t) for t in tasks)
+        + (". Under 10% in every run of grpo, sft+ and sft+-." if not long3 else f". 10% or more in {', '.join(long3)}."))
+    sm = [r for r in res["temperature_sweep"] if r["model"] == "sft-"]
+    if sm:
+        out.append("- **sft- at two learning rates** (gain over the base at T = 0.7; against its best): " + "; ".join(
+            f"{r['task']} lr {report.lr_text(r['learning_rate'])} {cell(r['gain'])}, {cell(r['gain_vs_best_base'])}"
+            + _sft_word(r["gain"]) for r in sm) + ".")
+    out += _length(runs) + _beside(res, eq, main)
+    return out
+
+
+def _sft_word(g: dict) -> str:
+    if g["ci_low"] is None:
+        return ""
+    if not spread(g):
+        return ": no spread, no verdict"
+    return ": gains at the training T" if g["ci_low"] > 0 else ": loses accuracy" if g["ci_high"] < 0 \
+        else ": no change shown at the training T"
+
+
+def _length(runs: list[dict]) -> list[str]:
+    ab = {a: {r["seed"]: r for r in runs if (r["task"], r["objective"], r["aggregation"]) == ("word-problems", "grpo", a)}
+          for a in ("sequence", "token")}
+    both = sorted(set(ab["sequence"]) & set(ab["token"]))
+    if not both:
+        return []
+    k = "len_incorrect_complete"  # notebook 06 section 10e's measure: wrong answers that ended before the cap
+    d = stats.mean_ci([ab["sequence"][s][k] - ab["token"][s][k] for s in both
+                       if ab["sequence"][s][k] is not None and ab["token"][s][k] is not None])
+    word = ("inconclusive (no interval)" if not spread(d) else "supports the 1/|o| claim" if d["ci_low"] > 0
+            else "contradicts the 1/|o| claim" if d["ci_high"] < 0 else "inconclusive")
+    return [f"- **The length claim** (GRPO sequence minus token aggregation on word-problems, mean length of the wrong "
+            f"answers that ended before the cap, {nseeds(len(both))}): {cell(d, 1)} tokens: {word} (notebook 07's "
+            "rule); notebook 06, section 10e, prints the mix beside it."]
+
+
+def _beside(res: dict, eq: dict, main: list[dict]) -> list[str]:
+    """Notebook 06 section 10f's counts: each row against the micro grid's gsm8k-micro row and the paper's gaps."""
+    grid = reproduce.load_results(DATA_DIR / "results" / "grid_results.json")
+    margin = 100 * res["settings"]["margin"]
+    geq = {(e["task"], e["objective"]): e for e in grid["equivalence"] if e.get("mu", 1) == 1}
+    gsm = [p for p in report.load_paper_results()["results"] if p["task"] == "gsm8k" and p["model"].startswith("Qwen")]
+    vs_micro, vs_paper = Counter(), Counter()
+    for (t, o), e in eq.items():
+        if o == "confidence":
+            continue
+        mine = two_readings(e)
+        vs_micro[micro_word(mine, two_readings(geq["gsm8k-micro", o])) if mine or e["n"] < 2
+                 else "cannot tell (no spread)"] += 1
+        key = next(stats.arm_key(r) for r in main if (r["task"], r["objective"]) == (t, o))
+        d = stats.paired(res["runs"], key, "grpo", "final_accuracy")
+        gaps = [p[o] - p["grpo"] for p in gsm if o in p] if o != "sft-" else [0.0]  # sft-: "matches GRPO"
+        word = agreement(gaps, d, margin).split(":")[0] if mine else \
+            "cannot tell (one seed)" if len(d) < 2 else "cannot tell (no spread)"
+        wide = mine and (weak(mine) or stats.mean_ci(d)["half_width"] > res["settings"]["margin"])
+        vs_paper["cannot tell (underpowered)" if wide and word in ("agrees", "partly") else word] += 1
+    assert SPLIT not in vs_paper  # the paper's Qwen GSM8K gaps lie on one side of GRPO for every objective
+    return ["- **Beside the micro model and the paper** (notebook 06, section 10f: each row's direction against GRPO "
+            "on its 95% interval and its TOST verdict before Holm, set beside the micro grid's gsm8k-micro row; disagrees "
+            "on opposite directions or equivalent against different, agrees when both lie on the same side of GRPO, else "
+            "cannot tell where a TOST interval straddles the margin): "
+            + ", ".join(f"{v} {n}" for v, n in vs_micro.most_common()) + f" of {sum(vs_micro.values())}; against the "
+            "paper's Qwen2.5 GSM8K gaps (section 9's rule: agrees where the 95% interval holds every gap, partly where it "
+            "holds some, disagrees where it holds none, cannot tell where it holds them only because it is wide: it "
+            "straddles the margin or its half-width exceeds it; an analogy: GSM8K is the paper's nearest task): "
+            + ", ".join(f"{v} {n}" for v, n in vs_paper.most_common()) + f" of {sum(vs_paper.values())}."]
+
+
+def section(path: Path = DATA_DIR / "results" / "smollm2_evidence_results.json") -> str:
+    """The whole section, from its heading to the blank line before the next one."""
+    res = reproduce.load_results(path)
+    tasks = list(dict.fromkeys(r["task"] for r in res["runs"]))
+    seeds = sorted({r["seed"] for r in res["runs"]})
+    parts = _intro(res, tasks, seeds) + [report.temperature_table(res), report.summary_table(res),
+                                          report.equivalence_table(res),
+                                          f"**What the real model shows so far ({nseeds(len(seeds))}).**\n"]
+    parts.append("\n".join(fill(o).replace("\n", "\n  ") for o in _readings(res, tasks, seeds)) + "\n")
+    parts.append(fill("Notebook 06, section 10, reads the file: the same tables with their checks, a figure, and one "
+                      "line per objective setting the SmolLM2 reading beside the micro grid's and the paper's GSM8K "
+                      "gaps (section 9's rule). This section is written from the file, in the notebook's words, by "
+                      "`python tools/readme_smollm2.py --write` (tests/test_readme.py checks it is current)."))
+    return "\n".join(parts) + "\n"
+
+
+def in_readme(text: str) -> str:
+    """README's copy of the section (``text``: README.md); ValueError naming the missing heading."""
+    for h in (HEAD, NEXT):
+        if h not in text:
+            raise ValueError(f"README.md has no heading '{h}': restore it, then run python tools/readme_smollm2.py --write")
+    a, b = text.index(HEAD), text.index(NEXT)
+    return text[a:b].rstrip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python tools/readme_smollm2.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help="replace the section in README.md (else print it)")
+    args = ap.parse_args(argv)
+    new = section()
+    if not args.write:
+        print(new, end="")
+        return 0
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    try:
+        old = in_readme(text)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    readme.write_text(text.replace(old, new, 1))
+    print(f"README.md: the section '{HEAD}' " + ("unchanged" if old == new else "rewritten"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
