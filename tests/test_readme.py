@@ -89,8 +89,8 @@ def test_readme_quotes_the_shipped_smollm2_results_with_their_command_weights_an
     res = R.load_results(SMOLLM2)
     assert table(res) in README, f"README's copy of {table.__name__} differs from {SMOLLM2.name}"
     assert f"`{res['command']}`" in README and res["weights"][0] in README.replace("\n", " ")
-    seeds = len({r["seed"] for r in res["runs"]})  # the file ships seed by seed: README says how far it is
-    assert f"So far {res['finished_runs']} of the {res['planned_runs']} planned runs** ({seeds} seed" in README.replace("\n", " ")
+    seeds = sorted({r["seed"] for r in res["runs"]})  # the file ships seed by seed: README says how far it is
+    assert _tool().progress(res, seeds) in README.replace("\n", " ")
 
 
 def _tool():
@@ -121,3 +121,9 @@ def test_readme_tool_refuses_a_readme_without_the_section_and_leaves_it(tmp_path
     assert tool.main(["--write"]) == 0
     text = (tmp_path / "README.md").read_text()
     assert text.startswith("# R\n\n" + tool.section(SMOLLM2) + "\n" + tool.NEXT) and text.endswith("\n\nkept\n")
+
+
+def test_readme_progress_line_says_so_far_until_every_planned_run_has_finished():
+    progress = _tool().progress
+    assert progress({"finished_runs": 26, "planned_runs": 65}, [0, 1]) == "**So far 26 of the 65 planned runs** (2 seeds: 0, 1"
+    assert progress({"finished_runs": 65, "planned_runs": 65}, [0, 1, 2, 3, 4]) == "**All 65 planned runs** (5 seeds: 0, 1, 2, 3, 4)"

@@ -72,6 +72,14 @@ def nseeds(n: int) -> str:
     return f"{n} seed{'s' * (n != 1)}"
 
 
+def progress(res: dict, seeds: list[int]) -> str:
+    """'**So far 26 of the 65 planned runs** (2 seeds: 0, 1', or '**All 65 planned runs** (5 seeds: ...)'."""
+    done = res["finished_runs"] == res["planned_runs"]
+    return (f"**All {res['planned_runs']} planned runs**" if done else
+            f"**So far {res['finished_runs']} of the {res['planned_runs']} planned runs**") \
+        + f" ({nseeds(len(seeds))}: {', '.join(map(str, seeds))}" + ")" * done
+
+
 def _arm(r: dict) -> str:
     return r["objective"] + (f" at lr {report.lr_text(r['learning_rate'])}" if r["learning_rate"] != 1e-4 else "") + (
         f" ({r['aggregation']})" if r["aggregation"] != "sequence" else "")
@@ -96,10 +104,11 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
              "there scored wrong; sft- also at learning rate 1e-5; GRPO's token aggregation on `word-problems`. Held-out: "
              f"every test problem (50 and 80) x {st['eval_samples']} samples at the end of each run, and once more with "
              "another sampling seed; the base at T = 0.3, 0.6, 0.7, 1.0 and greedy.") + "\n",
-        fill(f"**So far {res['finished_runs']} of the {res['planned_runs']} planned runs** ({nseeds(len(seeds))}: "
-             f"{', '.join(map(str, seeds))}; five are planned). The runs go seed by seed and the file ships as they "
-             "finish; every reading below is computed from the seeds it holds, and with one seed there is no interval "
-             "and no verdict. Made by") + "\n",
+        fill(progress(res, seeds) + (
+            "; every reading below is computed from them. Made by" if res["finished_runs"] == res["planned_runs"] else
+            f"; {plans.PLANS['smollm2']['seeds']} are planned). The runs go seed by seed and the file ships as they "
+            "finish; every reading below is computed from the seeds it holds, and with one seed there is no interval "
+            "and no verdict. Made by")) + "\n",
         f"`{res['command']}`\n",
         STEP_TIMES,
         fill("Storing LoRA's frozen base weights (and a bf16 copy of the tied output layer) in bf16 once removes the "
@@ -241,7 +250,8 @@ def section(path: Path = DATA_DIR / "results" / "smollm2_evidence_results.json")
     seeds = sorted({r["seed"] for r in res["runs"]})
     parts = _intro(res, tasks, seeds) + [report.temperature_table(res), report.summary_table(res),
                                           report.equivalence_table(res),
-                                          f"**What the real model shows so far ({nseeds(len(seeds))}).**\n"]
+                                          f"**What the real model shows{' so far' * (res['finished_runs'] < res['planned_runs'])} "
+                                          f"({nseeds(len(seeds))}).**\n"]
     parts.append("\n".join(fill(o).replace("\n", "\n  ") for o in _readings(res, tasks, seeds)) + "\n")
     parts.append(fill("Notebook 06, section 10, reads the file: the same tables with their checks, a figure, and one "
                       "line per objective setting the SmolLM2 reading beside the micro grid's and the paper's GSM8K "
