@@ -2,9 +2,8 @@
 policy and the compute dtype; where the weights come from is ``course_lib.loading``.
 
 A *profile* says which model to load and how (quantisation, LoRA, tokens, chat template), plus
-its named *budgets*: the settings a ``course_lib.trainer.TrainConfig`` is built from. Nothing
-here prints. ``model, tok = load_policy(get_profile("micro"))``; inside
-``with reference_policy(model):`` the model computes pi_ref.
+its named *budgets*, the settings a ``trainer.TrainConfig`` is built from; nothing here prints.
+``model, tok = load_policy(get_profile("micro"))``; in ``with reference_policy(model):`` it is pi_ref.
 
 Simplified: the Qwen budgets keep the paper's G = 5 and T = 0.6 and shrink its 64 prompts per
 step, 1,024-token cap and steps to fit one GPU (each deviation is named where the value lives).
@@ -36,6 +35,11 @@ PROFILE_ENV = "COURSE_PROFILE"
 
 #: LoRA on every attention and MLP projection of a Qwen2 / Llama block.
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def lr_text(lr: float) -> str:  # a rate as the prose writes it: 3e-05 -> "3e-5", 0.0001 -> "1e-4", 0.2 -> "0.2"
+    m, e = f"{lr:e}".split("e")
+    return f"{lr:g}" if lr >= 0.01 else f"{float(m):g}e{int(e)}"
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class Profile:
             method = f"{self.quantization} 4-bit + {method}"
         return (f"{self.model_id or 'bundled micro model'}, {method}; budget {budget!r}: "
                 f"{b['prompts_per_step']} prompts x G={b['group_size']}, T={b['temperature']}, "
-                f"{b['max_new_tokens']} new tokens, lr {b['learning_rate']:g}, {b['steps']} steps")
+                f"{b['max_new_tokens']} new tokens, lr {lr_text(b['learning_rate'])}, {b['steps']} steps")
 
 
 _QWEN_DEFAULT = dict(

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from course_lib import DATA_DIR, stats
+from course_lib.models import lr_text  # a rate as the prose writes it (report.lr_text)
 from course_lib.objectives import OBJECTIVES
 
 #: one colour per name in every figure of the course: the objectives, the reward-free control
@@ -60,11 +61,6 @@ def load_paper_results() -> dict | None:
 # ---------------------------------------------------------------------------------- the tables
 
 HW = "± 95% over seeds"  # what "±" means (the half-width of the t-interval), in every table header
-
-
-def lr_text(lr: float) -> str:  # a rate as the prose writes it: 3e-05 -> "3e-5", 0.0001 -> "1e-4", 0.2 -> "0.2"
-    m, e = f"{lr:e}".split("e")
-    return f"{lr:g}" if lr >= 0.01 else f"{float(m):g}e{int(e)}"
 
 
 def _pct(ci: dict | None, scale: float = 100, sign: str = "") -> str:  # sign "+": a difference, always signed
@@ -385,8 +381,7 @@ def write_outputs(out: Path, profile: str, specs: list, settings, records: dict,
         "weights": sorted({r["weights"] for r in runs if r.get("weights")}),  # which weights the runs started from
         "planned_runs": len(specs), "finished_runs": len(runs), "wall_s": round(wall_s, 1),
         "runs_wall_s": round(sum(r.get("wall_s") or 0 for r in runs), 1),
-        "runs": runs,
-        "summary": [s for s in summary if not s["ablation"]],
+        "runs": runs, "summary": [s for s in summary if not s["ablation"]],
         "equivalence": stats.equivalence(runs, settings.margin),
         "temperature_sweep": stats.temperature_sweep(runs, base), "eval_noise": stats.eval_noise(runs),
         "pass_at_k": stats.pass_at_k_rows(runs, base), "pass_at_k_counts": stats.pass_at_k_counts(runs, base),

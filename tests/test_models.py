@@ -34,6 +34,7 @@ from course_lib.models import (
     format_prompt,
     get_profile,
     load_policy,
+    lr_text,
     reference_policy,
     resolve_device,
     snapshot_reference,
@@ -173,6 +174,7 @@ def test_every_profile_is_complete(name):
         cfg = TrainConfig.from_profile(name, budget)
         assert cfg.profile == name and cfg.task == p.tasks[0]
         assert len(p.describe(budget).splitlines()) == 1
+        assert f"lr {lr_text(cfg.learning_rate)}," in p.describe(budget)  # as the prose writes rates: 1e-4
     # frozen: a run cannot change the shared profile by accident
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.tasks = ()
