@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,7 @@ def test_readme_quotes_the_shipped_smollm2_results_with_their_command_weights_an
     assert _tool().progress(res, seeds) in README.replace("\n", " ")
 
 
+@functools.cache
 def _tool():
     import importlib.util
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from statistics import mean, median
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "notebooks")]
+sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "notebooks")) if p not in sys.path]  # this clone's course_lib
 
 from course_helpers import SPLIT, agreement, micro_word, spread, two_readings, weak  # noqa: E402
 
