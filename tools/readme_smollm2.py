@@ -248,10 +248,12 @@ def section(path: Path = DATA_DIR / "results" / "smollm2_evidence_results.json")
     res = reproduce.load_results(path)
     tasks = list(dict.fromkeys(r["task"] for r in res["runs"]))
     seeds = sorted({r["seed"] for r in res["runs"]})
+    per_arm = Counter((r["task"], _arm(r)) for r in res["runs"])  # seeds finished in each arm
+    lo, hi = min(per_arm.values()), max(per_arm.values())
     parts = _intro(res, tasks, seeds) + [report.temperature_table(res), report.summary_table(res),
                                           report.equivalence_table(res),
                                           f"**What the real model shows{' so far' * (res['finished_runs'] < res['planned_runs'])} "
-                                          f"({nseeds(len(seeds))}).**\n"]
+                                          f"({nseeds(hi) if lo == hi else f'{lo} to {hi} seeds'} an arm).**\n"]
     parts.append("\n".join(fill(o).replace("\n", "\n  ") for o in _readings(res, tasks, seeds)) + "\n")
     parts.append(fill("Notebook 06, section 10, reads the file: the same tables with their checks, a figure, and one "
                       "line per objective setting the SmolLM2 reading beside the micro grid's and the paper's GSM8K "
