@@ -8,9 +8,12 @@ one table.
 
 The reading rules of notebook 06 (sections 5, 9 and 10), in one place so that README's real-model
 section words its verdicts as the notebook does: ``spread`` (an interval with a width),
-``vs_zero``, ``tost_word``, ``agreement`` (an interval against the paper's gaps) and, for a row
-set beside another, ``two_readings``, ``weak`` and ``micro_word``.
+``vs_zero``, ``tost_word``, ``agreement`` (an interval against the paper's gaps), ``noise_word``
+(evaluation noise against the seed spread) and, for a row set beside another, ``two_readings``,
+``weak`` and ``micro_word``.
 """
+
+import math
 
 from course_lib import stats
 
@@ -48,6 +51,16 @@ def agreement(paper_gaps: list[float], diffs: list[float], margin: float) -> str
         side = "above" if lo > max(paper_gaps) else "below" if hi < min(paper_gaps) else "between"
         return f"disagrees: [{lo:+.1f}, {hi:+.1f}] lies {side} the paper's gaps"
     return f"partly: [{lo:+.1f}, {hi:+.1f}] holds some of the paper's gaps"
+
+
+def noise_word(n: dict) -> str:
+    """A row of a results file's ``eval_noise``: the sd of one evaluation against the spread between
+    seeds once that noise is taken out of it (fractions in, points out)."""
+    if n["seed_sd"] is None:
+        return "no seed spread yet (one seed)"
+    left = math.sqrt(max(n["seed_sd"] ** 2 - n["eval_sd"] ** 2, 0.0))
+    return (f"sd over seeds {100 * n['seed_sd']:.1f}, {100 * left:.1f} without the evaluation noise: the evaluation "
+            "noise is " + ("below it" if n["eval_sd"] < left else "NOT below it (more samples would help)"))
 
 
 def two_readings(e: dict) -> tuple[str, str] | None:

@@ -73,3 +73,12 @@ def test_two_readings(e, reading):
 ])
 def test_micro_word(mine, other, word):
     assert H.micro_word(mine, other) == word
+
+
+def test_noise_word_sets_the_evaluation_noise_against_the_seed_spread_without_it():
+    assert H.noise_word({"eval_sd": 0.008, "seed_sd": None}) == "no seed spread yet (one seed)"
+    assert H.noise_word({"eval_sd": 0.03, "seed_sd": 0.05}) == (
+        "sd over seeds 5.0, 4.0 without the evaluation noise: the evaluation noise is below it")
+    # the seed sd is above the noise, but what is left of it once the noise is taken out is not
+    assert H.noise_word({"eval_sd": 0.04, "seed_sd": 0.05}).endswith("3.0 without the evaluation noise: the evaluation "
+                                                                     "noise is NOT below it (more samples would help)")

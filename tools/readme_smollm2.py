@@ -23,7 +23,7 @@ from statistics import mean, median
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "notebooks")) if p not in sys.path]  # this clone's course_lib
 
-from course_helpers import SPLIT, agreement, micro_word, spread, two_readings, weak  # noqa: E402
+from course_helpers import SPLIT, agreement, micro_word, noise_word, spread, two_readings, weak  # noqa: E402
 
 from course_lib import DATA_DIR, plans, report, reproduce, stats  # noqa: E402
 
@@ -168,10 +168,7 @@ def _readings(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
                    + (f"; {one} row{'s' * (one > 1)} with one seed (no interval)" if one and fam else "") + ".")
     for n in res["eval_noise"]:
         out.append(f"- **Evaluation noise on {n['task']}**: the sd of one evaluation is {100 * n['eval_sd']:.1f} points "
-                   f"(two sampling seeds, {n['runs']} runs)"
-                   + (f", the sd over seeds {100 * n['seed_sd']:.1f}: " + ("below it" if n["eval_sd"] < n["seed_sd"]
-                                                                        else "NOT below it")
-                      if n["seed_sd"] is not None else "; no seed spread yet (one seed)") + ".")
+                   f"(two sampling seeds, {n['runs']} runs); {noise_word(n)}.")
     long3 = [f"{a} on {t} ({100 * max(v):.0f}%)" for (t, a), v in cut.items()
              if a in ("grpo", "sft+", "sft+-") and max(v) >= 0.1]
     out.append("- **The cap**: final answers cut at 128 tokens, mean over seeds: " + "; ".join(
