@@ -64,10 +64,11 @@ def noise_word(n: dict) -> str:
 
 
 def two_readings(e: dict) -> tuple[str, str] | None:
-    """(direction, TOST verdict before Holm) of one equivalence row; None without an interval."""
+    """(direction, TOST verdict before Holm) of one equivalence row; None without an interval. The
+    direction is 'above' or 'below' GRPO where the 95% interval excludes 0, else 'no side'."""
     if not spread(e):
         return None
-    return (e["direction"] or "level").split(" ")[0], e["verdict"]
+    return (e["direction"].split(" ")[0] if e["direction"] else "no side"), e["verdict"]
 
 
 def weak(r: tuple[str, str]) -> bool:
@@ -83,7 +84,7 @@ def micro_word(mine: tuple[str, str] | None, other: tuple[str, str]) -> str:
         return "cannot tell (one seed)"
     if {mine[0], other[0]} == {"above", "below"} or {mine[1], other[1]} == {"equivalent", "different"}:
         return "disagrees"
-    if mine[0] == other[0] != "level":  # both shown on the same side of GRPO
+    if mine[0] == other[0] != "no side":  # both shown on the same side of GRPO
         return "agrees"
     return "cannot tell (underpowered)" if weak(mine) or weak(other) else "agrees"
 

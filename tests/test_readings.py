@@ -53,7 +53,7 @@ def test_disagreement_names_the_side():
 
 
 @pytest.mark.parametrize("e, reading", [
-    ({"ci_low": -0.1, "ci_high": 0.1, "direction": None, "verdict": "equivalent"}, ("level", "equivalent")),
+    ({"ci_low": -0.1, "ci_high": 0.1, "direction": None, "verdict": "equivalent"}, ("no side", "equivalent")),
     ({"ci_low": 0.1, "ci_high": 0.3, "direction": "above grpo", "verdict": "different"}, ("above", "different")),
     ({"ci_low": 0.1, "ci_high": 0.1, "direction": "above grpo", "verdict": "different"}, None),
     ({"ci_low": None, "ci_high": None, "direction": None, "verdict": "no interval (one seed)"}, None),
@@ -64,12 +64,12 @@ def test_two_readings(e, reading):
 
 @pytest.mark.parametrize("mine, other, word", [
     (("above", "different"), ("below", "different"), "disagrees"),  # opposite directions
-    (("level", "equivalent"), ("level", "different"), "disagrees"),  # equivalent against different
+    (("no side", "equivalent"), ("no side", "different"), "disagrees"),  # equivalent against different
     (("above", "underpowered"), ("above", "different"), "agrees"),  # the same side of GRPO
-    (("level", "underpowered"), ("level", "equivalent"), "cannot tell (underpowered)"),  # too wide to contradict
-    (("level", "not shown equivalent"), ("below", "different"), "cannot tell (underpowered)"),
-    (("level", "equivalent"), ("level", "equivalent"), "agrees"),
-    (None, ("level", "equivalent"), "cannot tell (one seed)"),
+    (("no side", "underpowered"), ("no side", "equivalent"), "cannot tell (underpowered)"),  # too wide to contradict
+    (("no side", "not shown equivalent"), ("below", "different"), "cannot tell (underpowered)"),
+    (("no side", "equivalent"), ("no side", "equivalent"), "agrees"),
+    (None, ("no side", "equivalent"), "cannot tell (one seed)"),
 ])
 def test_micro_word(mine, other, word):
     assert H.micro_word(mine, other) == word
