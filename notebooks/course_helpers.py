@@ -9,7 +9,7 @@ one table.
 The reading rules of notebook 06 (sections 5, 9 and 10), in one place so that README's real-model
 section words its verdicts as the notebook does: ``spread`` (an interval with a width),
 ``vs_zero``, ``tost_word``, ``agreement`` (an interval against the paper's gaps), ``noise_word``
-(evaluation noise against the seed spread) and, for a row set beside another, ``two_readings``,
+(evaluation noise against the seed spread), ``sft_word`` (a gain read two ways) and, for a row set beside another, ``two_readings``,
 ``weak`` and ``micro_word``.
 """
 
@@ -28,6 +28,15 @@ def spread(ci: dict) -> bool:
 def vs_zero(ci: dict) -> str:
     """A 95% interval over seeds against 0: 'above', 'below' or 'indistinguishable from'."""
     return "above" if ci["ci_low"] > 0 else "below" if ci["ci_high"] < 0 else "indistinguishable from"
+
+
+def sft_word(g: dict, gb: dict) -> str:
+    """Section 10d's two readings of an arm: does it move (``g``, its gain over the base at the
+    training temperature) and where does it end against the base at its best (``gb``)?"""
+    if not spread(g):
+        return "one seed: no verdict" if g["ci_low"] is None else "no spread: no verdict"
+    moves = "gains" if g["ci_low"] > 0 else "loses" if g["ci_high"] < 0 else "no change shown"
+    return f"{moves} at the training T, ends {vs_zero(gb)} the base's best"
 
 
 def tost_word(e: dict, key: str = "verdict") -> str:

@@ -82,3 +82,14 @@ def test_noise_word_sets_the_evaluation_noise_against_the_seed_spread_without_it
     # the seed sd is above the noise, but what is left of it once the noise is taken out is not
     assert H.noise_word({"eval_sd": 0.04, "seed_sd": 0.05}).endswith("3.0 without the evaluation noise: the evaluation "
                                                                      "noise is NOT below it (more samples would help)")
+
+
+@pytest.mark.parametrize("g, gb, word", [
+    (ci(0.1, 0.05, 0.15), ci(-0.2, -0.3, -0.1), "gains at the training T, ends below the base's best"),
+    (ci(-0.1, -0.15, -0.05), ci(0.02, -0.05, 0.09), "loses at the training T, ends indistinguishable from the base's best"),
+    (ci(0.0, -0.1, 0.1), ci(0.2, 0.1, 0.3), "no change shown at the training T, ends above the base's best"),
+    (ci(-0.2, -0.2, -0.2), ci(-0.5, -0.5, -0.5), "no spread: no verdict"),
+    (ci(-0.2, None, None), ci(-0.5, None, None), "one seed: no verdict"),
+])
+def test_sft_word_reads_whether_an_arm_moves_and_where_it_ends(g, gb, word):
+    assert H.sft_word(g, gb) == word

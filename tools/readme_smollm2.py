@@ -23,7 +23,16 @@ from statistics import mean, median
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "notebooks")) if p not in sys.path]  # this clone's course_lib
 
-from course_helpers import SPLIT, agreement, micro_word, noise_word, spread, two_readings, weak  # noqa: E402
+from course_helpers import (  # noqa: E402
+    SPLIT,
+    agreement,
+    micro_word,
+    noise_word,
+    sft_word,
+    spread,
+    two_readings,
+    weak,
+)
 
 from course_lib import DATA_DIR, plans, report, reproduce, stats  # noqa: E402
 
@@ -178,18 +187,9 @@ def _readings(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
     if sm:
         out.append("- **sft- at two learning rates** (gain over the base at T = 0.7; against its best): " + "; ".join(
             f"{r['task']} lr {report.lr_text(r['learning_rate'])} {cell(r['gain'])}, {cell(r['gain_vs_best_base'])}"
-            + _sft_word(r["gain"]) for r in sm) + ".")
+            + f": {sft_word(r['gain'], r['gain_vs_best_base'])}" for r in sm) + ".")
     out += _length(runs) + _beside(res, eq, main)
     return out
-
-
-def _sft_word(g: dict) -> str:
-    if g["ci_low"] is None:
-        return ""
-    if not spread(g):
-        return ": no spread, no verdict"
-    return ": gains at the training T" if g["ci_low"] > 0 else ": loses accuracy" if g["ci_high"] < 0 \
-        else ": no change shown at the training T"
 
 
 def _length(runs: list[dict]) -> list[str]:
