@@ -89,7 +89,8 @@ def mean_ci(values, level: float = 0.95) -> dict:
     """Mean and two-sided t-interval at ``level`` over seeds; ``None`` values are left out.
 
     Returns ``{"mean", "ci_low", "ci_high", "half_width", "std", "n"}`` (sample std, ddof 1).
-    With one value the interval is ``None``. A level outside (0, 1) raises ValueError.
+    With one value the interval is ``None``; values that differ by float rounding alone (under
+    1e-12) have std 0. A level outside (0, 1) raises ValueError.
 
     Example: ``mean_ci([1, 2, 3])`` -> mean 2, std 1, half width 4.3027 / sqrt(3) = 2.4841.
     """
@@ -100,7 +101,7 @@ def mean_ci(values, level: float = 0.95) -> dict:
     mean = sum(xs) / n if n else None
     out = {"mean": mean, "ci_low": None, "ci_high": None, "half_width": None, "std": None, "n": n}
     if n >= 2:
-        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+        std = 0.0 if max(xs) - min(xs) < 1e-12 else math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))  # equal: 0
         half = t_quantile(n - 1, round((1 + level) / 2, 12)) * std / math.sqrt(n)
         out.update(ci_low=mean - half, ci_high=mean + half, half_width=half, std=std)
     return out

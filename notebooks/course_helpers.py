@@ -8,21 +8,24 @@ one table.
 
 The reading rules of notebook 06 (sections 5, 9 and 10), in one place so that README's real-model
 section words its verdicts as the notebook does: ``spread`` (an interval with a width),
-``vs_zero``, ``tost_word``, ``agreement`` (an interval against the paper's gaps), ``noise_word``
-(evaluation noise against the seed spread), ``sft_word`` (a gain read two ways) and, for a row set beside another, ``two_readings``,
-``weak`` and ``micro_word``.
+``vs_zero``, ``tost_word``, ``agreement`` (an interval against the paper's gaps), ``arm_name``,
+``noise_word`` (evaluation noise against the seed spread, pooled and arm by arm), ``sft_word`` (a
+gain read two ways), ``ab_diff`` and ``length_word`` (GRPO's two aggregations), and, for a row set
+beside another, ``two_readings``, ``weak``, ``micro_word`` and ``beside``.
 """
 
 import math
 
 from course_lib import stats
+from course_lib.models import lr_text
 
 SPLIT = "the paper's models disagree with each other"
 
 
 def spread(ci: dict) -> bool:
-    """An interval with a width: one seed has none, nor have seeds that all gave the same value."""
-    return ci.get("ci_low") is not None and ci["ci_high"] > ci["ci_low"]
+    """An interval with a width: one seed has none, nor have seeds that all gave the same value
+    (a width under 1e-12 is float rounding)."""
+    return ci.get("ci_low") is not None and ci["ci_high"] - ci["ci_low"] > 1e-12
 
 
 def vs_zero(ci: dict) -> str:
@@ -62,14 +65,56 @@ def agreement(paper_gaps: list[float], diffs: list[float], margin: float) -> str
     return f"partly: [{lo:+.1f}, {hi:+.1f}] holds some of the paper's gaps"
 
 
-def noise_word(n: dict) -> str:
+def arm_name(r: dict) -> str:
+    """A SmolLM2 arm's name: the objective, its learning rate where not the plan's 1e-4, its
+    aggregation where not sequence ('sft- lr 1e-5', 'grpo token')."""
+    return r["objective"] + f" lr {lr_text(r['learning_rate'])}" * (r["learning_rate"] != 1e-4) + (
+        f" {r['aggregation']}" * (r["aggregation"] != "sequence"))
+
+
+def _below(eval_sd: float, seed_sd: float) -> tuple[float, bool]:
+    left = math.sqrt(max(seed_sd ** 2 - eval_sd ** 2, 0.0))  # the seed spread with the evaluation noise taken out
+    return left, eval_sd < left
+
+
+def noise_word(n: dict, runs: list[dict] | None = None) -> str:
     """A row of a results file's ``eval_noise``: the sd of one evaluation against the spread between
-    seeds once that noise is taken out of it (fractions in, points out)."""
+    seeds once that noise is taken out, pooled over arms (the file's ``seed_sd``) and, given the
+    file's ``runs``, arm by arm (a pooled sd is dominated by the arms that spread most)."""
     if n["seed_sd"] is None:
         return "no seed spread yet (one seed)"
-    left = math.sqrt(max(n["seed_sd"] ** 2 - n["eval_sd"] ** 2, 0.0))
-    return (f"sd over seeds {100 * n['seed_sd']:.1f}, {100 * left:.1f} without the evaluation noise: the evaluation "
-            "noise is " + ("below it" if n["eval_sd"] < left else "NOT below it (more samples would help)"))
+    left, ok = _below(n["eval_sd"], n["seed_sd"])
+    out = (f"sd over seeds {100 * n['seed_sd']:.1f} pooled over arms, {100 * left:.1f} without the evaluation noise: "
+           "the evaluation noise is " + ("below it" if ok else "NOT below it (more samples would help)"))
+    if runs is None:
+        return out
+    sds = {arm_name(g[0]): stats.mean_ci(r["eval_repeat"][0] for r in g)["std"]
+           for g in stats.arms([r for r in runs if r["task"] == n["task"] and r.get("eval_repeat")]).values() if len(g) > 1}
+    miss = [f"{a} {100 * sd:.1f}" for a, sd in sds.items() if not _below(n["eval_sd"], sd)[1]]
+    return out + f"; arm by arm, below it in {len(sds) - len(miss)} of {len(sds)}" + (
+        f" (not in {', '.join(miss)}: seeds that differ little beyond the evaluation noise)" if miss else "")
+
+
+def ab_diff(ab: dict, key: str) -> dict:
+    """``stats.mean_ci`` of sequence minus token aggregation in ``key``, seed by seed (``ab``:
+    aggregation -> seed -> run), over the seeds where both runs have a value."""
+    both = sorted(set(ab["sequence"]) & set(ab["token"]))
+    return stats.mean_ci([ab["sequence"][s][key] - ab["token"][s][key] for s in both
+                          if ab["sequence"][s][key] is not None and ab["token"][s][key] is not None])
+
+
+def length_word(d: dict) -> str:
+    """Notebook 07's rule on GRPO's sequence minus token aggregation (``d``: measure -> ``ab_diff``):
+    the wrong answers that ended before the cap, with the error mix and the cut share beside it."""
+    c = d["len_incorrect_complete"]
+    word = ("inconclusive (one seed: no interval)" if c.get("ci_low") is None else "inconclusive (no spread)"
+            if not spread(c) else "supports the 1/|o| length claim" if c["ci_low"] > 0
+            else "contradicts the 1/|o| length claim" if c["ci_high"] < 0 else "inconclusive")
+    for key, what in (("share_incorrect_guess", "the share of wrong answers without an ="),
+                      ("final_truncated", "the share cut at the cap")):
+        if spread(d[key]) and (d[key]["ci_low"] > 0 or d[key]["ci_high"] < 0):
+            word += f" ({what} differs between the arms)"
+    return word
 
 
 def two_readings(e: dict) -> tuple[str, str] | None:
@@ -144,3 +189,19 @@ def compact_summary(results: dict, *, mu: int = 1, lengths: bool = False, lr: fl
                _pm(s["gain"], sign=True), _pm(s.get("diff_vs_grpo"), sign=True)]
         rows.append(row + ([_pm(s["len_correct"], 1), _pm(s["len_incorrect"], 1)] if lengths else []))
     return text_table(rows, "ll" + "r" * (len(head) - 2))
+
+
+def beside(e: dict, micro_e: dict, paper_rows: list[dict], diffs: list[float], margin: float) -> tuple:
+    """Section 10f for one SmolLM2 TOST row ``e``: ``(its two readings, the micro row's, the word
+    against the micro row, the word against the paper's gaps)``. ``paper_rows``: the paper's Qwen2.5
+    GSM8K rows (sft- there only "matches GRPO": a gap of 0); ``diffs``: the row's paired
+    differences; ``margin``: the TOST margin (fractions)."""
+    obj = e["objective"]
+    mine, micro = two_readings(e), two_readings(micro_e)
+    vs_micro = "cannot tell (no spread)" if mine is None and e["n"] >= 2 else micro_word(mine, micro)
+    if mine is None:
+        return mine, micro, vs_micro, "cannot tell (one seed)" if len(diffs) < 2 else "cannot tell (no spread)"
+    gaps = [p[obj] - p["grpo"] for p in paper_rows if obj in p] if obj != "sft-" else [0.0]
+    theirs = agreement(gaps, diffs, 100 * margin).split(":")[0]
+    wide = weak(mine) or stats.mean_ci(diffs)["half_width"] > margin  # a wide interval holds any gap
+    return mine, micro, vs_micro, "cannot tell (underpowered)" if wide and theirs in ("agrees", "partly") else theirs

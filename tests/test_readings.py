@@ -78,7 +78,7 @@ def test_micro_word(mine, other, word):
 def test_noise_word_sets_the_evaluation_noise_against_the_seed_spread_without_it():
     assert H.noise_word({"eval_sd": 0.008, "seed_sd": None}) == "no seed spread yet (one seed)"
     assert H.noise_word({"eval_sd": 0.03, "seed_sd": 0.05}) == (
-        "sd over seeds 5.0, 4.0 without the evaluation noise: the evaluation noise is below it")
+        "sd over seeds 5.0 pooled over arms, 4.0 without the evaluation noise: the evaluation noise is below it")
     # the seed sd is above the noise, but what is left of it once the noise is taken out is not
     assert H.noise_word({"eval_sd": 0.04, "seed_sd": 0.05}).endswith("3.0 without the evaluation noise: the evaluation "
                                                                      "noise is NOT below it (more samples would help)")
@@ -93,3 +93,75 @@ def test_noise_word_sets_the_evaluation_noise_against_the_seed_spread_without_it
 ])
 def test_sft_word_reads_whether_an_arm_moves_and_where_it_ends(g, gb, word):
     assert H.sft_word(g, gb) == word
+
+
+def test_arm_name_names_the_rate_and_aggregation_only_where_they_differ_from_the_plan():
+    run = {"objective": "sft-", "learning_rate": 1e-4, "aggregation": "sequence"}
+    assert H.arm_name(run) == "sft-"
+    assert H.arm_name({**run, "learning_rate": 1e-5}) == "sft- lr 1e-5"
+    assert H.arm_name({**run, "objective": "grpo", "aggregation": "token"}) == "grpo token"
+
+
+def _run(obj, seed, acc, lr=1e-4):
+    return {"task": "arith", "objective": obj, "aggregation": "sequence", "learning_rate": lr, "seed": seed,
+            "eval_repeat": [acc, acc]}
+
+
+def test_noise_word_names_the_arms_whose_seeds_land_within_the_evaluation_noise():
+    runs = [_run("grpo", 0, 0.50), _run("grpo", 1, 0.60), _run("sft+", 0, 0.80), _run("sft+", 1, 0.805),
+            _run("sft-", 0, 0.3)]  # sft- has one seed: no spread to read
+    n = {"task": "arith", "eval_sd": 0.01, "seed_sd": 0.05}
+    word = H.noise_word(n, runs)
+    assert word.startswith("sd over seeds 5.0 pooled over arms, 4.9 without the evaluation noise: the evaluation noise is below it")
+    assert word.endswith("; arm by arm, below it in 1 of 2 (not in sft+ 0.4: seeds that differ little beyond the evaluation noise)")
+    assert H.noise_word(n, runs[:2]).endswith("arm by arm, below it in 1 of 1")
+
+
+def _ab(seq, tok):  # aggregation -> seed -> run with the three measures of 10e
+    keys = ("len_incorrect_complete", "share_incorrect_guess", "final_truncated")
+    return {"sequence": {s: dict(zip(keys, v)) for s, v in enumerate(seq)},
+            "token": {s: dict(zip(keys, v)) for s, v in enumerate(tok)}}
+
+
+def _d(ab):
+    return {k: H.ab_diff(ab, k) for k in ("len_incorrect_complete", "share_incorrect_guess", "final_truncated")}
+
+
+def test_ab_diff_pairs_by_seed_and_leaves_out_a_seed_without_a_value():
+    ab = _ab([(20, 0.1, 0.0), (22, 0.1, 0.0), (None, 0.1, 0.0)], [(18, 0.1, 0.0), (19, 0.1, 0.0), (30, 0.1, 0.0)])
+    d = H.ab_diff(ab, "len_incorrect_complete")
+    assert d["n"] == 2 and d["mean"] == pytest.approx(2.5)
+
+
+def test_length_word_on_notebook_07s_rule_with_the_mix_beside_it():
+    longer = _ab([(25, 0.1, 0.0), (27, 0.1, 0.0), (26, 0.1, 0.0)], [(20, 0.1, 0.0), (21, 0.1, 0.0), (20, 0.1, 0.0)])
+    assert H.length_word(_d(longer)) == "supports the 1/|o| length claim"
+    mixed = _ab([(25, 0.3, 0.0), (27, 0.33, 0.0), (26, 0.31, 0.0)], [(20, 0.1, 0.0), (21, 0.12, 0.0), (20, 0.11, 0.0)])
+    assert H.length_word(_d(mixed)) == ("supports the 1/|o| length claim (the share of wrong answers without an = "
+                                        "differs between the arms)")
+    shorter = _ab([(20, 0.1, 0.0), (21, 0.1, 0.0)], [(25, 0.1, 0.0), (26, 0.1, 0.0)])
+    assert H.length_word(_d(shorter)) == "inconclusive (no spread)"  # -5 tokens in both seeds
+    assert H.length_word(_d(_ab([(20, 0.1, 0.0)], [(25, 0.1, 0.0)]))) == "inconclusive (one seed: no interval)"
+    assert H.length_word(_d(_ab([(20, 0.1, 0.0), (30, 0.1, 0.0)], [(25, 0.1, 0.0), (24, 0.1, 0.0)]))) == "inconclusive"
+
+
+def _row(obj, lo, hi, direction, verdict, n=3):
+    return {"objective": obj, "ci_low": lo, "ci_high": hi, "direction": direction, "verdict": verdict, "n": n}
+
+
+def test_beside_reads_a_row_against_the_micro_row_and_the_papers_gaps():
+    paper = [{"grpo": 70.0, "sft+": 72.0, "sft+-": 69.0}, {"grpo": 60.0, "sft+": 61.0, "sft+-": 59.0}]
+    micro = _row("sft+-", -0.02, 0.02, None, "equivalent")
+    tight = _row("sft+-", -0.02, 0.01, None, "equivalent")
+    diffs = [-0.01, -0.005, 0.0]
+    assert H.beside(tight, micro, paper, diffs, 0.05) == (("no side", "equivalent"), ("no side", "equivalent"), "agrees", "agrees")
+    wide = _row("sft+-", -0.3, 0.3, None, "underpowered")
+    out = H.beside(wide, micro, paper, [-0.3, 0.0, 0.3], 0.05)
+    assert out[2:] == ("cannot tell (underpowered)", "cannot tell (underpowered)")  # it holds the gaps only because it is wide
+    assert H.beside(_row("sft-", -0.1, -0.1, "below grpo", "different"), micro, paper, [-0.1, -0.1], 0.05)[2:] == (
+        "cannot tell (no spread)", "cannot tell (no spread)")
+    assert H.beside(_row("sft-", None, None, None, "no interval (one seed)", n=1), micro, paper, [-0.1], 0.05)[2:] == (
+        "cannot tell (one seed)", "cannot tell (one seed)")
+    far = _row("sft+", 0.08, 0.12, "above grpo", "different")  # sft+ 10 points above grpo; the paper's gaps +2, +1
+    assert H.beside(far, _row("sft+", 0.0, 0.03, None, "equivalent"), paper, [0.08, 0.1, 0.12], 0.05)[2:] == (
+        "disagrees", "disagrees")

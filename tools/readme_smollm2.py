@@ -1,9 +1,11 @@
 """README's section "Results on a real model", written from the shipped SmolLM2 results.
 
-Every number and verdict in the section comes from ``data/results/smollm2_evidence_results.json``
-(with ``grid_results.json`` and ``data/paper_results.json`` for the comparison), worded by the
-rules notebook 06 uses (``notebooks/course_helpers.py``); the step-time tables are benchmark runs,
-quoted with their commands. tests/test_readme.py checks that README holds what this writes.
+Every result and verdict in the section comes from ``data/results/smollm2_evidence_results.json``
+(with ``grid_results.json`` and ``data/paper_results.json`` for the comparison, the test sets'
+sizes from ``course_lib.tasks``), worded by the rules notebook 06 uses
+(``notebooks/course_helpers.py``). Written here as text: the plan's design in the opening paragraph
+(``course_lib/plans.py`` holds it) and the step-time tables (benchmark runs, quoted with their
+commands). tests/test_readme.py checks that README holds what this writes.
 
     python tools/readme_smollm2.py            # print the section
     python tools/readme_smollm2.py --write    # replace it in README.md
@@ -14,6 +16,7 @@ Run it after shipping a new results file (the plan ships seed by seed).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import textwrap
 from collections import Counter
@@ -24,19 +27,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "notebooks")) if p not in sys.path]  # this clone's course_lib
 
 from course_helpers import (  # noqa: E402
-    SPLIT,
-    agreement,
-    micro_word,
+    ab_diff,
+    arm_name,
+    beside,
+    length_word,
     noise_word,
     sft_word,
     spread,
-    two_readings,
-    weak,
+    tost_word,
 )
 
 from course_lib import DATA_DIR, plans, report, reproduce, stats  # noqa: E402
+from course_lib.tasks import get_task  # noqa: E402
 
 HEAD, NEXT = "## Results on a real model", "## On a Colab GPU"  # the section and the one after it
+PLAN_TASKS = ["arith", "word-problems"]  # the tasks the plan runs (its runs go task by task within a seed)
 STEP_TIMES = """One grpo step (8 prompts x G = 4), median of 2 steps after a warm-up, one thread of a 2-core
 machine whose CPU has AMX/avx512_bf16, other jobs paused, seconds. At the old 48-token cap on
 `arith` (`OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --precision bf16
@@ -89,14 +94,12 @@ def progress(res: dict, seeds: list[int]) -> str:
         + f" ({nseeds(len(seeds))}: {', '.join(map(str, seeds))}" + ")" * done
 
 
-def _arm(r: dict) -> str:
-    return r["objective"] + (f" at lr {report.lr_text(r['learning_rate'])}" if r["learning_rate"] != 1e-4 else "") + (
-        f" ({r['aggregation']})" if r["aggregation"] != "sequence" else "")
-
-
 def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
     st, runs, T = res["settings"], res["runs"], res["runs"][0]["temperature"]
-    planned = Counter(s.task for s in plans.plan_evidence("smollm2", tasks)[0])
+    planned = Counter(s.task for s in plans.plan_evidence("smollm2", PLAN_TASKS)[0])
+    if set(planned) - set(tasks):
+        raise ValueError(f"{sorted(set(planned) - set(tasks))}: no finished run yet, so no run time to project the plan "
+                         "from; ship the file once every task has a run")
     whole = {t: n * mean(r["wall_s"] for r in runs if r["task"] == t) for t, n in planned.items()}  # seconds
     return [
         HEAD + ": SmolLM2-135M-Instruct (shipped)\n",
@@ -134,7 +137,7 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
     ]
 
 
-def _readings(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
+def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
     """The bullets of 'What the real model shows so far'."""
     st, runs = res["settings"], res["runs"]
     (T,) = {r["temperature"] for r in runs}
@@ -144,7 +147,7 @@ def _readings(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
     eq = {(e["task"], e["objective"]): e for e in res["equivalence"]}
     cut: dict = {}
     for r in runs:
-        cut.setdefault((r["task"], _arm(r)), []).append(r["final_truncated"])
+        cut.setdefault((r["task"], arm_name(r)), []).append(r["final_truncated"])
     out = []
     for t in tasks:
         b = sweep.get((t, "base", None))
@@ -165,10 +168,17 @@ def _readings(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
                f"evaluated twice at T = {T}, with different sampling seeds: at each seed's step 0 (the main table's "
                "`base acc` and `gain`) and in the sweep (the temperature table's gains)."
                + (f" Every reading from fewer than the plan's {plans.PLANS['smollm2']['seeds']} seeds is provisional."
-                  if len(seeds) < plans.PLANS["smollm2"]["seeds"] else ""))
+                  if fewest < plans.PLANS["smollm2"]["seeds"] else ""))
+    sizes = {t: len(get_task(t).load("test")) for t in tasks}
+    bars = {t: sweep[t, "base", None]["acc"][sweep[t, "base", None]["best"]]["mean"] for t in tasks if (t, "base", None) in sweep}
+    out.append("- **What the intervals cover.** Training seeds only, on one fixed test set ("
+               + ", ".join(f"{t} {n} problems" for t, n in sizes.items()) + "): the base's greedy accuracy there is one "
+               "number, with no error of its own given those problems. Read as a claim about new problems of the same "
+               "kind, every accuracy would also carry the test set's own sampling error, about "
+               + " and ".join(f"±{196 * math.sqrt(p * (1 - p) / sizes[t]):.1f} points on {t}" for t, p in bars.items())
+               + " at the base's best (95%, binomial); less for a difference, measured on the same problems.")
     if eq:
-        c = Counter("no spread: no verdict" if e["ci_low"] is not None and not spread(e) else e["verdict_holm"]
-                    for e in eq.values())
+        c = Counter(tost_word(e, "verdict_holm") for e in eq.values())
         fam = sum(e["p_tost"] is not None for e in eq.values())  # Holm's family: the rows with an interval
         one = len(eq) - fam
         out.append(f"- **TOST against GRPO** (±{100 * st['margin']:.0f} points, Holm over the {fam} rows above with an "
@@ -177,7 +187,7 @@ def _readings(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
                    + (f"; {one} row{'s' * (one > 1)} with one seed (no interval)" if one and fam else "") + ".")
     for n in res["eval_noise"]:
         out.append(f"- **Evaluation noise on {n['task']}**: the sd of one evaluation is {100 * n['eval_sd']:.1f} points "
-                   f"(two sampling seeds, {n['runs']} runs); {noise_word(n)}.")
+                   f"(two sampling seeds, {n['runs']} runs); {noise_word(n, runs)}.")
     long3 = [f"{a} on {t} ({100 * max(v):.0f}%)" for (t, a), v in cut.items()
              if a in ("grpo", "sft+", "sft+-") and max(v) >= 0.1]
     out.append("- **The cap**: final answers cut at 128 tokens, mean over seeds: " + "; ".join(
@@ -185,7 +195,7 @@ def _readings(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
         + (". Under 10% in every run of grpo, sft+ and sft+-." if not long3 else f". 10% or more in {', '.join(long3)}."))
     sm = [r for r in res["temperature_sweep"] if r["model"] == "sft-"]
     if sm:
-        out.append("- **sft- at two learning rates** (gain over the base at T = 0.7; against its best): " + "; ".join(
+        out.append(f"- **sft- at two learning rates** (gain over the base at T = {T}; against its best): " + "; ".join(
             f"{r['task']} lr {report.lr_text(r['learning_rate'])} {cell(r['gain'])}, {cell(r['gain_vs_best_base'])}"
             + f": {sft_word(r['gain'], r['gain_vs_best_base'])}" for r in sm) + ".")
     out += _length(runs) + _beside(res, eq, main)
@@ -195,40 +205,28 @@ def _readings(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
 def _length(runs: list[dict]) -> list[str]:
     ab = {a: {r["seed"]: r for r in runs if (r["task"], r["objective"], r["aggregation"]) == ("word-problems", "grpo", a)}
           for a in ("sequence", "token")}
-    both = sorted(set(ab["sequence"]) & set(ab["token"]))
-    if not both:
+    d = {k: ab_diff(ab, k) for k in ("len_incorrect_complete", "share_incorrect_guess", "final_truncated")}
+    if not d["len_incorrect_complete"]["n"]:
         return []
-    k = "len_incorrect_complete"  # notebook 06 section 10e's measure: wrong answers that ended before the cap
-    d = stats.mean_ci([ab["sequence"][s][k] - ab["token"][s][k] for s in both
-                       if ab["sequence"][s][k] is not None and ab["token"][s][k] is not None])
-    word = ("inconclusive (no interval)" if not spread(d) else "supports the 1/|o| claim" if d["ci_low"] > 0
-            else "contradicts the 1/|o| claim" if d["ci_high"] < 0 else "inconclusive")
     return [f"- **The length claim** (GRPO sequence minus token aggregation on word-problems, mean length of the wrong "
-            f"answers that ended before the cap, {nseeds(len(both))}): {cell(d, 1)} tokens: {word} (notebook 07's "
-            "rule); notebook 06, section 10e, prints the mix beside it."]
+            f"answers that ended before the cap, {nseeds(d['len_incorrect_complete']['n'])}): "
+            f"{cell(d['len_incorrect_complete'], 1)} tokens: {length_word(d)} (notebook 07's rule); notebook 06, "
+            "section 10e, prints the error mix beside it."]
 
 
 def _beside(res: dict, eq: dict, main: list[dict]) -> list[str]:
     """Notebook 06 section 10f's counts: each row against the micro grid's gsm8k-micro row and the paper's gaps."""
     grid = reproduce.load_results(DATA_DIR / "results" / "grid_results.json")
-    margin = 100 * res["settings"]["margin"]
     geq = {(e["task"], e["objective"]): e for e in grid["equivalence"] if e.get("mu", 1) == 1}
     gsm = [p for p in report.load_paper_results()["results"] if p["task"] == "gsm8k" and p["model"].startswith("Qwen")]
     vs_micro, vs_paper = Counter(), Counter()
     for (t, o), e in eq.items():
         if o == "confidence":
             continue
-        mine = two_readings(e)
-        vs_micro[micro_word(mine, two_readings(geq["gsm8k-micro", o])) if mine or e["n"] < 2
-                 else "cannot tell (no spread)"] += 1
         key = next(stats.arm_key(r) for r in main if (r["task"], r["objective"]) == (t, o))
-        d = stats.paired(res["runs"], key, "grpo", "final_accuracy")
-        gaps = [p[o] - p["grpo"] for p in gsm if o in p] if o != "sft-" else [0.0]  # sft-: "matches GRPO"
-        word = agreement(gaps, d, margin).split(":")[0] if mine else \
-            "cannot tell (one seed)" if len(d) < 2 else "cannot tell (no spread)"
-        wide = mine and (weak(mine) or stats.mean_ci(d)["half_width"] > res["settings"]["margin"])
-        vs_paper["cannot tell (underpowered)" if wide and word in ("agrees", "partly") else word] += 1
-    assert SPLIT not in vs_paper  # the paper's Qwen GSM8K gaps lie on one side of GRPO for every objective
+        _, _, m, p = beside(e, geq["gsm8k-micro", o], gsm, stats.paired(res["runs"], key, "grpo"), res["settings"]["margin"])
+        vs_micro[m] += 1
+        vs_paper[p] += 1
     return ["- **Beside the micro model and the paper** (notebook 06, section 10f: each row's direction against GRPO "
             "on its 95% interval and its TOST verdict before Holm, set beside the micro grid's gsm8k-micro row; disagrees "
             "on opposite directions or equivalent against different, agrees when both lie on the same side of GRPO, else "
@@ -245,13 +243,13 @@ def section(path: Path = DATA_DIR / "results" / "smollm2_evidence_results.json")
     res = reproduce.load_results(path)
     tasks = list(dict.fromkeys(r["task"] for r in res["runs"]))
     seeds = sorted({r["seed"] for r in res["runs"]})
-    per_arm = Counter((r["task"], _arm(r)) for r in res["runs"])  # seeds finished in each arm
+    per_arm = Counter((r["task"], arm_name(r)) for r in res["runs"])  # seeds finished in each arm
     lo, hi = min(per_arm.values()), max(per_arm.values())
     parts = _intro(res, tasks, seeds) + [report.temperature_table(res), report.summary_table(res),
                                           report.equivalence_table(res),
                                           f"**What the real model shows{' so far' * (res['finished_runs'] < res['planned_runs'])} "
                                           f"({nseeds(hi) if lo == hi else f'{lo} to {hi} seeds'} an arm).**\n"]
-    parts.append("\n".join(fill(o).replace("\n", "\n  ") for o in _readings(res, tasks, seeds)) + "\n")
+    parts.append("\n".join(fill(o).replace("\n", "\n  ") for o in _readings(res, tasks, lo)) + "\n")
     parts.append(fill("Notebook 06, section 10, reads the file: the same tables with their checks, a figure, and one "
                       "line per objective setting the SmolLM2 reading beside the micro grid's and the paper's GSM8K "
                       "gaps (section 9's rule). This section is written from the file, in the notebook's words, by "
@@ -272,7 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python tools/readme_smollm2.py", description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="replace the section in README.md (else print it)")
     args = ap.parse_args(argv)
-    new = section()
+    try:
+        new = section()
+    except ValueError as e:  # a file the section cannot be written from yet
+        print(f"{e}", file=sys.stderr)
+        return 2
     if not args.write:
         print(new, end="")
         return 0
