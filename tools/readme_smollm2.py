@@ -30,18 +30,18 @@ from course_helpers import (  # noqa: E402
     ab_diff,
     arm_name,
     beside,
+    ci_cell,
     length_word,
     noise_word,
     sft_word,
-    spread,
     tost_word,
 )
 
-from course_lib import DATA_DIR, plans, report, reproduce, stats  # noqa: E402
+from course_lib import DATA_DIR, models, plans, report, reproduce, stats  # noqa: E402
 from course_lib.tasks import get_task  # noqa: E402
 
 HEAD, NEXT = "## Results on a real model", "## On a Colab GPU"  # the section and the one after it
-PLAN_TASKS = ["arith", "word-problems"]  # the tasks the plan runs (its runs go task by task within a seed)
+PLAN_TASKS = list(models.get_profile(plans.PLANS["smollm2"]["profile"]).tasks)  # the tasks the plan runs, in its order
 STEP_TIMES = """One grpo step (8 prompts x G = 4), median of 2 steps after a warm-up, one thread of a 2-core
 machine whose CPU has AMX/avx512_bf16, other jobs paused, seconds. At the old 48-token cap on
 `arith` (`OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --precision bf16
@@ -70,16 +70,6 @@ micro-batches of 8 (the same loss; the plan's setting), the two tasks at once
 
 def fill(s: str) -> str:
     return textwrap.fill(s, 100, break_long_words=False, break_on_hyphens=False)
-
-
-def cell(ci: dict, scale: float = 100, sign: bool = True) -> str:
-    """'+12.8 (-3.1 to +28.7)': a mean and its 95% interval; '(one seed)' or '(no spread)' without one."""
-    f = (lambda x: f"{scale * x:+.1f}") if sign else (lambda x: f"{scale * x:.1f}")
-    if ci.get("ci_low") is None:
-        return f"{f(ci['mean'])} (one seed)"
-    if not spread(ci):
-        return f"{f(ci['mean'])} (no spread)"
-    return f"{f(ci['mean'])} ({f(ci['ci_low'])} to {f(ci['ci_high'])})"
 
 
 def nseeds(n: int) -> str:
@@ -157,7 +147,7 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
         gains = [(o, sweep[t, o, 1e-4]["gain_vs_best_base"]) for o in objs if (t, o, 1e-4) in sweep]
         out.append(f"- **{t}: against the base at its best** ({100 * acc[b['best']]:.1f}% {b['best']}; {100 * acc[ST]:.1f}% "
                    f"at the training T = {T}; {100 * acc['1.0']:.1f}% at T = 1.0), the final models sampled at T = {T}: "
-                   + ", ".join(f"{o} {cell(g)}" for o, g in gains)
+                   + ", ".join(f"{o} {ci_cell(g)}" for o, g in gains)
                    + f" points{' (95% over seeds)' * any(g['ci_low'] is not None for _, g in gains)}; the base at T = {T}: "
                    f"{', '.join(f'{100 * x:.1f}%' for x in sorted({r['base_accuracy'] for r in runs if r['task'] == t}))} "
                    f"at step 0, {100 * acc[ST]:.1f}% in the sweep.")
@@ -196,7 +186,7 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
     sm = [r for r in res["temperature_sweep"] if r["model"] == "sft-"]
     if sm:
         out.append(f"- **sft- at two learning rates** (gain over the base at T = {T}; against its best): " + "; ".join(
-            f"{r['task']} lr {report.lr_text(r['learning_rate'])} {cell(r['gain'])}, {cell(r['gain_vs_best_base'])}"
+            f"{r['task']} lr {report.lr_text(r['learning_rate'])} {ci_cell(r['gain'])}, {ci_cell(r['gain_vs_best_base'])}"
             + f": {sft_word(r['gain'], r['gain_vs_best_base'])}" for r in sm) + ".")
     out += _length(runs) + _beside(res, eq, main)
     return out
@@ -210,7 +200,7 @@ def _length(runs: list[dict]) -> list[str]:
         return []
     return [f"- **The length claim** (GRPO sequence minus token aggregation on word-problems, mean length of the wrong "
             f"answers that ended before the cap, {nseeds(d['len_incorrect_complete']['n'])}): "
-            f"{cell(d['len_incorrect_complete'], 1)} tokens: {length_word(d)} (notebook 07's rule); notebook 06, "
+            f"{ci_cell(d['len_incorrect_complete'], 1)} tokens: {length_word(d)} (notebook 07's rule); notebook 06, "
             "section 10e, prints the error mix beside it."]
 
 
