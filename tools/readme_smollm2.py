@@ -65,6 +65,21 @@ micro-batches of 8 (the same loss; the plan's setting), the two tasks at once
 | arith, 8 (the plan's) | 18.3 | 2.3 | 3.9 | 7.9 | 32.7 |
 | word-problems, 32 | 23.9 | 4.6 | 7.3 | 15.7 | 51.8 |
 | word-problems, 8 (the plan's) | 23.5 | 3.5 | 5.6 | 10.5 | 43.4 |
+
+On a CPU without native bf16 the plan's precision backfires. On a 2-core AMD EPYC with AVX2 only (no
+avx512, no AMX), `arith` at the plan's settings, the two precisions measured at once
+(`OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --task arith --precision
+bf16 --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 8`, and `--precision fp32`):
+
+| precision | sample | reference forward | forward | backward | step |
+|---|---|---|---|---|---|
+| fp32 | 19.9 | 8.8 | 18.5 | 13.0 | 60.4 |
+| bf16, emulated | 75.5 | 69.5 | 88.3 | 387.5 | 621.0 |
+
+There bf16 is emulated, ten times slower than fp32, and `reproduce` and `train` say so in one line
+(`course_lib/loading.py`). Its samples differ too: the step-0 evaluation of `word-problems` at seed 2
+gave 26.4% on that CPU against 23.3% in the shipped runs. So the plan's remaining runs need a CPU
+with AMX or avx512_bf16 to pair by seed with the shipped ones.
 """
 
 
