@@ -14,6 +14,8 @@ _spec.loader.exec_module(pack_runs)
 def _reproduction(out: Path) -> None:
     (out / "base").mkdir(parents=True)
     (out / "base" / "t.json").write_text("{}")
+    (out / "base" / "step0").mkdir()
+    (out / "base" / "step0" / "0123abcd.json").write_text("{}")  # a step-0 evaluation shared by a seed's runs
     for run, done in (("t/grpo_sequence/seed0", True), ("t/sft+_sequence/seed0", False)):
         d = out / "runs" / run
         d.mkdir(parents=True)
@@ -23,13 +25,13 @@ def _reproduction(out: Path) -> None:
             (d / "result.json").write_text("{}")
 
 
-def test_only_finished_records_and_the_base_are_packed_under_the_folder_name(tmp_path):
+def test_only_finished_records_the_base_and_step0_are_packed_under_the_folder_name(tmp_path):
     _reproduction(tmp_path / "grid")
     assert pack_runs.pack(tmp_path / "grid", tmp_path / "a.tar.gz") == 1
     with tarfile.open(tmp_path / "a.tar.gz") as tar:
         names = tar.getnames()
         assert tar.extractfile("grid/runs/t/grpo_sequence/seed0/metrics.jsonl").read() == b'{"file": "metrics.jsonl"}'
-    assert names == ["grid/base/t.json"] + [f"grid/runs/t/grpo_sequence/seed0/{f}" for f in pack_runs.RECORD]
+    assert names == ["grid/base/t.json", "grid/base/step0/0123abcd.json"] + [f"grid/runs/t/grpo_sequence/seed0/{f}" for f in pack_runs.RECORD]
 
 
 def test_the_same_records_give_the_same_bytes(tmp_path):

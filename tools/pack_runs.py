@@ -2,9 +2,10 @@
 
 A run record ships without its checkpoints: each finished run's ``config.json``,
 ``metrics.jsonl``, ``eval.jsonl``, ``result.json`` and ``wall_s.json`` (a run is finished when it
-has ``result.json``), and the base measurements in ``base/``. Paths in the archive start with the
-folder's name, so unpacking it into ``results/`` and rerunning the recorded ``reproduce`` command
-there resumes the plan (unfinished runs start over) or, with ``--report-only``, rebuilds its
+has ``result.json``), the base measurements in ``base/`` and the shared step-0 evaluations in
+``base/step0/``. Paths in the archive start with the folder's name, so unpacking it into
+``results/`` and rerunning the recorded ``reproduce`` command there resumes the plan (unfinished
+runs start over, reusing their seed's step-0 evaluation) or, with ``--report-only``, rebuilds its
 results exactly. The archive is the same bytes for the same records (sorted names, fixed times
 and owners), so repacking unchanged records changes nothing in git.
 
@@ -29,7 +30,7 @@ RECORD = ("config.json", "metrics.jsonl", "eval.jsonl", "result.json", "wall_s.j
 def record_files(out: Path) -> tuple[list[Path], int]:
     """``(files to pack, finished runs)`` of the reproduction folder ``out``."""
     runs = sorted(p.parent for p in (out / "runs").rglob("result.json"))
-    files = sorted((out / "base").glob("*.json")) + [r / f for r in runs for f in RECORD if (r / f).is_file()]
+    files = sorted((out / "base").glob("*.json")) + sorted((out / "base" / "step0").glob("*.json")) + [r / f for r in runs for f in RECORD if (r / f).is_file()]
     return files, len(runs)
 
 
