@@ -407,6 +407,9 @@ def test_lora_model_trains_only_adapters_and_uses_them_off_as_reference():
 # Two steps of the bundled micro model (seed 3, 4 prompts x G = 4), recorded from the loop before it
 # was made faster: any change that alters what is sampled or how the weights move fails here.
 # "tokens": sum of id * (column + 1) of each step's completions; "params": the trainable weights' sum.
+# The samples must match exactly; the floats to 1e-4 (1e-8 for the sum), because CPUs with other
+# kernels (AVX2 against AVX-512) add in another order: on an AVX2-only CPU KL differs by 1e-5
+# relative and the weights' sum by 1.4e-9, while grpo and sft+ end 0.23 apart.
 PINNED_MICRO = {
     ("grpo", 2): {"tokens": [372522, 258985], "params": 1388.4466783268267,
                   "loss": [-7.450580596923828e-09, 4.246830940246582e-07],
@@ -428,10 +431,10 @@ def test_a_micro_run_samples_and_learns_what_it_did_when_pinned(objective, mu, m
     want = PINNED_MICRO[(objective, mu)]
     assert [int((r.completion_ids * torch.arange(1, r.completion_ids.shape[1] + 1)).sum()) for r in seen] == want["tokens"]
     for key in ("loss", "grad_norm", "clip_frac", "kl"):
-        assert [m[key] or 0.0 for m in res.history] == pytest.approx(want[key], rel=1e-6, abs=1e-9), key
+        assert [m[key] or 0.0 for m in res.history] == pytest.approx(want[key], rel=1e-4, abs=1e-9), key
     with torch.no_grad():
         assert float(sum(p.double().sum() for p in models.trainable_parameters(res.model))) == pytest.approx(
-            want["params"], rel=1e-12)
+            want["params"], rel=1e-8)
 
 
 def test_a_truncated_answer_earns_nothing_when_the_run_says_so():
