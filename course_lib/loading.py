@@ -382,9 +382,9 @@ def prepare_for_training(model, profile, gradient_checkpointing: bool):
 
 
 #: printed when a CPU without native bfloat16 (AMX or avx512 for oneDNN) is asked to compute in it
-BF16_EMULATED = ("warning: this CPU has no native bfloat16 (oneDNN finds no avx512/AMX for it): bf16 is emulated, a step "
-                 "takes several times fp32's (--precision fp32), and samples differ from a bf16 CPU's, so these runs "
-                 "do not pair by seed with runs made on one (the shipped SmolLM2 runs were)")
+BF16_EMULATED = ("warning: this CPU has no native bfloat16 (oneDNN finds no avx512/AMX): bf16 is emulated, several "
+                 "times slower than fp32 (--precision fp32), and its samples differ from a CPU with native bf16, so "
+                 "these runs do not pair by seed with runs made on one (the shipped SmolLM2 runs were)")
 
 
 def store_frozen_linears(model, dtype: torch.dtype) -> None:
@@ -395,7 +395,8 @@ def store_frozen_linears(model, dtype: torch.dtype) -> None:
     a large part of a forward: ``benchmarks/step_time.py``). The input embedding keeps float32
     (it feeds the float32 residual stream), so an output layer tied to it gets its own frozen
     copy in ``dtype``; trainable weights stay float32. The model must then run under
-    ``models.autocast``, as training does.
+    ``models.autocast``, as training does. On a CPU without native bf16 it prints
+    :data:`BF16_EMULATED` first.
     """
     if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():  # e.g. an AVX2-only CPU
         print(BF16_EMULATED, file=sys.stderr)
