@@ -381,10 +381,10 @@ def prepare_for_training(model, profile, gradient_checkpointing: bool):
     return get_peft_model(model, config)
 
 
-#: printed when a CPU without native bfloat16 (AMX or avx512 for oneDNN) is asked to compute in it
+#: ``models.load_policy`` prints it when a CPU without native bfloat16 (AMX or avx512 for oneDNN) is to compute in it
 BF16_EMULATED = ("warning: this CPU has no native bfloat16 (oneDNN finds no avx512/AMX): bf16 is emulated, several "
                  "times slower than fp32 (--precision fp32), and its samples differ from a CPU with native bf16, so "
-                 "these runs do not pair by seed with runs made on one (the shipped SmolLM2 runs were)")
+                 "these runs do not pair by seed with runs made on one (the shipped SmolLM2 runs were made on one)")
 
 
 def store_frozen_linears(model, dtype: torch.dtype) -> None:
@@ -395,11 +395,8 @@ def store_frozen_linears(model, dtype: torch.dtype) -> None:
     a large part of a forward: ``benchmarks/step_time.py``). The input embedding keeps float32
     (it feeds the float32 residual stream), so an output layer tied to it gets its own frozen
     copy in ``dtype``; trainable weights stay float32. The model must then run under
-    ``models.autocast``, as training does. On a CPU without native bf16 it prints
-    :data:`BF16_EMULATED` first.
+    ``models.autocast``, as training does.
     """
-    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():  # e.g. an AVX2-only CPU
-        print(BF16_EMULATED, file=sys.stderr)
     embedding = model.get_input_embeddings().weight
     for m in model.modules():
         if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad:

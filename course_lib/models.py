@@ -143,8 +143,7 @@ _QWEN = dict(
 #: Every profile by name. ``get_profile`` picks one.
 PROFILES: dict[str, Profile] = {
     "micro": Profile(
-        name="micro",
-        model_id=None,
+        name="micro", model_id=None,
         tasks=("countdown-micro", "gsm8k-micro"),
         threads=1,  # tiny matrices: a second thread gains little, and on a busy machine threads thrash
         budgets={"default": dict(
@@ -195,10 +194,8 @@ PROFILES: dict[str, Profile] = {
     "llama3.2-1b-instruct": Profile(
         name="llama3.2-1b-instruct",
         model_id="meta-llama/Llama-3.2-1B-Instruct",  # gated: accept the licence on the hub and log in
-        tasks=("gsm8k",),
-        quantization="nf4",
-        lora=LoraSettings(),
-        gradient_checkpointing=True,
+        tasks=("gsm8k",), quantization="nf4",
+        lora=LoraSettings(), gradient_checkpointing=True,
         chat_template=True,  # an instruct model expects its chat format
         eos_token="<|eot_id|>",  # end of an assistant turn in Llama 3 chat
         pad_token="<|finetune_right_pad_id|>",  # Llama 3.2 reserves this token for padding
@@ -302,6 +299,8 @@ def load_policy(profile: Profile | str, *, device=None, precision: str = "auto",
     profile = get_profile(profile) if isinstance(profile, str) else profile
     device = resolve_device(device, profile)  # micro: the CPU unless a device is given
     dtype = compute_dtype(precision, device)
+    if dtype == torch.bfloat16 and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        print(loading.BF16_EMULATED, file=sys.stderr)  # e.g. an AVX2-only CPU: no avx512, no AMX
     ckpt = profile.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
     if profile.model_id is None:  # the course's micro model, or a folder written like it
         model, tokenizer = load_micro(model_id, device=device)

@@ -31,7 +31,8 @@ def test_only_finished_records_the_base_and_step0_are_packed_under_the_folder_na
     with tarfile.open(tmp_path / "a.tar.gz") as tar:
         names = tar.getnames()
         assert tar.extractfile("grid/runs/t/grpo_sequence/seed0/metrics.jsonl").read() == b'{"file": "metrics.jsonl"}'
-    assert names == ["grid/base/t.json", "grid/base/step0/0123abcd.json"] + [f"grid/runs/t/grpo_sequence/seed0/{f}" for f in pack_runs.RECORD]
+    assert names == (["grid/base/t.json", "grid/base/step0/0123abcd.json"]
+                     + [f"grid/runs/t/grpo_sequence/seed0/{f}" for f in pack_runs.RECORD])
 
 
 def test_the_same_records_give_the_same_bytes(tmp_path):

@@ -30,7 +30,8 @@ RECORD = ("config.json", "metrics.jsonl", "eval.jsonl", "result.json", "wall_s.j
 def record_files(out: Path) -> tuple[list[Path], int]:
     """``(files to pack, finished runs)`` of the reproduction folder ``out``."""
     runs = sorted(p.parent for p in (out / "runs").rglob("result.json"))
-    files = sorted((out / "base").glob("*.json")) + sorted((out / "base" / "step0").glob("*.json")) + [r / f for r in runs for f in RECORD if (r / f).is_file()]
+    base = sorted((out / "base").glob("*.json")) + sorted((out / "base" / "step0").glob("*.json"))
+    files = base + [r / f for r in runs for f in RECORD if (r / f).is_file()]
     return files, len(runs)
 
 

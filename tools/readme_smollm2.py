@@ -77,7 +77,7 @@ bf16 --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 8`, and `--pr
 | bf16, emulated | 75.5 | 69.5 | 88.3 | 387.5 | 621.0 |
 
 There bf16 is emulated, ten times slower than fp32, and `reproduce` and `train` say so in one line
-(`course_lib/loading.py`). Its samples differ too: the step-0 evaluation of `word-problems` at seed 2
+(`models.load_policy`). Its samples differ too: the step-0 evaluation of `word-problems` at seed 2
 gave 26.4% on that CPU against 23.3% in the shipped runs. So the plan's remaining runs need a CPU
 with AMX or avx512_bf16 to pair by seed with the shipped ones.
 """
