@@ -32,6 +32,7 @@ class RunSpec:
     mu: int = 1  # updates per rollout (notebook 08: > 1 makes the ratio and the clip act)
     learning_rate: float | None = None  # None: the budget's
     optimizer: str = "adamw"  # trainer.OPTIMIZERS; another is named in the run's directory, record and label
+    precision: str | None = None  # None: the plan's or the budget's (a plan may set it by seed: PLANS' late_precision)
 
     @property
     def dirname(self) -> str:
@@ -95,7 +96,7 @@ def make_config(profile: str, spec: RunSpec, settings: Settings, extra: dict | N
     settings set (a spec's mu 1, AdamW or no rate leaves the budget's or ``extra``'s value)."""
     from course_lib.trainer import TrainConfig
 
-    more = {k: v for k, v, unset in (("mu", spec.mu, 1), ("optimizer", spec.optimizer, "adamw"),
+    more = {k: v for k, v, unset in (("mu", spec.mu, 1), ("optimizer", spec.optimizer, "adamw"), ("precision", spec.precision, None),
             ("learning_rate", spec.learning_rate, None), ("temperature", settings.temperature, None)) if v != unset}
     return TrainConfig.from_profile(
         profile, budget=settings.budget, task=spec.task, objective=spec.objective, seed=spec.seed,
@@ -133,6 +134,9 @@ def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
 #: Micro-batches of 8 completions sorted by length (the same loss): one batch of 32 pads every reply to the longest;
 #: 8 cut the scoring passes by about a third (grpo, one thread: arith 21.6 -> 14.2 s, word-problems 27.6 -> 19.7 s;
 #: ``benchmarks/step_time.py --task arith --precision bf16 --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 32 8``).
+#: Seeds 0-2 ran in bf16 on a CPU with AMX; seeds 3-4 compute in fp32 (``late_precision``), which every CPU runs at
+#: full speed, where bf16 without AMX/avx512_bf16 is emulated at about ten times fp32's step (README). A seed's runs
+#: share one precision and one step-0 evaluation, so the comparison still pairs by seed.
 #: grid: also GRPO's token and constant aggregations (notebook 07's ablation; measured during training only).
 #: horizon: its question is the curves; the base alone is swept (gains over its best), no pass@k.
 #: beyond-grid: notebook 08's arms (:data:`BEYOND_ARMS`) as the grid runs them, so they pair with its runs by seed.
@@ -152,7 +156,8 @@ PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"),
                      "seeds": 5, "steps": 30, "eval_every": 0, "pass_k": 0, "arms": (("sft-", 1e-5),), "ablation": (("word-problems", "grpo", "token"),),
                      "settings": {"eval_examples": 100, "eval_samples": 8, "temperature": None, "sweep_samples": 8,
                                   "sweep_runs": False, "pass_k_split": "test"},
-                     "config": {"max_new_tokens": 128, "truncated": "wrong", "precision": "bf16", "micro_batch_size": 8}}}
+                     "config": {"max_new_tokens": 128, "truncated": "wrong", "precision": "bf16", "micro_batch_size": 8},
+                     "late_precision": (3, "fp32")}}
 PLAN_SETTINGS = {"eval_examples": 200, "eval_samples": 4, "temperature": 0.6, "sweep_samples": 16,
                  "pass_k_examples": 100, "pass_k_split": "hard", "margin": 0.05}
 
@@ -172,4 +177,5 @@ def plan_evidence(name: str, tasks, seeds: int | None = None, objectives=None) -
         specs += [RunSpec(t, o, s, learning_rate=lr) for o, lr in p.get("arms", ()) for t in tasks]
         specs += plan_beyond([s], p["mu_arms"]) if "mu_arms" in p else []  # their own tasks
         specs += [RunSpec(t, o, s, agg, ablation=True) for t, o, agg in p.get("ablation", ()) if t in tasks]
-    return specs, settings, dict(p.get("config", {}))
+    first, late = p.get("late_precision", (seeds, None))  # from seed ``first`` on, the runs compute in ``late``
+    return [dataclasses.replace(x, precision=late) if x.seed >= first else x for x in specs], settings, dict(p.get("config", {}))

@@ -63,17 +63,15 @@ def run_record(spec: RunSpec, history: list[dict], evals: list[dict], wall_s: fl
            "final_accuracy": final.get("accuracy"), "eval_accuracy": {str(e["step"]): e.get("accuracy") for e in evals}}
     rec.update({k: final.get(k) for k in ("len_correct", "len_incorrect", "len_incorrect_complete",
                                            "len_incorrect_worked", "share_incorrect_guess")})
-    rec.update({f"base_{k}": base.get(k) for k in ("len_incorrect_complete", "len_incorrect_worked",
-                                                   "share_incorrect_guess")})
+    rec.update({f"base_{k}": base.get(k) for k in ("len_incorrect_complete", "len_incorrect_worked", "share_incorrect_guess")})
     rec.update(base_len_correct=base.get("len_correct"), base_len_incorrect=base.get("len_incorrect"),
                base_truncated=base.get("truncated"), final_truncated=final.get("truncated"), eval_step=final.get("step"),
-               train_accuracy=_tail_mean(history, "accuracy"),
-               train_len_correct=_tail_mean(history, "len_correct"),
-               train_len_incorrect=_tail_mean(history, "len_incorrect"),
+               **{f"train_{k}": _tail_mean(history, k) for k in ("accuracy", "len_correct", "len_incorrect")},
                train_clip_frac=_tail_mean(history, "clip_frac", len(history)),  # at least its steps' time (a killed run loses the rest)
                wall_s=round(max(wall_s, sum(h.get("seconds_gen", 0) + h.get("seconds_train", 0) for h in history)), 1))
     rec["gain"] = None if None in (rec["final_accuracy"], rec["base_accuracy"]) else rec["final_accuracy"] - rec["base_accuracy"]
-    return {**rec, **({"optimizer": spec.optimizer} if spec.optimizer != "adamw" else {}), **more}
+    own = {k: v for k, v in (("optimizer", spec.optimizer), ("precision", spec.precision)) if v not in ("adamw", None)}
+    return {**rec, **own, **more}  # a spec's own optimizer or precision is named in its record
 
 
 _NO_SPLIT: set = set()  # (task, split) pairs already reported as missing
@@ -278,8 +276,8 @@ def run_reproduction(out, *, profile: str = "micro", specs: list[RunSpec], setti
         if train and (todo and workers == 1 or _base_measure(out, specs, configs, settings, get_task, None)):
             model, tokenizer = (model, tokenizer) if model is not None else _load_base(profile, configs[0].precision)
             _base_measure(out, specs, configs, settings, get_task, (model, tokenizer))
-        if todo and workers > 1:
-            interrupted = _run_in_workers(out, profile, todo, settings, min(workers, len(todo)), finished)
+        if todo and (workers > 1 or len({c.precision for _, c in todo}) > 1):  # a worker loads the base in one precision
+            interrupted = _run_in_workers(out, profile, todo, settings, workers, finished)
         elif todo:
             init = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
             for spec, cfg in todo:
@@ -308,30 +306,33 @@ def _load_base(profile: str, precision: str):
 
 
 def _run_in_workers(out: Path, profile: str, todo, settings: Settings, workers: int, finished) -> bool:
-    """Runs in ``workers`` spawned processes (one model each); True when interrupted."""
+    """Runs in up to ``workers`` spawned processes (one model each), one pool per precision, bf16 last
+    where this CPU only emulates it (``loading.BF16_EMULATED``); True when interrupted."""
     import concurrent.futures as cf
     import multiprocessing as mp
 
     import torch
 
-    threads = max(1, torch.get_num_threads() // workers)
-    pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                  initargs=(profile, threads, todo[0][1].precision))
-    futures = {pool.submit(_worker_run, s, c, str(out / "runs" / s.dirname), settings, str(out / "base" / "step0")): s
-               for s, c in todo}
-    try:
-        for fut in cf.as_completed(futures):
-            try:
-                if finished(futures[fut], fut.result()):
+    threads, native = max(1, torch.get_num_threads() // workers), torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    for precision in sorted({c.precision for _, c in todo}, key=lambda p: (p == "bf16" and not native, p)):
+        group = [(s, c) for s, c in todo if c.precision == precision]
+        pool = cf.ProcessPoolExecutor(min(workers, len(group)), mp_context=mp.get_context("spawn"),
+                                      initializer=_worker_init, initargs=(profile, threads, precision))
+        futures = {pool.submit(_worker_run, s, c, str(out / "runs" / s.dirname), settings, str(out / "base" / "step0")): s
+                   for s, c in group}
+        try:
+            for fut in cf.as_completed(futures):
+                try:
+                    if finished(futures[fut], fut.result()):
+                        return True
+                except cf.process.BrokenProcessPool:
+                    print(f"a worker process died during {futures[fut].label} (killed from outside, or out of "
+                          "memory); finished runs are kept: run the same command again to continue")
                     return True
-            except cf.process.BrokenProcessPool:
-                print(f"a worker process died during {futures[fut].label} (killed from outside, or out of "
-                      "memory); finished runs are kept: run the same command again to continue")
-                return True
-    except KeyboardInterrupt:
-        return True
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # a running run got the Ctrl-C too and checkpoints
+        except KeyboardInterrupt:
+            return True
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # a running run got the Ctrl-C too and checkpoints
     return False
 
 

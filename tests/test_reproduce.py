@@ -463,7 +463,15 @@ def test_the_smollm2_plan_runs_the_real_model_with_its_own_cap_and_rules():
     assert len(specs) == len({s.dirname for s in specs}) == 50 + 10 + 5 and settings.steps >= 30
     assert [s.seed for s in specs] == sorted(s.seed for s in specs) and settings.sweep_samples > 0
     cfg = plans.make_config("smollm2-135m", specs[-1], settings, config)
-    assert (cfg.max_new_tokens, cfg.truncated, cfg.precision, cfg.temperature) == (128, "wrong", "bf16", 0.7)
+    assert (cfg.max_new_tokens, cfg.truncated, cfg.temperature) == (128, "wrong", 0.7)
+    # seeds 0-2 in bf16 (a CPU with AMX), seeds 3-4 in fp32 (bf16 is emulated, ~10x slower, without it); the
+    # directories keep their names, and so do the records of the seeds the plan's own precision ran
+    got = {s.seed: {plans.make_config("smollm2-135m", x, settings, config).precision for x in specs if x.seed == s.seed}
+           for s in specs}
+    assert got == {0: {"bf16"}, 1: {"bf16"}, 2: {"bf16"}, 3: {"fp32"}, 4: {"fp32"}}
+    assert {s.dirname for s in specs} == {dataclasses.replace(s, precision=None).dirname for s in specs}
+    assert "precision" not in R.run_record(specs[0], [], [], 0.0) and R.run_record(specs[-1], [], [], 0.0)["precision"] == "fp32"
+    assert plans.plan_evidence("smollm2", tasks, seeds=3)[0] == specs[:39] and {s.precision for s in specs[:39]} == {None}
     assert cfg.micro_batch_size < cfg.prompts_per_step * cfg.group_size  # length-sorted micro-batches pad less
     # every held-out problem (arith 50, word-problems 80) x 8 samples; only the base is swept
     assert (settings.eval_examples, settings.eval_samples, settings.sweep_samples, settings.sweep_runs) == (100, 8, 8, False)
@@ -609,3 +617,35 @@ def test_the_base_is_loaded_for_the_runs_precision(tmp_path, monkeypatch):
                        settings=dataclasses.replace(BUDGET, steps=1, pass_k=0), extra={**TINY, "precision": "fp32"},
                        get_task=lambda name: fake_task(), progress=False)
     assert asked == ["fp32"]
+
+
+@pytest.mark.parametrize("native, order", [(False, ["fp32", "bf16"]), (True, ["bf16", "fp32"])])
+def test_workers_load_the_base_in_each_runs_precision_and_emulated_bf16_goes_last(native, order, monkeypatch, tmp_path):
+    """A plan that mixes precisions (smollm2: seeds 3-4 in fp32) gets one pool per precision, whose
+    processes load the base in it; where this CPU only emulates bf16, the bf16 runs wait for the rest."""
+    import concurrent.futures as cf
+
+    pools = []
+
+    class Pool:  # runs nothing in other processes: records what each pool was made for and what it was given
+        def __init__(self, workers, mp_context, initializer, initargs):
+            pools.append({"workers": workers, "precision": initargs[2], "runs": []})
+
+        def submit(self, fn, spec, cfg, *rest):
+            pools[-1]["runs"].append((spec.seed, cfg.precision))
+            fut = cf.Future()
+            fut.set_result({"status": "ran", "seed": spec.seed})
+            return fut
+
+        def shutdown(self, **kw):
+            pass
+
+    monkeypatch.setattr(cf, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    specs, settings, config = plans.plan_evidence("smollm2", ["arith"], seeds=5, objectives=["grpo"])
+    todo = [(s, plans.make_config("smollm2-135m", s, settings, config)) for s in specs]
+    done = []
+    assert not R._run_in_workers(tmp_path, "smollm2-135m", todo, settings, 2, lambda s, rec: done.append(s.seed))
+    assert [p["precision"] for p in pools] == order and all(p["workers"] == 2 for p in pools)
+    assert all({c for _, c in p["runs"]} == {p["precision"]} for p in pools)  # each run computes as its pool loaded
+    assert sorted(done) == sorted(s.seed for s in specs)  # every run, once
