@@ -10,7 +10,8 @@ The reading rules of notebook 06 (sections 5, 9 and 10), in one place so that RE
 section words its verdicts as the notebook does: ``spread`` (an interval with a width),
 ``vs_zero``, ``tost_word``, ``agreement`` (an interval against the paper's gaps), ``arm_name``,
 ``noise_word`` (evaluation noise against the seed spread, pooled and arm by arm), ``sft_word`` (a
-gain read two ways), ``ab_diff`` and ``length_word`` (GRPO's two aggregations), and, for a row set
+gain read two ways), ``seed_precisions`` and ``precision_word`` (seeds of two precisions set apart),
+``ab_diff`` and ``length_word`` (GRPO's two aggregations), and, for a row set
 beside another, ``two_readings``, ``weak``, ``micro_word`` and ``beside``.
 """
 
@@ -93,6 +94,35 @@ def noise_word(n: dict, runs: list[dict] | None = None) -> str:
     miss = [f"{a} {100 * sd:.1f}" for a, sd in sds.items() if not _below(n["eval_sd"], sd)[1]]
     return out + f"; arm by arm, below it in {len(sds) - len(miss)} of {len(sds)}" + (
         f" (not in {', '.join(miss)}: seeds that differ little beyond the evaluation noise)" if miss else "")
+
+
+def seed_precisions(runs: list[dict], plan_precision: str) -> dict[int, str]:
+    """Seed -> the precision its runs computed in (a record names its own, else it is the plan's). Every
+    run of a seed must share one, or the seed's comparisons would not pair."""
+    by: dict[int, set] = {}
+    for r in runs:
+        by.setdefault(r["seed"], set()).add(r.get("precision", plan_precision))
+    mixed = {s: sorted(v) for s, v in by.items() if len(v) > 1}
+    if mixed:
+        raise ValueError(f"seeds whose runs computed in more than one precision: {mixed}")
+    return {s: v.pop() for s, v in sorted(by.items())}
+
+
+def precision_word(first: list[float], late: list[float]) -> str:
+    """One measurement (fractions) over the seeds of two precisions: the later seeds' mean minus the first
+    seeds', in points, with a Welch 95% interval where each side has two seeds or more ('holds 0: no
+    difference shown' or 'excludes 0: they differ'); with fewer, the values and 'no interval yet'."""
+    m1, m2 = sum(first) / len(first), sum(late) / len(late)
+    if min(len(first), len(late)) < 2:
+        return f"{100 * m1:.1f} against {', '.join(f'{100 * x:.1f}' for x in late)}: no interval yet"
+    v1, v2 = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs) for xs, m in ((first, m1), (late, m2)))
+    d = m2 - m1
+    if v1 + v2 < 1e-24:
+        return f"{100 * d:+.1f}, no spread: no interval"
+    df = (v1 + v2) ** 2 / (v1**2 / (len(first) - 1) + v2**2 / (len(late) - 1))  # Welch-Satterthwaite
+    h = stats.t_quantile(max(1, int(df))) * math.sqrt(v1 + v2)
+    word = "holds 0: no difference shown" if d - h <= 0 <= d + h else "excludes 0: they differ"
+    return f"{100 * d:+.1f} [{100 * (d - h):+.1f}, {100 * (d + h):+.1f}], {word}"
 
 
 def ab_diff(ab: dict, key: str) -> dict:

@@ -165,3 +165,21 @@ def test_beside_reads_a_row_against_the_micro_row_and_the_papers_gaps():
     far = _row("sft+", 0.08, 0.12, "above grpo", "different")  # sft+ 10 points above grpo; the paper's gaps +2, +1
     assert H.beside(far, _row("sft+", 0.0, 0.03, None, "equivalent"), paper, [0.08, 0.1, 0.12], 0.05)[2:] == (
         "disagrees", "disagrees")
+
+
+def test_seed_precisions_names_each_seeds_precision_and_refuses_a_seed_that_mixes_two():
+    runs = [{"seed": 0}, {"seed": 0}, {"seed": 3, "precision": "fp32"}, {"seed": 1}]
+    assert H.seed_precisions(runs, "bf16") == {0: "bf16", 1: "bf16", 3: "fp32"}
+    with pytest.raises(ValueError, match="more than one precision: {0: \\['bf16', 'fp32'\\]}"):
+        H.seed_precisions(runs + [{"seed": 0, "precision": "fp32"}], "bf16")
+
+
+@pytest.mark.parametrize("first, late, word", [
+    ([0.40, 0.41, 0.42], [0.45], "41.0 against 45.0: no interval yet"),  # one later seed: no interval
+    # Welch by hand: se 0.00764, df 2.9 -> t(2) 4.303, half-width 3.3 points
+    ([0.40, 0.41, 0.42], [0.41, 0.42], "+0.5 [-2.8, +3.8], holds 0: no difference shown"),
+    ([0.40, 0.41, 0.42], [0.60, 0.61], "+19.5 [+16.2, +22.8], excludes 0: they differ"),
+    ([0.40, 0.40], [0.45, 0.45], "+5.0, no spread: no interval"),
+])
+def test_precision_word_sets_two_groups_of_seeds_apart_with_a_welch_interval(first, late, word):
+    assert H.precision_word(first, late) == word

@@ -33,6 +33,8 @@ from course_helpers import (  # noqa: E402
     ci_cell,
     length_word,
     noise_word,
+    precision_word,
+    seed_precisions,
     sft_word,
     tost_word,
 )
@@ -78,8 +80,11 @@ bf16 --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 8`, and `--pr
 
 There bf16 is emulated, ten times slower than fp32, and `reproduce` and `train` say so in one line
 (`models.load_policy`). Its samples differ too: the step-0 evaluation of `word-problems` at seed 2
-gave 26.4% on that CPU against 23.3% in the shipped runs. So the plan's remaining runs need a CPU
-with AMX or avx512_bf16 to pair by seed with the shipped ones.
+gave 26.4% on that CPU against 23.3% in the shipped runs, so a bf16 run made there would not pair
+with its seed's shipped runs. The CPUs left for the plan have no native bf16, so its seeds 3 and 4
+compute in float32 (`late_precision` in `course_lib/plans.py`), which every CPU runs at full speed;
+every run of a seed shares one precision and one step-0 evaluation, so the comparisons still pair
+by seed, and the precision check below (notebook 06, 10c) sets the two groups of seeds apart.
 """
 
 
@@ -99,6 +104,14 @@ def progress(res: dict, seeds: list[int]) -> str:
         + f" ({nseeds(len(seeds))}: {', '.join(map(str, seeds))}" + ")" * done
 
 
+def _precisions() -> str:
+    """The plan's precision by seed: 'bfloat16 (...) for seeds 0-2 and float32 for seeds 3-4'."""
+    p = plans.PLANS["smollm2"]
+    k, late = p["late_precision"]
+    words = {"bf16": "bfloat16 (frozen weights stored in bf16, bf16 autocast)", "fp32": "float32"}
+    return f"{words[p['config']['precision']]} for seeds 0-{k - 1} and {words[late]} for seeds {k}-{p['seeds'] - 1}"
+
+
 def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
     st, runs, T = res["settings"], res["runs"], res["runs"][0]["temperature"]
     planned = Counter(s.task for s in plans.plan_evidence("smollm2", PLAN_TASKS)[0])
@@ -106,6 +119,7 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
         raise ValueError(f"{sorted(set(planned) - set(tasks))}: no finished run yet, so no run time to project the plan "
                          "from; ship the file once every task has a run")
     whole = {t: n * mean(r["wall_s"] for r in runs if r["task"] == t) for t, n in planned.items()}  # seconds
+    prec = seed_precisions(runs, plans.PLANS["smollm2"]["config"]["precision"])
     return [
         HEAD + ": SmolLM2-135M-Instruct (shipped)\n",
         fill("`data/results/smollm2_evidence_results.json` (figures in `data/results/smollm2_evidence_figures/`, tables "
@@ -117,7 +131,7 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
              "GSM8K), the prompt asking for only the final number and the verifier reading the reply's last number, each "
              "with a test split that shares no arithmetic with training in either order (tests/test_heldout.py). grpo, "
              f"sft+, sft-, plain sft+- and the reward-free `confidence` control, {st['steps']} steps of 8 problems x G = 4 "
-             f"at T = {T}, learning rate 1e-4, LoRA r 16, bfloat16 autocast, at most 128 new tokens with an answer cut "
+             f"at T = {T}, learning rate 1e-4, LoRA r 16, {_precisions()}, at most 128 new tokens with an answer cut "
              "there scored wrong; sft- also at learning rate 1e-5; GRPO's token aggregation on `word-problems`. Held-out: "
              f"every test problem (50 and 80) x {st['eval_samples']} samples at the end of each run, and once more with "
              "another sampling seed; the base at T = 0.3, 0.6, 0.7, 1.0 and greedy.") + "\n",
@@ -137,8 +151,9 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
              f"{sum(whole.values()) / 3600:.0f} CPU-hours (about {sum(whole.values()) / 7200:.0f} hours two runs at a "
              f"time), {100 * whole.get('word-problems', 0) / sum(whole.values()):.0f}% of it on `word-problems`; "
              "measured in the runs so far, seconds per step (median over runs, evaluations included, two runs at a "
-             "time): " + ", ".join(f"{t} {median(r['wall_s'] / r['steps'] for r in runs if r['task'] == t):.0f} "
-                                   f"({sum(r['task'] == t for r in runs)} runs)" for t in tasks) + ".") + "\n",
+             "time): " + ", ".join(f"{t} {median(r['wall_s'] / r['steps'] for r in mine):.0f} ({len(mine)} {p} runs)"
+                                   for t in tasks for p in dict.fromkeys(prec[r["seed"]] for r in runs)
+                                   if (mine := [r for r in runs if r["task"] == t and prec[r["seed"]] == p])) + ".") + "\n",
     ]
 
 
@@ -198,12 +213,31 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
     out.append("- **The cap**: final answers cut at 128 tokens, mean over seeds: " + "; ".join(
         f"{t} " + ", ".join(f"{a} {100 * mean(v):.0f}%" for (tt, a), v in cut.items() if tt == t) for t in tasks)
         + (". Under 10% in every run of grpo, sft+ and sft+-." if not long3 else f". 10% or more in {', '.join(long3)}."))
+    out += _precision_check(runs, tasks, cut)
     sm = [r for r in res["temperature_sweep"] if r["model"] == "sft-"]
     if sm:
         out.append(f"- **sft- at two learning rates** (gain over the base at T = {T}; against its best): " + "; ".join(
             f"{r['task']} lr {report.lr_text(r['learning_rate'])} {ci_cell(r['gain'])}, {ci_cell(r['gain_vs_best_base'])}"
             + f": {sft_word(r['gain'], r['gain_vs_best_base'])}" for r in sm) + ".")
     out += _length(runs) + _beside(res, eq, main)
+    return out
+
+
+def _precision_check(runs: list[dict], tasks: list[str], arms: dict) -> list[str]:
+    """Notebook 06 10c's precision check: the later-precision seeds against the plan's precision's."""
+    first = plans.PLANS["smollm2"]["config"]["precision"]
+    prec = seed_precisions(runs, first)
+    out = []
+    for late in sorted(set(prec.values()) - {first}):
+        def vals(t, p, arm=None):  # per seed of precision p on task t: the base at step 0 (arm None) or the arm's final accuracy
+            return list({r["seed"]: r["base_accuracy"] if arm is None else r["final_accuracy"] for r in runs
+                         if r["task"] == t and prec[r["seed"]] == p and arm in (None, arm_name(r))}.values())
+        words = [f"{t}: " + "; ".join(f"{a or 'base at step 0'} {precision_word(vals(t, first, a), vals(t, late, a))}"
+                                      for a in [None] + [a for tt, a in arms if tt == t] if vals(t, late, a) and vals(t, first, a))
+                 for t in tasks if vals(t, late)]
+        out.append(f"- **The precision check** ({late} seeds {', '.join(str(s) for s, p in prec.items() if p == late)} against "
+                   f"{first} seeds; final accuracy, {late} minus {first}, points, Welch 95% once each side has two seeds): "
+                   + "; ".join(words) + ".")
     return out
 
 
