@@ -541,7 +541,8 @@ def test_shipped_run_records_keep_their_names_and_resume(name, folder, extra, tm
     settings = plans.Settings(**shipped["settings"])
     rate = models.get_profile(shipped["profile"]).budgets[settings.budget]["learning_rate"]  # None in a spec: this one
     specs = [plans.RunSpec(r["task"], r["objective"], r["seed"], r["aggregation"], r["ablation"], r["mu"],
-                           None if r["learning_rate"] == rate else r["learning_rate"]) for r in shipped["runs"]]
+                           None if r["learning_rate"] == rate else r["learning_rate"], precision=r.get("precision"))
+             for r in shipped["runs"]]  # a record names its precision where its spec set one (smollm2's later seeds)
     configs = [plans.make_config(shipped["profile"], s, settings, extra) for s in specs]
     assert [s.dirname for s in specs] == [r["run_dir"] for r in shipped["runs"]]
     assert R.check_run_dirs(tmp_path / folder, specs, configs, overwrite=False) == []

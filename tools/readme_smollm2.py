@@ -235,7 +235,8 @@ def _precision_check(runs: list[dict], tasks: list[str], arms: dict) -> list[str
         words = [f"{t}: " + "; ".join(f"{a or 'base at step 0'} {precision_word(vals(t, first, a), vals(t, late, a))}"
                                       for a in [None] + [a for tt, a in arms if tt == t] if vals(t, late, a) and vals(t, first, a))
                  for t in tasks if vals(t, late)]
-        out.append(f"- **The precision check** ({late} seeds {', '.join(str(s) for s, p in prec.items() if p == late)} against "
+        mine = [str(s) for s, p in prec.items() if p == late]
+        out.append(f"- **The precision check** ({late} seed{'s' * (len(mine) > 1)} {', '.join(mine)} against "
                    f"{first} seeds; final accuracy, {late} minus {first}, points, Welch 95% once each side has two seeds): "
                    + "; ".join(words) + ".")
     return out
