@@ -151,7 +151,7 @@ def _reproduce_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ablation-tasks", nargs="*", default=None, help="default: all; --quick: the first")
     ap.add_argument("--aggregation", default="sequence", choices=AGGREGATIONS)
     ap.add_argument("--precision", default=None, choices=("auto", "fp32", "fp16", "bf16"),
-                    help="override the budget's precision (bf16 halves a CPU step with AMX/avx512_bf16; without, it is emulated: several times slower)")
+                    help="override the budget's or plan's precision, not a seed's own (bf16 halves a CPU step with AMX/avx512_bf16; without, it is emulated: several times slower)")
     ap.add_argument("--workers", type=count, default=None, help="parallel run processes (default: 2 for micro on CPU)")
     ap.add_argument("--threads", type=count, default=None, help="torch CPU threads in all (split between workers)")
     ap.add_argument("--overwrite", action="store_true", help="start over the runs whose saved settings differ")
@@ -208,7 +208,7 @@ def reproduce_main(argv) -> int:
         specs = plans.plan_beyond(range(seeds))
     elif plan:
         specs, settings, config = plans.plan_evidence(args.plan, tasks, args.seeds, args.objectives)
-        extra = {**config, **extra}  # the plan's TrainConfig fields; --precision still overrides
+        extra = {**config, **extra}  # the plan's TrainConfig fields; --precision overrides its precision, not a seed's own
     out = Path(args.out)
     configs = [plans.make_config(prof.name, s, settings, extra) for s in specs]  # validates every setting first
     conflicts = R.check_run_dirs(out, specs, configs, args.overwrite)

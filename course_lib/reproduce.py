@@ -339,7 +339,7 @@ def _run_in_workers(out: Path, profile: str, todo, settings: Settings, workers: 
 def _base_measure(out: Path, specs, configs, settings: Settings, get_task, policy) -> bool:
     """The base model's :func:`measure` per task, once (``out/base/TASK.json``). With
     ``policy=None`` only says whether any is missing."""
-    missing = [(s, c) for s, c in {s.task: (s, c) for s, c in zip(specs, configs)}.values()
+    missing = [(s, c) for s, c in {s.task: (s, c) for s, c in reversed(list(zip(specs, configs)))}.values()  # a task's first
                if (settings.pass_k or settings.sweep_samples) and not (out / "base" / f"{s.task}.json").exists()]
     for spec, cfg in missing if policy is not None else []:
         (out / "base").mkdir(exist_ok=True)

@@ -108,21 +108,21 @@ def seed_precisions(runs: list[dict], plan_precision: str) -> dict[int, str]:
     return {s: v.pop() for s, v in sorted(by.items())}
 
 
-def precision_word(first: list[float], late: list[float]) -> str:
-    """One measurement (fractions) over the seeds of two precisions: the later seeds' mean minus the first
-    seeds', in points, with a Welch 95% interval where each side has two seeds or more ('holds 0: no
-    difference shown' or 'excludes 0: they differ'); with fewer, the values and 'no interval yet'."""
+def precision_word(first: list[float], late: list[float], names: tuple[str, str] = ("first", "later")) -> str:
+    """One measurement (fractions) over the seeds of two precisions (``names``), in points: with two seeds
+    or more on each side, the later seeds' mean minus the first seeds' with a Welch 95% interval ('no
+    difference shown' where it holds 0, else 'they differ'); with fewer, both means and 'no interval yet'."""
     m1, m2 = sum(first) / len(first), sum(late) / len(late)
     if min(len(first), len(late)) < 2:
-        return f"{100 * m1:.1f} against {', '.join(f'{100 * x:.1f}' for x in late)}: no interval yet"
+        return f"{names[0]} {100 * m1:.1f}, {names[1]} {100 * m2:.1f}: no interval yet"
     v1, v2 = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs) for xs, m in ((first, m1), (late, m2)))
     d = m2 - m1
     if v1 + v2 < 1e-24:
-        return f"{100 * d:+.1f}, no spread: no interval"
+        return f"{names[1]} - {names[0]} {100 * d:+.1f}, no spread: no interval"
     df = (v1 + v2) ** 2 / (v1**2 / (len(first) - 1) + v2**2 / (len(late) - 1))  # Welch-Satterthwaite
     h = stats.t_quantile(max(1, int(df))) * math.sqrt(v1 + v2)
-    word = "holds 0: no difference shown" if d - h <= 0 <= d + h else "excludes 0: they differ"
-    return f"{100 * d:+.1f} [{100 * (d - h):+.1f}, {100 * (d + h):+.1f}], {word}"
+    word = "no difference shown" if d - h <= 0 <= d + h else "they differ"
+    return f"{names[1]} - {names[0]} {100 * d:+.1f} [{100 * (d - h):+.1f}, {100 * (d + h):+.1f}]: {word}"
 
 
 def ab_diff(ab: dict, key: str) -> dict:

@@ -47,3 +47,24 @@ def test_a_folder_without_runs_is_refused_in_one_line(tmp_path, capsys):
     assert pack_runs.main([str(tmp_path / "nothing"), str(tmp_path / "x.tar.gz")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "runs/" in err and not (tmp_path / "x.tar.gz").exists()
+
+
+def test_step0_restores_a_seeds_shared_evaluation_from_its_runs_and_names_a_run_that_differs(tmp_path):
+    from dataclasses import asdict
+
+    from course_lib.reproduce import step0_file
+    from course_lib.trainer import TrainConfig
+
+    out = tmp_path / "plan"
+    first = {"step": 0, "accuracy": 0.25, "truncated": 0.05}
+    for objective, acc in (("grpo", 0.25), ("sft+", 0.25), ("sft-", 0.3)):  # sft-'s first row is another measurement
+        d = out / "runs" / "t" / f"{objective}_sequence" / "seed0"
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps(asdict(TrainConfig.from_profile("micro", objective=objective))))
+        (d / "eval.jsonl").write_text(json.dumps({**first, "accuracy": acc}) + "\n" + json.dumps({"step": 30}) + "\n")
+        (d / "result.json").write_text("{}")
+    written, differ = pack_runs.restore_step0(out)
+    shared = step0_file(out / "base" / "step0", TrainConfig.from_profile("micro"))
+    assert (written, json.loads(shared.read_text())) == (1, first)  # one file for the seed: objectives share it
+    assert differ == ["runs/t/sft-_sequence/seed0"]
+    assert pack_runs.restore_step0(out) == (0, differ)  # written once

@@ -175,11 +175,11 @@ def test_seed_precisions_names_each_seeds_precision_and_refuses_a_seed_that_mixe
 
 
 @pytest.mark.parametrize("first, late, word", [
-    ([0.40, 0.41, 0.42], [0.45], "41.0 against 45.0: no interval yet"),  # one later seed: no interval
+    ([0.40, 0.41, 0.42], [0.45], "bf16 41.0, fp32 45.0: no interval yet"),  # one later seed: no interval
     # Welch by hand: se 0.00764, df 2.9 -> t(2) 4.303, half-width 3.3 points
-    ([0.40, 0.41, 0.42], [0.41, 0.42], "+0.5 [-2.8, +3.8], holds 0: no difference shown"),
-    ([0.40, 0.41, 0.42], [0.60, 0.61], "+19.5 [+16.2, +22.8], excludes 0: they differ"),
-    ([0.40, 0.40], [0.45, 0.45], "+5.0, no spread: no interval"),
+    ([0.40, 0.41, 0.42], [0.41, 0.42], "fp32 - bf16 +0.5 [-2.8, +3.8]: no difference shown"),
+    ([0.40, 0.41, 0.42], [0.60, 0.61], "fp32 - bf16 +19.5 [+16.2, +22.8]: they differ"),
+    ([0.40, 0.40], [0.45, 0.45], "fp32 - bf16 +5.0, no spread: no interval"),
 ])
 def test_precision_word_sets_two_groups_of_seeds_apart_with_a_welch_interval(first, late, word):
-    assert H.precision_word(first, late) == word
+    assert H.precision_word(first, late, ("bf16", "fp32")) == word

@@ -650,3 +650,14 @@ def test_workers_load_the_base_in_each_runs_precision_and_emulated_bf16_goes_las
     assert [p["precision"] for p in pools] == order and all(p["workers"] == 2 for p in pools)
     assert all({c for _, c in p["runs"]} == {p["precision"]} for p in pools)  # each run computes as its pool loaded
     assert sorted(done) == sorted(s.seed for s in specs)  # every run, once
+
+
+def test_the_base_is_measured_with_each_tasks_first_run_settings_the_precision_it_was_loaded_in(monkeypatch, tmp_path):
+    """The main process loads the base in the first run's precision (bf16 for smollm2), so the base's
+    sweep must use that run's settings, not a later seed's (fp32 from seed 3 on)."""
+    specs, settings, config = plans.plan_evidence("smollm2", ["arith", "word-problems"])
+    configs = [plans.make_config("smollm2-135m", s, settings, config) for s in specs]
+    seen = {}
+    monkeypatch.setattr(R, "measure", lambda model, tok, task, st, cfg, seed: seen.update({task: cfg}) or {})
+    assert R._base_measure(tmp_path, specs, configs, settings, lambda name: name, (None, None))
+    assert {t: (c.precision, c.seed) for t, c in seen.items()} == {"arith": ("bf16", 0), "word-problems": ("bf16", 0)}

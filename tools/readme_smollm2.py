@@ -53,10 +53,10 @@ machine whose CPU has AMX/avx512_bf16, other jobs paused, seconds. At the old 48
 |---|---|---|---|---|---|
 | float32, float32 (`--precision fp32`, the CPU default) | 10.0 | 5.0 | 10.9 | 8.0 | 34.1 |
 | float32 under bf16 autocast | 10.2 | 1.9 | 2.8 | 5.9 | 20.9 |
-| frozen weights stored in bf16, LoRA in float32 (the plan's) | 6.5 | 1.7 | 2.7 | 5.8 | 16.8 |
+| frozen weights stored in bf16, LoRA in float32 (seeds 0-2's) | 6.5 | 1.7 | 2.7 | 5.8 | 16.8 |
 
 At the plan's 128-token cap, one padded batch of 32 completions against length-sorted
-micro-batches of 8 (the same loss; the plan's setting), the two tasks at once
+micro-batches of 8 (the same loss; the plan's setting, in bf16), the two tasks at once
 (`OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --task word-problems
 --precision bf16 --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 32 8`, likewise
 `--task arith`; sampling differs between rows because steps 2-3 follow different updates):
@@ -68,7 +68,7 @@ micro-batches of 8 (the same loss; the plan's setting), the two tasks at once
 | word-problems, 32 | 23.9 | 4.6 | 7.3 | 15.7 | 51.8 |
 | word-problems, 8 (the plan's) | 23.5 | 3.5 | 5.6 | 10.5 | 43.4 |
 
-On a CPU without native bf16 the plan's precision backfires. On a 2-core AMD EPYC with AVX2 only (no
+On a CPU without native bf16, bf16 backfires. On a 2-core AMD EPYC with AVX2 only (no
 avx512, no AMX), `arith` at the plan's settings, the two precisions measured at once
 (`OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --task arith --precision
 bf16 --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 8`, and `--precision fp32`):
@@ -81,10 +81,13 @@ bf16 --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 8`, and `--pr
 There bf16 is emulated, ten times slower than fp32, and `reproduce` and `train` say so in one line
 (`models.load_policy`). Its samples differ too: the step-0 evaluation of `word-problems` at seed 2
 gave 26.4% on that CPU against 23.3% in the shipped runs, so a bf16 run made there would not pair
-with its seed's shipped runs. The CPUs left for the plan have no native bf16, so its seeds 3 and 4
-compute in float32 (`late_precision` in `course_lib/plans.py`), which every CPU runs at full speed;
-every run of a seed shares one precision and one step-0 evaluation, so the comparisons still pair
-by seed, and the precision check below (notebook 06, 10c) sets the two groups of seeds apart.
+with its seed's shipped runs. So that the plan can finish on any CPU, its seeds 3 and 4 compute
+in float32 (`late_precision` in `course_lib/plans.py`), at full speed everywhere, from the same
+weights without the bf16 rounding. Every run of a seed shares one precision and one step-0
+evaluation, so the comparisons still pair by seed; that removes a shift of the base which all of a
+seed's objectives share, not a precision effect that differs between objectives. The intervals
+below pool the seeds of both precisions as if exchangeable, and the precision check (notebook 06,
+10c) is where that assumption meets the data, at low power.
 """
 
 
@@ -114,12 +117,14 @@ def _precisions() -> str:
 
 def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
     st, runs, T = res["settings"], res["runs"], res["runs"][0]["temperature"]
-    planned = Counter(s.task for s in plans.plan_evidence("smollm2", PLAN_TASKS)[0])
-    if set(planned) - set(tasks):
-        raise ValueError(f"{sorted(set(planned) - set(tasks))}: no finished run yet, so no run time to project the plan "
+    if set(PLAN_TASKS) - set(tasks):
+        raise ValueError(f"{sorted(set(PLAN_TASKS) - set(tasks))}: no finished run yet, so no run time to project the plan "
                          "from; ship the file once every task has a run")
-    whole = {t: n * mean(r["wall_s"] for r in runs if r["task"] == t) for t, n in planned.items()}  # seconds
     prec = seed_precisions(runs, plans.PLANS["smollm2"]["config"]["precision"])
+    specs, settings, config = plans.plan_evidence("smollm2", PLAN_TASKS)
+    todo = Counter((s.task, plans.make_config(res["profile"], s, settings, config).precision) for s in specs)
+    wall = {k: [r["wall_s"] for r in runs if (r["task"], prec[r["seed"]]) == k] for k in todo}
+    whole = {k: n * mean(wall[k] or [r["wall_s"] for r in runs if r["task"] == k[0]]) for k, n in todo.items()}  # seconds
     return [
         HEAD + ": SmolLM2-135M-Instruct (shipped)\n",
         fill("`data/results/smollm2_evidence_results.json` (figures in `data/results/smollm2_evidence_figures/`, tables "
@@ -134,7 +139,7 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
              f"at T = {T}, learning rate 1e-4, LoRA r 16, {_precisions()}, at most 128 new tokens with an answer cut "
              "there scored wrong; sft- also at learning rate 1e-5; GRPO's token aggregation on `word-problems`. Held-out: "
              f"every test problem (50 and 80) x {st['eval_samples']} samples at the end of each run, and once more with "
-             "another sampling seed; the base at T = 0.3, 0.6, 0.7, 1.0 and greedy.") + "\n",
+             "another sampling seed; the base at T = 0.3, 0.6, 0.7, 1.0 and greedy, in bf16.") + "\n",
         fill(progress(res, seeds) + (
             "; every reading below is computed from them. Made by" if res["finished_runs"] == res["planned_runs"] else
             f"; {plans.PLANS['smollm2']['seeds']} are planned). The runs go seed by seed and the file ships as they "
@@ -147,11 +152,14 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
              "Sampling is now the largest phase. The plan evaluates only what it reads: every held-out problem x 8 "
              "samples at the end of a run and once more with another sampling seed (the evaluation noise), the base "
              "alone over the temperature sweep, and the step-0 evaluation once per task and seed (it comes before any "
-             f"update, so every objective shares it). The whole plan, at each task's mean run time so far, takes about "
+             f"update, so every objective shares it). The whole plan, at the mean run time so far of each task and "
+             "precision (a task's, where its precision has no run yet), takes about "
              f"{sum(whole.values()) / 3600:.0f} CPU-hours (about {sum(whole.values()) / 7200:.0f} hours two runs at a "
-             f"time), {100 * whole.get('word-problems', 0) / sum(whole.values()):.0f}% of it on `word-problems`; "
+             f"time), {100 * sum(v for k, v in whole.items() if k[0] == 'word-problems') / sum(whole.values()):.0f}% of "
+             "it on `word-problems`; "
              "measured in the runs so far, seconds per step (median over runs, evaluations included, two runs at a "
-             "time): " + ", ".join(f"{t} {median(r['wall_s'] / r['steps'] for r in mine):.0f} ({len(mine)} {p} runs)"
+             "time; the two precisions' runs were made on different CPUs, so these do not compare the precisions): "
+             + ", ".join(f"{t} {median(r['wall_s'] / r['steps'] for r in mine):.0f} ({len(mine)} {p} run{'s' * (len(mine) > 1)})"
                                    for t in tasks for p in dict.fromkeys(prec[r["seed"]] for r in runs)
                                    if (mine := [r for r in runs if r["task"] == t and prec[r["seed"]] == p])) + ".") + "\n",
     ]
@@ -168,7 +176,7 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
     cut: dict = {}
     for r in runs:
         cut.setdefault((r["task"], arm_name(r)), []).append(r["final_truncated"])
-    out = []
+    out, prec = [], seed_precisions(runs, plans.PLANS["smollm2"]["config"]["precision"])
     for t in tasks:
         b = sweep.get((t, "base", None))
         if b is None:
@@ -179,8 +187,8 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
                    f"at the training T = {T}; {100 * acc['1.0']:.1f}% at T = 1.0), the final models sampled at T = {T}: "
                    + ", ".join(f"{o} {ci_cell(g)}" for o, g in gains)
                    + f" points{' (95% over seeds)' * any(g['ci_low'] is not None for _, g in gains)}; the base at T = {T}: "
-                   f"{', '.join(f'{100 * x:.1f}%' for x in sorted({r['base_accuracy'] for r in runs if r['task'] == t}))} "
-                   f"at step 0, {100 * acc[ST]:.1f}% in the sweep.")
+                   f"{', '.join(f'{100 * x:.1f}% ({p})' for x, p in sorted({(r['base_accuracy'], prec[r['seed']]) for r in runs if r['task'] == t}))} "
+                   f"at step 0, {100 * acc[ST]:.1f}% in the sweep ({plans.PLANS['smollm2']['config']['precision']}).")
     out.append("- **How to read them.** The base's best is the bar a sharper sampling distribution alone could reach; "
                "the reward-free `confidence` row shows how far training without the reward gets past it (notebook 06, "
                "section 10a, reads the two together, with section 5's rule, and gives no verdict until every arm has an "
@@ -232,12 +240,13 @@ def _precision_check(runs: list[dict], tasks: list[str], arms: dict) -> list[str
         def vals(t, p, arm=None):  # per seed of precision p on task t: the base at step 0 (arm None) or the arm's final accuracy
             return list({r["seed"]: r["base_accuracy"] if arm is None else r["final_accuracy"] for r in runs
                          if r["task"] == t and prec[r["seed"]] == p and arm in (None, arm_name(r))}.values())
-        words = [f"{t}: " + "; ".join(f"{a or 'base at step 0'} {precision_word(vals(t, first, a), vals(t, late, a))}"
+        words = [f"{t}: " + "; ".join(f"{a or 'base at step 0'} {precision_word(vals(t, first, a), vals(t, late, a), (first, late))}"
                                       for a in [None] + [a for tt, a in arms if tt == t] if vals(t, late, a) and vals(t, first, a))
                  for t in tasks if vals(t, late)]
         mine = [str(s) for s, p in prec.items() if p == late]
         out.append(f"- **The precision check** ({late} seed{'s' * (len(mine) > 1)} {', '.join(mine)} against "
-                   f"{first} seeds; final accuracy, {late} minus {first}, points, Welch 95% once each side has two seeds): "
+                   f"{first} seeds: the base at step 0 and each arm's final accuracy, points, Welch 95% once each side "
+                   "has two seeds, no correction for their number): "
                    + "; ".join(words) + ".")
     return out
 
