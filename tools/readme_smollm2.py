@@ -88,6 +88,14 @@ evaluation, so the comparisons still pair by seed; that removes a shift of the b
 seed's objectives share, not a precision effect that differs between objectives. The intervals
 below pool the seeds of both precisions as if exchangeable, and the precision check (notebook 06,
 10c) is where that assumption meets the data, at low power.
+
+Does the precision move the base? Seeds 0-2's step-0 evaluation, repeated in float32 on the AVX2
+CPU (`OMP_NUM_THREADS=1 python benchmarks/precision_base.py`: the same problems, 8 samples each,
+the same sampling seed), against the shipped bf16 one of the same seed, float32 minus bf16: `arith`
++2.8, -0.5, +4.3 points (mean +2.2, 95% -3.9 to +8.2), `word-problems` -0.8, +0.6, +0.6 (+0.2,
+-1.9 to +2.2). No shift of the base is shown; on `arith` one of a few points is not ruled out (the
+base answers 41% there, where one evaluation of 400 replies carries about 2.5 points of sampling
+noise, and the CPU differs as well as the precision).
 """
 
 
