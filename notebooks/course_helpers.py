@@ -10,7 +10,8 @@ The reading rules of notebook 06 (sections 5, 9 and 10), in one place so that RE
 section words its verdicts as the notebook does: ``spread`` (an interval with a width),
 ``vs_zero``, ``tost_word``, ``agreement`` (an interval against the paper's gaps), ``arm_name``,
 ``noise_word`` (evaluation noise against the seed spread, pooled and arm by arm), ``sft_word`` (a
-gain read two ways), ``seed_precisions`` and ``precision_word`` (seeds of two precisions set apart),
+gain read two ways), ``seed_precisions``, ``precision_word`` and ``precision_words`` (seeds of two
+precisions set apart),
 ``ab_diff`` and ``length_word`` (GRPO's two aggregations), and, for a row set
 beside another, ``two_readings``, ``weak``, ``micro_word`` and ``beside``.
 """
@@ -123,6 +124,16 @@ def precision_word(first: list[float], late: list[float], names: tuple[str, str]
     h = stats.t_quantile(max(1, int(df))) * math.sqrt(v1 + v2)
     word = "no difference shown" if d - h <= 0 <= d + h else "they differ"
     return f"{names[1]} - {names[0]} {100 * d:+.1f} [{100 * (d - h):+.1f}, {100 * (d + h):+.1f}]: {word}"
+
+
+def precision_words(runs: list[dict], task: str, arms: list[str], prec: dict[int, str], first: str, late: str) -> list[str]:
+    """Section 10c's precision check on one task: the base at step 0, then each of ``arms`` (``arm_name``s),
+    the ``late`` seeds against the ``first`` ones (``prec``: seed -> precision), where both sides have seeds."""
+    def vals(p, arm=None):  # per seed of precision p: the base at step 0 (arm None) or the arm's final accuracy
+        return list({r["seed"]: r["base_accuracy"] if arm is None else r["final_accuracy"] for r in runs
+                     if r["task"] == task and prec[r["seed"]] == p and arm in (None, arm_name(r))}.values())
+    return [f"{a or 'base at step 0'} {precision_word(vals(first, a), vals(late, a), (first, late))}"
+            for a in [None, *arms] if vals(first, a) and vals(late, a)]
 
 
 def ab_diff(ab: dict, key: str) -> dict:

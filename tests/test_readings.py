@@ -183,3 +183,12 @@ def test_seed_precisions_names_each_seeds_precision_and_refuses_a_seed_that_mixe
 ])
 def test_precision_word_sets_two_groups_of_seeds_apart_with_a_welch_interval(first, late, word):
     assert H.precision_word(first, late, ("bf16", "fp32")) == word
+
+
+def test_precision_words_reads_the_base_and_each_arm_where_both_precisions_have_seeds():
+    runs = [{"task": "t", "seed": s, "objective": o, "learning_rate": 1e-4, "aggregation": "sequence",
+             "base_accuracy": 0.4 + 0.01 * s, "final_accuracy": 0.9} for s in (0, 1, 3) for o in ("grpo", "sft+")]
+    runs = [r for r in runs if (r["seed"], r["objective"]) != (3, "sft+")]  # sft+ has no fp32 seed yet
+    prec = {0: "bf16", 1: "bf16", 3: "fp32"}
+    assert H.precision_words(runs, "t", ["grpo", "sft+"], prec, "bf16", "fp32") == [
+        "base at step 0 bf16 40.5, fp32 43.0: no interval yet", "grpo bf16 90.0, fp32 90.0: no interval yet"]

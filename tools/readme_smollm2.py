@@ -33,7 +33,7 @@ from course_helpers import (  # noqa: E402
     ci_cell,
     length_word,
     noise_word,
-    precision_word,
+    precision_words,
     seed_precisions,
     sft_word,
     tost_word,
@@ -44,6 +44,7 @@ from course_lib.tasks import get_task  # noqa: E402
 
 HEAD, NEXT = "## Results on a real model", "## On a Colab GPU"  # the section and the one after it
 PLAN_TASKS = list(models.get_profile(plans.PLANS["smollm2"]["profile"]).tasks)  # the tasks the plan runs, in its order
+FIRST = plans.PLANS["smollm2"]["config"]["precision"]  # the plan's precision (seeds 0-2); later seeds name theirs
 STEP_TIMES = """One grpo step (8 prompts x G = 4), median of 2 steps after a warm-up, one thread of a 2-core
 machine whose CPU has AMX/avx512_bf16, other jobs paused, seconds. At the old 48-token cap on
 `arith` (`OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --precision bf16
@@ -128,7 +129,7 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
     if set(PLAN_TASKS) - set(tasks):
         raise ValueError(f"{sorted(set(PLAN_TASKS) - set(tasks))}: no finished run yet, so no run time to project the plan "
                          "from; ship the file once every task has a run")
-    prec = seed_precisions(runs, plans.PLANS["smollm2"]["config"]["precision"])
+    prec = seed_precisions(runs, FIRST)
     specs, settings, config = plans.plan_evidence("smollm2", PLAN_TASKS)
     todo = Counter((s.task, plans.make_config(res["profile"], s, settings, config).precision) for s in specs)
     wall = {k: [r["wall_s"] for r in runs if (r["task"], prec[r["seed"]]) == k] for k in todo}
@@ -184,7 +185,7 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
     cut: dict = {}
     for r in runs:
         cut.setdefault((r["task"], arm_name(r)), []).append(r["final_truncated"])
-    out, prec = [], seed_precisions(runs, plans.PLANS["smollm2"]["config"]["precision"])
+    out, prec = [], seed_precisions(runs, FIRST)
     for t in tasks:
         b = sweep.get((t, "base", None))
         if b is None:
@@ -196,7 +197,7 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
                    + ", ".join(f"{o} {ci_cell(g)}" for o, g in gains)
                    + f" points{' (95% over seeds)' * any(g['ci_low'] is not None for _, g in gains)}; the base at T = {T}: "
                    f"{', '.join(f'{100 * x:.1f}% ({p})' for x, p in sorted({(r['base_accuracy'], prec[r['seed']]) for r in runs if r['task'] == t}))} "
-                   f"at step 0, {100 * acc[ST]:.1f}% in the sweep ({plans.PLANS['smollm2']['config']['precision']}).")
+                   f"at step 0, {100 * acc[ST]:.1f}% in the sweep ({FIRST}).")
     out.append("- **How to read them.** The base's best is the bar a sharper sampling distribution alone could reach; "
                "the reward-free `confidence` row shows how far training without the reward gets past it (notebook 06, "
                "section 10a, reads the two together, with section 5's rule, and gives no verdict until every arm has an "
@@ -241,19 +242,13 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
 
 def _precision_check(runs: list[dict], tasks: list[str], arms: dict) -> list[str]:
     """Notebook 06 10c's precision check: the later-precision seeds against the plan's precision's."""
-    first = plans.PLANS["smollm2"]["config"]["precision"]
-    prec = seed_precisions(runs, first)
-    out = []
-    for late in sorted(set(prec.values()) - {first}):
-        def vals(t, p, arm=None):  # per seed of precision p on task t: the base at step 0 (arm None) or the arm's final accuracy
-            return list({r["seed"]: r["base_accuracy"] if arm is None else r["final_accuracy"] for r in runs
-                         if r["task"] == t and prec[r["seed"]] == p and arm in (None, arm_name(r))}.values())
-        words = [f"{t}: " + "; ".join(f"{a or 'base at step 0'} {precision_word(vals(t, first, a), vals(t, late, a), (first, late))}"
-                                      for a in [None] + [a for tt, a in arms if tt == t] if vals(t, late, a) and vals(t, first, a))
-                 for t in tasks if vals(t, late)]
+    prec, out = seed_precisions(runs, FIRST), []
+    for late in sorted(set(prec.values()) - {FIRST}):
+        words = [f"{t}: " + "; ".join(w) for t in tasks
+                 if (w := precision_words(runs, t, [a for tt, a in arms if tt == t], prec, FIRST, late))]
         mine = [str(s) for s, p in prec.items() if p == late]
         out.append(f"- **The precision check** ({late} seed{'s' * (len(mine) > 1)} {', '.join(mine)} against "
-                   f"{first} seeds: the base at step 0 and each arm's final accuracy, points, Welch 95% once each side "
+                   f"{FIRST} seeds: the base at step 0 and each arm's final accuracy, points, Welch 95% once each side "
                    "has two seeds, no correction for their number): "
                    + "; ".join(words) + ".")
     return out
