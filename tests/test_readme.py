@@ -129,3 +129,19 @@ def test_readme_progress_line_says_so_far_until_every_planned_run_has_finished()
     progress = _tool().progress
     assert progress({"finished_runs": 26, "planned_runs": 65}, [0, 1]) == "**So far 26 of the 65 planned runs** (2 seeds: 0, 1"
     assert progress({"finished_runs": 65, "planned_runs": 65}, [0, 1, 2, 3, 4]) == "**All 65 planned runs** (5 seeds: 0, 1, 2, 3, 4)"
+
+
+def test_readme_moves_each_mean_gain_by_the_float32_seeds_share_of_the_float32_bar():
+    """The gains use the bf16 sweep's best (greedy) for every seed; held to the float32 base's greedy instead,
+    a float32 seed's gain moves by the bars' difference, and an arm's mean by that times its float32 share."""
+    tool = _tool()
+    prec = {0: "bf16", 1: "bf16", 2: "bf16", 3: "fp32"}
+    main = [{"task": "arith", "objective": o, "seed": s} for o in ("grpo", "sft+") for s in prec]
+    bar = tool.GREEDY_FP32["arith"] / 100 + 0.04  # a bf16 bar 4 points over the float32 one
+    text = tool._bar_shift("arith", bar, main, prec)
+    assert "4.0 points under the bf16 bar" in text and "each be 4.0 points larger" in text
+    assert text.endswith("every mean gain above 1.0 points larger.")  # 1 of 4 seeds
+    main += [{"task": "arith", "objective": "sft-", "seed": s} for s in (0, 1, 3)]
+    assert tool._bar_shift("arith", bar, main, prec).endswith("above 1.0 to 1.3 points larger.")
+    assert tool._bar_shift("arith", tool.GREEDY_FP32["arith"] / 100 - 0.02, main, prec).endswith("0.5 to 0.7 points smaller.")
+    assert tool._bar_shift("arith", bar, [r for r in main if r["seed"] < 3], prec) == ""  # no float32 seed

@@ -45,6 +45,10 @@ from course_lib.tasks import get_task  # noqa: E402
 HEAD, NEXT = "## Results on a real model", "## On a Colab GPU"  # the section and the one after it
 PLAN_TASKS = list(models.get_profile(plans.PLANS["smollm2"]["profile"]).tasks)  # the tasks the plan runs, in its order
 FIRST = plans.PLANS["smollm2"]["config"]["precision"]  # the plan's precision (seeds 0-2); later seeds name theirs
+#: the base's greedy accuracy (%) in float32 on the 2-core AVX2 CPU, every test problem, the settings of seed 0
+#: (``OMP_NUM_THREADS=1 python benchmarks/precision_base.py --parts greedy``); the shipped bf16 sweep found greedy
+#: the base's best temperature on both tasks
+GREEDY_FP32 = {"arith": 74.0, "word-problems": 57.5}
 STEP_TIMES = """One grpo step (8 prompts x G = 4), median of 2 steps after a warm-up, one thread of a 2-core
 machine whose CPU has AMX/avx512_bf16, other jobs paused, seconds. At the old 48-token cap on
 `arith` (`OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --precision bf16
@@ -97,6 +101,13 @@ the same sampling seed), against the shipped bf16 one of the same seed, float32 
 -1.9 to +2.2). No shift of the base is shown; on `arith` one of a few points is not ruled out (the
 base answers 41% there, where one evaluation of 400 replies carries about 2.5 points of sampling
 noise, and the CPU differs as well as the precision).
+
+The gains below are taken against the base at its best temperature, which the bf16 sweep found to
+be greedy decoding on both tasks. Greedy decoding in float32 (`OMP_NUM_THREADS=1 python
+benchmarks/precision_base.py --parts greedy`: every test problem, no sampling seed) answers `arith`
+74.0% against the sweep's 78.0% (two problems of 50 fewer) and `word-problems` 57.5% against 58.8%
+(one of 80). So the bar is one evaluation whose precision alone moves it by a few problems; the
+readings below say how much that moves each gain.
 """
 
 
@@ -197,7 +208,7 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
                    + ", ".join(f"{o} {ci_cell(g)}" for o, g in gains)
                    + f" points{' (95% over seeds)' * any(g['ci_low'] is not None for _, g in gains)}; the base at T = {T}: "
                    f"{', '.join(f'{100 * x:.1f}% ({p})' for x, p in sorted({(r['base_accuracy'], prec[r['seed']]) for r in runs if r['task'] == t}))} "
-                   f"at step 0, {100 * acc[ST]:.1f}% in the sweep ({FIRST}).")
+                   f"at step 0, {100 * acc[ST]:.1f}% in the sweep ({FIRST}).{_bar_shift(t, acc[b['best']], main, prec) if b['best'] == 'greedy' else ''}")
     out.append("- **How to read them.** The base's best is the bar a sharper sampling distribution alone could reach; "
                "the reward-free `confidence` row shows how far training without the reward gets past it (notebook 06, "
                "section 10a, reads the two together, with section 5's rule, and gives no verdict until every arm has an "
@@ -238,6 +249,21 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
             + f": {sft_word(r['gain'], r['gain_vs_best_base'])}" for r in sm) + ".")
     out += _length(runs) + _beside(res, eq, main)
     return out
+
+
+def _bar_shift(task: str, best: float, main: list[dict], prec: dict) -> str:
+    """How far each arm's mean gain over the base's best moves if the float32 seeds are held to the float32 base's
+    greedy accuracy (:data:`GREEDY_FP32`) instead of the bf16 sweep's best: '' without float32 seeds."""
+    shift = 100 * best - GREEDY_FP32[task]
+    frac = {o: mean(prec[r["seed"]] == "fp32" for r in main if (r["task"], r["objective"]) == (task, o))
+            for o in dict.fromkeys(r["objective"] for r in main if r["task"] == task)}
+    if not any(frac.values()):
+        return ""
+    lo, hi = min(frac.values()) * abs(shift), max(frac.values()) * abs(shift)
+    side, way = ("under", "larger") if shift > 0 else ("over", "smaller")
+    return (f" Against the float32 base's own greedy ({GREEDY_FP32[task]:.1f}%, {abs(shift):.1f} points {side} the bf16 "
+            f"bar), the float32 seeds' gains would each be {abs(shift):.1f} points {way}, and every mean gain above "
+            + (f"{lo:.1f}" if abs(hi - lo) < 0.05 else f"{lo:.1f} to {hi:.1f}") + f" points {way}.")
 
 
 def _precision_check(runs: list[dict], tasks: list[str], arms: dict) -> list[str]:
