@@ -77,14 +77,11 @@ def plan_runs(tasks, objectives, seeds, *, ablation_objectives=("grpo",),
     """
     specs: list[RunSpec] = []
     for s in seeds:
-        main = [RunSpec(t, o, s, main_aggregation) for t in tasks for o in objectives]
-        specs += main
-        for t in ablation_tasks if ablation_tasks is not None else tasks:
-            for o in ablation_objectives:
-                for a in ablation_aggregations:
-                    spec = RunSpec(t, o, s, a, ablation=True)
-                    if dataclasses.replace(spec, ablation=False) not in specs and spec not in specs:
-                        specs.append(spec)
+        specs += [RunSpec(t, o, s, main_aggregation) for t in tasks for o in objectives]
+        for spec in (RunSpec(t, o, s, a, ablation=True) for t in (tasks if ablation_tasks is None else ablation_tasks)
+                     for o in ablation_objectives for a in ablation_aggregations):
+            if dataclasses.replace(spec, ablation=False) not in specs and spec not in specs:
+                specs.append(spec)
     return specs
 
 
@@ -136,12 +133,14 @@ def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
 #: ``benchmarks/step_time.py --task arith --precision bf16 --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 32 8``).
 #: Seeds 0-2 ran in bf16 on a CPU with AMX; seeds 3-4 compute in fp32 (``late_precision``), which every CPU runs at
 #: full speed, where bf16 without AMX/avx512_bf16 is emulated at about ten times fp32's step (README). A seed's runs
-#: share one precision and one step-0 evaluation, so the comparison still pairs by seed.
+#: share one precision and one step-0 evaluation, so the comparison still pairs by seed. Two seed-2 bf16 runs were
+#: left when no such CPU was left to make them (word-problems: grpo's token aggregation, sft- at 1e-5); ``instead``
+#: runs them at seed 5 in fp32, with grpo's sequence run beside the token one so that the length claim pairs by seed.
 #: grid: also GRPO's token and constant aggregations (notebook 07's ablation; measured during training only).
 #: horizon: its question is the curves; the base alone is swept (gains over its best), no pass@k.
 #: beyond-grid: notebook 08's arms (:data:`BEYOND_ARMS`) as the grid runs them, so they pair with its runs by seed.
 #: balanced: sft+-balanced (notebook 06, section 3) likewise, beside the grid's grpo and plain sft+-.
-_MICRO = ("countdown-micro", "gsm8k-micro")
+_MICRO, _WP = ("countdown-micro", "gsm8k-micro"), "word-problems"
 _BESIDE_GRID = {"seeds": 5, "steps": 60, "eval_every": 20, "pass_k": 0, "settings": {"sweep_samples": 0}}  # pairs with the grid by seed
 PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"), "seeds": 5, "steps": 60,
                   "eval_every": 20, "pass_k": 256,
@@ -153,18 +152,21 @@ PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"),
          "beyond-grid": {"objectives": (), "mu_arms": BEYOND_ARMS, **_BESIDE_GRID},
          "balanced": {"objectives": ("sft+-balanced",), **_BESIDE_GRID},
          "smollm2": {"profile": "smollm2-135m", "objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"),
-                     "seeds": 5, "steps": 30, "eval_every": 0, "pass_k": 0, "arms": (("sft-", 1e-5),), "ablation": (("word-problems", "grpo", "token"),),
+                     "seeds": 5, "steps": 30, "eval_every": 0, "pass_k": 0, "arms": (("sft-", 1e-5),), "ablation": ((_WP, "grpo", "token"),),
                      "settings": {"eval_examples": 100, "eval_samples": 8, "temperature": None, "sweep_samples": 8,
                                   "sweep_runs": False, "pass_k_split": "test"},
                      "config": {"max_new_tokens": 128, "truncated": "wrong", "precision": "bf16", "micro_batch_size": 8},
-                     "late_precision": (3, "fp32")}}
+                     "late_precision": (3, "fp32"), "instead": {  # for the whole plan only, not --seeds 3
+                         RunSpec(_WP, "grpo", 2, "token", ablation=True): (RunSpec(_WP, "grpo", 5, "token", ablation=True), RunSpec(_WP, "grpo", 5)),
+                         RunSpec(_WP, "sft-", 2, learning_rate=1e-5): (RunSpec(_WP, "sft-", 5, learning_rate=1e-5),)}}}
 PLAN_SETTINGS = {"eval_examples": 200, "eval_samples": 4, "temperature": 0.6, "sweep_samples": 16,
                  "pass_k_examples": 100, "pass_k_split": "hard", "margin": 0.05}
 
 
 def plan_evidence(name: str, tasks, seeds: int | None = None, objectives=None) -> tuple[list[RunSpec], Settings, dict]:
     """The runs, settings and TrainConfig fields of plan ``name`` (:data:`PLANS`), seed by seed. Example:
-    ``len(plan_evidence("lr-sweep", ["a", "b"])[0])`` -> 48 (3 seeds x (3 AdamW rates + 1 SGD) x 2 x 2)."""
+    ``len(plan_evidence("lr-sweep", ["a", "b"])[0])`` -> 48 (3 seeds x (3 AdamW rates + 1 SGD) x 2 x 2). With all of its
+    seeds, a plan's ``instead`` ({run: its stand-ins}) drops those runs and adds their stand-ins after the last seed."""
     p = PLANS[name]
     seeds = p["seeds"] if seeds is None else seeds
     settings = Settings(steps=p["steps"], eval_every=p["eval_every"], pass_k=p["pass_k"], pass_k_seeds=seeds,
@@ -177,5 +179,7 @@ def plan_evidence(name: str, tasks, seeds: int | None = None, objectives=None) -
         specs += [RunSpec(t, o, s, learning_rate=lr) for o, lr in p.get("arms", ()) for t in tasks]
         specs += plan_beyond([s], p["mu_arms"]) if "mu_arms" in p else []  # their own tasks
         specs += [RunSpec(t, o, s, agg, ablation=True) for t, o, agg in p.get("ablation", ()) if t in tasks]
+    swap = p.get("instead", {}) if seeds == p["seeds"] else {}  # runs moved to another seed: (the old run: its stand-ins)
+    specs = [x for x in specs if x not in swap] + [y for x, new in swap.items() if x in specs for y in new]
     first, late = p.get("late_precision", (seeds, None))  # from seed ``first`` on, the runs compute in ``late``
     return [dataclasses.replace(x, precision=late) if x.seed >= first else x for x in specs], settings, dict(p.get("config", {}))

@@ -227,8 +227,7 @@ def _worker_run(spec: RunSpec, cfg, run_dir: str, settings: Settings, step0: str
     if _WORKER.get("stop"):  # after a Ctrl-C, runs already queued to this process start no more
         return {"status": "cancelled"}
     rec = run_one(spec, cfg, Path(run_dir), settings, model=_WORKER["model"], tokenizer=_WORKER["tokenizer"],
-                  init_state=_WORKER["init"], task=get_task(spec.task), progress=False,
-                  step0=Path(step0))
+                  init_state=_WORKER["init"], task=get_task(spec.task), progress=False, step0=Path(step0))
     _WORKER["stop"] = rec["status"] == "interrupted"
     return rec
 

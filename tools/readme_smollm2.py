@@ -88,7 +88,10 @@ There bf16 is emulated, ten times slower than fp32, and `reproduce` and `train` 
 gave 26.4% on that CPU against 23.3% in the shipped runs, so a bf16 run made there would not pair
 with its seed's shipped runs. So that the plan can finish on any CPU, its seeds 3 and 4 compute
 in float32 (`late_precision` in `course_lib/plans.py`), at full speed everywhere, from the same
-weights without the bf16 rounding. Every run of a seed shares one precision and one step-0
+weights without the bf16 rounding. Two bf16 runs of seed 2 were left when no CPU with native bf16
+remained to make them (`word-problems`: GRPO's token aggregation and sft- at 1e-5); they run at
+seed 5 in float32 instead (`instead` in the plan), with GRPO's sequence run beside the token one so
+that the length claim still pairs by seed: every arm has five seeds, `word-problems`' grpo six. Every run of a seed shares one precision and one step-0
 evaluation, so the comparisons still pair by seed; that removes a shift of the base which all of a
 seed's objectives share, not a precision effect that differs between objectives. The intervals
 below pool the seeds of both precisions as if exchangeable, and the precision check (notebook 06,
@@ -128,11 +131,16 @@ def progress(res: dict, seeds: list[int]) -> str:
 
 
 def _precisions() -> str:
-    """The plan's precision by seed: 'bfloat16 (...) for seeds 0-2 and float32 for seeds 3-4'."""
+    """The plan's precision by seed: 'bfloat16 (...) for seeds 0-2 and float32 for seeds 3-5 (...)'."""
     p = plans.PLANS["smollm2"]
     k, late = p["late_precision"]
+    last = max(s.seed for s in plans.plan_evidence("smollm2", PLAN_TASKS)[0])
     words = {"bf16": "bfloat16 (frozen weights stored in bf16, bf16 autocast)", "fp32": "float32"}
-    return f"{words[p['config']['precision']]} for seeds 0-{k - 1} and {words[late]} for seeds {k}-{p['seeds'] - 1}"
+    moved = ", ".join(f"{old.task} {arm_name({**vars(old), 'learning_rate': old.learning_rate or 1e-4})} at seed {old.seed}"
+                      for old in p.get("instead", {}))
+    return (f"{words[p['config']['precision']]} for seeds 0-{k - 1} and {words[late]} for seeds {k}-{last}"
+            + f" (seed {p['seeds']} stands in for runs of bf16 seeds no CPU with native bf16 was left to make: {moved};"
+            " grpo's sequence run beside its token one)" * bool(moved))
 
 
 def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
