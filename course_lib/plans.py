@@ -131,7 +131,7 @@ def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
 #: Micro-batches of 8 completions sorted by length (the same loss): one batch of 32 pads every reply to the longest;
 #: 8 cut the scoring passes by about a third (grpo, one thread: arith 21.6 -> 14.2 s, word-problems 27.6 -> 19.7 s;
 #: ``benchmarks/step_time.py --task arith --precision bf16 --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 32 8``).
-#: Seeds 0-2 ran in bf16 on a CPU with AMX; seeds 3-4 compute in fp32 (``late_precision``), which every CPU runs at
+#: Seeds 0-2 ran in bf16 on a CPU with AMX; seeds 3 on compute in fp32 (``late_precision``), which every CPU runs at
 #: full speed, where bf16 without AMX/avx512_bf16 is emulated at about ten times fp32's step (README). A seed's runs
 #: share one precision and one step-0 evaluation, so the comparison still pairs by seed. Two seed-2 bf16 runs were
 #: left when no such CPU was left to make them (word-problems: grpo's token aggregation, sft- at 1e-5); ``instead``
@@ -180,6 +180,7 @@ def plan_evidence(name: str, tasks, seeds: int | None = None, objectives=None) -
         specs += plan_beyond([s], p["mu_arms"]) if "mu_arms" in p else []  # their own tasks
         specs += [RunSpec(t, o, s, agg, ablation=True) for t, o, agg in p.get("ablation", ()) if t in tasks]
     swap = p.get("instead", {}) if seeds == p["seeds"] else {}  # runs moved to another seed: (the old run: its stand-ins)
-    specs = [x for x in specs if x not in swap] + [y for x, new in swap.items() if x in specs for y in new]
+    specs = [x for x in specs if x not in swap] + [y for x, new in swap.items() if x in specs for y in new  # and asked for
+                                                   if y.ablation or y.learning_rate or y.objective in (objectives or p["objectives"])]
     first, late = p.get("late_precision", (seeds, None))  # from seed ``first`` on, the runs compute in ``late``
     return [dataclasses.replace(x, precision=late) if x.seed >= first else x for x in specs], settings, dict(p.get("config", {}))

@@ -217,8 +217,7 @@ def _worker_init(profile: str, threads: int, precision: str) -> None:
 
     torch.set_num_threads(threads)
     model, tok = _load_base(profile, precision)  # the same starting adapters in every process
-    _WORKER.update(model=model, tokenizer=tok,
-                   init={n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
+    _WORKER.update(model=model, tokenizer=tok, init={n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
 
 
 def _worker_run(spec: RunSpec, cfg, run_dir: str, settings: Settings, step0: str) -> dict:

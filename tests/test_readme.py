@@ -137,11 +137,15 @@ def test_readme_moves_each_mean_gain_by_the_float32_seeds_share_of_the_float32_b
     tool = _tool()
     prec = {0: "bf16", 1: "bf16", 2: "bf16", 3: "fp32"}
     main = [{"task": "arith", "objective": o, "seed": s} for o in ("grpo", "sft+") for s in prec]
-    bar = tool.GREEDY_FP32["arith"] / 100 + 0.04  # a bf16 bar 4 points over the float32 one
+    right, n = tool.GREEDY_FP32["arith"]
+    bar = (right + 2) / n  # a bf16 bar two problems over the float32 one
     text = tool._bar_shift("arith", bar, main, prec)
-    assert "4.0 points under the bf16 bar" in text and "each be 4.0 points larger" in text
-    assert text.endswith("every mean gain above 1.0 points larger.")  # 1 of 4 seeds
+    assert f"2 problems of {n} ({200 / n:g} points) under the bf16 bar" in text and f"would be {200 / n:g} points larger" in text
+    assert text.endswith(f"each mean gain listed above {50 / n:.1f} points larger (intervals not recomputed).")  # 1 of 4 seeds
     main += [{"task": "arith", "objective": "sft-", "seed": s} for s in (0, 1, 3)]
-    assert tool._bar_shift("arith", bar, main, prec).endswith("above 1.0 to 1.3 points larger.")
-    assert tool._bar_shift("arith", tool.GREEDY_FP32["arith"] / 100 - 0.02, main, prec).endswith("0.5 to 0.7 points smaller.")
+    assert tool._bar_shift("arith", bar, main, prec).endswith(f"above {50 / n:.1f} to {200 / 3 / n:.1f} points larger "
+                                                              "(intervals not recomputed).")
+    assert "1 problem of" in tool._bar_shift("arith", (right - 1) / n, main, prec) and \
+        tool._bar_shift("arith", (right - 1) / n, main, prec).endswith("points smaller (intervals not recomputed).")
     assert tool._bar_shift("arith", bar, [r for r in main if r["seed"] < 3], prec) == ""  # no float32 seed
+    assert tool._bar_shift("arith", right / n, main, prec) == ""  # the same bar

@@ -484,6 +484,8 @@ def test_the_smollm2_plan_runs_the_real_model_with_its_own_cap_and_rules():
     assert len(three) == 39 and [s for s in three if s not in specs] == [s for s in three if s.seed == 2 and s.task == "word-problems"
                                                                      and (s.ablation or s.learning_rate)]
     assert {s.precision for s in three} == {None}
+    only = plans.plan_evidence("smollm2", tasks, objectives=("sft+",))[0]  # the stand-ins of runs it plans, not a lone grpo
+    assert {(s.objective, s.aggregation, s.learning_rate) for s in only if s.seed == 5} == {("grpo", "token", None), ("sft-", "sequence", 1e-5)}
     assert cfg.micro_batch_size < cfg.prompts_per_step * cfg.group_size  # length-sorted micro-batches pad less
     # every held-out problem (arith 50, word-problems 80) x 8 samples; only the base is swept
     assert (settings.eval_examples, settings.eval_samples, settings.sweep_samples, settings.sweep_runs) == (100, 8, 8, False)

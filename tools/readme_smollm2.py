@@ -45,10 +45,10 @@ from course_lib.tasks import get_task  # noqa: E402
 HEAD, NEXT = "## Results on a real model", "## On a Colab GPU"  # the section and the one after it
 PLAN_TASKS = list(models.get_profile(plans.PLANS["smollm2"]["profile"]).tasks)  # the tasks the plan runs, in its order
 FIRST = plans.PLANS["smollm2"]["config"]["precision"]  # the plan's precision (seeds 0-2); later seeds name theirs
-#: the base's greedy accuracy (%) in float32 on the 2-core AVX2 CPU, every test problem, the settings of seed 0
-#: (``OMP_NUM_THREADS=1 python benchmarks/precision_base.py --parts greedy``); the shipped bf16 sweep found greedy
-#: the base's best temperature on both tasks
-GREEDY_FP32 = {"arith": 74.0, "word-problems": 57.5}
+#: the base's greedy decoding in float32 on the 2-core AVX2 CPU, every test problem, seed 0's settings: (right, problems)
+#: (``OMP_NUM_THREADS=1 python benchmarks/precision_base.py --parts greedy``: 74.0% and 57.5%); the shipped bf16 sweep
+#: found greedy the base's best temperature on both tasks
+GREEDY_FP32 = {"arith": (37, 50), "word-problems": (46, 80)}
 STEP_TIMES = """One grpo step (8 prompts x G = 4), median of 2 steps after a warm-up, one thread of a 2-core
 machine whose CPU has AMX/avx512_bf16, other jobs paused, seconds. At the old 48-token cap on
 `arith` (`OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --precision bf16
@@ -91,7 +91,9 @@ in float32 (`late_precision` in `course_lib/plans.py`), at full speed everywhere
 weights without the bf16 rounding. Two bf16 runs of seed 2 were left when no CPU with native bf16
 remained to make them (`word-problems`: GRPO's token aggregation and sft- at 1e-5); they run at
 seed 5 in float32 instead (`instead` in the plan), with GRPO's sequence run beside the token one so
-that the length claim still pairs by seed: every arm has five seeds, `word-problems`' grpo six. Every run of a seed shares one precision and one step-0
+that the length claim still pairs by seed. Every arm has five seeds (those two: 0, 1, 3, 4, 5), and
+`word-problems`' grpo six: its own readings (gain, curves) use six, a difference paired with
+another arm the seeds the two share. Every run of a seed shares one precision and one step-0
 evaluation, so the comparisons still pair by seed; that removes a shift of the base which all of a
 seed's objectives share, not a precision effect that differs between objectives. The intervals
 below pool the seeds of both precisions as if exchangeable, and the precision check (notebook 06,
@@ -109,8 +111,10 @@ The gains below are taken against the base at its best temperature, which the bf
 be greedy decoding on both tasks. Greedy decoding in float32 (`OMP_NUM_THREADS=1 python
 benchmarks/precision_base.py --parts greedy`: every test problem, no sampling seed) answers `arith`
 74.0% against the sweep's 78.0% (two problems of 50 fewer) and `word-problems` 57.5% against 58.8%
-(one of 80). So the bar is one evaluation whose precision alone moves it by a few problems; the
-readings below say how much that moves each gain.
+(one of 80). On `arith` the sampled step-0 accuracy moved the other way (+2.2 points, above): a
+few near-tie problems flip, rather than the base shifting as a whole. So the bar is one evaluation
+that the precision (and the CPU) moves by a problem or two; the readings below say how much that
+would move each gain.
 """
 
 
@@ -170,7 +174,7 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
              "another sampling seed; the base at T = 0.3, 0.6, 0.7, 1.0 and greedy, in bf16.") + "\n",
         fill(progress(res, seeds) + (
             "; every reading below is computed from them. Made by" if res["finished_runs"] == res["planned_runs"] else
-            f"; {plans.PLANS['smollm2']['seeds']} are planned). The runs go seed by seed and the file ships as they "
+            f"; {plans.PLANS['smollm2']['seeds']} an arm are planned). The runs go seed by seed and the file ships as they "
             "finish; every reading below is computed from the seeds it holds, and with one seed there is no interval "
             "and no verdict. Made by")) + "\n",
         f"`{res['command']}`\n",
@@ -260,18 +264,21 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
 
 
 def _bar_shift(task: str, best: float, main: list[dict], prec: dict) -> str:
-    """How far each arm's mean gain over the base's best moves if the float32 seeds are held to the float32 base's
-    greedy accuracy (:data:`GREEDY_FP32`) instead of the bf16 sweep's best: '' without float32 seeds."""
-    shift = 100 * best - GREEDY_FP32[task]
+    """How far each arm's mean gain over the base's best would move if the float32 seeds were held to the float32
+    base's greedy accuracy (:data:`GREEDY_FP32`) instead of the bf16 sweep's best: '' without float32 seeds."""
+    right, n = GREEDY_FP32[task]
+    flips = round(best * n) - right  # problems the bf16 bar answers that the float32 greedy does not (net)
+    shift = 100 * flips / n
     frac = {o: mean(prec[r["seed"]] == "fp32" for r in main if (r["task"], r["objective"]) == (task, o))
             for o in dict.fromkeys(r["objective"] for r in main if r["task"] == task)}
-    if not any(frac.values()):
+    if not any(frac.values()) or not flips:
         return ""
     lo, hi = min(frac.values()) * abs(shift), max(frac.values()) * abs(shift)
     side, way = ("under", "larger") if shift > 0 else ("over", "smaller")
-    return (f" Against the float32 base's own greedy ({GREEDY_FP32[task]:.1f}%, {abs(shift):.1f} points {side} the bf16 "
-            f"bar), the float32 seeds' gains would each be {abs(shift):.1f} points {way}, and every mean gain above "
-            + (f"{lo:.1f}" if abs(hi - lo) < 0.05 else f"{lo:.1f} to {hi:.1f}") + f" points {way}.")
+    return (f" A sensitivity: the float32 base's own greedy answers {100 * right / n:.1f}%, {abs(flips)} problem"
+            f"{'s' * (abs(flips) > 1)} of {n} ({abs(shift):g} points) {side} the bf16 bar; held to it, a float32 seed's "
+            f"gain would be {abs(shift):g} points {way}, and each mean gain listed above "
+            + (f"{lo:.1f}" if abs(hi - lo) < 0.05 else f"{lo:.1f} to {hi:.1f}") + f" points {way} (intervals not recomputed).")
 
 
 def _precision_check(runs: list[dict], tasks: list[str], arms: dict) -> list[str]:
@@ -281,7 +288,7 @@ def _precision_check(runs: list[dict], tasks: list[str], arms: dict) -> list[str
         words = [f"{t}: " + "; ".join(w) for t in tasks
                  if (w := precision_words(runs, t, [a for tt, a in arms if tt == t], prec, FIRST, late))]
         mine = [str(s) for s, p in prec.items() if p == late]
-        out.append(f"- **The precision check** ({late} seed{'s' * (len(mine) > 1)} {', '.join(mine)} against "
+        out.append(f"- **The precision check** ({late} seed{'s' * (len(mine) > 1)} {', '.join(mine)}, those an arm has, against "
                    f"{FIRST} seeds: the base at step 0 and each arm's final accuracy, points, Welch 95% once each side "
                    "has two seeds, no correction for their number): "
                    + "; ".join(words) + ".")
