@@ -141,11 +141,14 @@ def test_readme_moves_each_mean_gain_by_the_float32_seeds_share_of_the_float32_b
     bar = (right + 2) / n  # a bf16 bar two problems over the float32 one
     text = tool._bar_shift("arith", bar, main, prec)
     assert f"2 problems of {n} ({200 / n:g} points) under the bf16 bar" in text and f"would be {200 / n:g} points larger" in text
-    assert text.endswith(f"each mean gain listed above {50 / n:.1f} points larger (intervals not recomputed).")  # 1 of 4 seeds
+    assert text.endswith(f"each arm that has one, {50 / n:.1f} points larger (intervals not recomputed).")  # 1 of 4 seeds
     main += [{"task": "arith", "objective": "sft-", "seed": s} for s in (0, 1, 3)]
-    assert tool._bar_shift("arith", bar, main, prec).endswith(f"above {50 / n:.1f} to {200 / 3 / n:.1f} points larger "
+    assert tool._bar_shift("arith", bar, main, prec).endswith(f"that has one, {50 / n:.1f} to {200 / 3 / n:.1f} points larger "
                                                               "(intervals not recomputed).")
     assert "1 problem of" in tool._bar_shift("arith", (right - 1) / n, main, prec) and \
         tool._bar_shift("arith", (right - 1) / n, main, prec).endswith("points smaller (intervals not recomputed).")
     assert tool._bar_shift("arith", bar, [r for r in main if r["seed"] < 3], prec) == ""  # no float32 seed
     assert tool._bar_shift("arith", right / n, main, prec) == ""  # the same bar
+    main += [{"task": "arith", "objective": "confidence", "seed": s} for s in (0, 1, 2)]  # no float32 seed: not read
+    assert tool._bar_shift("arith", bar, main, prec).endswith(f"that has one, {50 / n:.1f} to {200 / 3 / n:.1f} points larger "
+                                                              "(intervals not recomputed).")

@@ -273,11 +273,12 @@ def _bar_shift(task: str, best: float, main: list[dict], prec: dict) -> str:
             for o in dict.fromkeys(r["objective"] for r in main if r["task"] == task)}
     if not any(frac.values()) or not flips:
         return ""
-    lo, hi = min(frac.values()) * abs(shift), max(frac.values()) * abs(shift)
+    some = [f for f in frac.values() if f]  # the arms with a float32 seed
+    lo, hi = min(some) * abs(shift), max(some) * abs(shift)
     side, way = ("under", "larger") if shift > 0 else ("over", "smaller")
     return (f" A sensitivity: the float32 base's own greedy answers {100 * right / n:.1f}%, {abs(flips)} problem"
             f"{'s' * (abs(flips) > 1)} of {n} ({abs(shift):g} points) {side} the bf16 bar; held to it, a float32 seed's "
-            f"gain would be {abs(shift):g} points {way}, and each mean gain listed above "
+            f"gain would be {abs(shift):g} points {way}, and the mean gain of each arm that has one, "
             + (f"{lo:.1f}" if abs(hi - lo) < 0.05 else f"{lo:.1f} to {hi:.1f}") + f" points {way} (intervals not recomputed).")
 
 
