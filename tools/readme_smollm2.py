@@ -174,7 +174,7 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
              "another sampling seed; the base at T = 0.3, 0.6, 0.7, 1.0 and greedy, in bf16.") + "\n",
         fill(progress(res, seeds) + (
             "; every reading below is computed from them. Made by" if res["finished_runs"] == res["planned_runs"] else
-            f"; {plans.PLANS['smollm2']['seeds']} an arm are planned). The runs go seed by seed and the file ships as they "
+            f"; {plans.PLANS['smollm2']['seeds']} seeds an arm are planned). The runs go seed by seed and the file ships as they "
             "finish; every reading below is computed from the seeds it holds, and with one seed there is no interval "
             "and no verdict. Made by")) + "\n",
         f"`{res['command']}`\n",
@@ -289,7 +289,7 @@ def _precision_check(runs: list[dict], tasks: list[str], arms: dict) -> list[str
         words = [f"{t}: " + "; ".join(w) for t in tasks
                  if (w := precision_words(runs, t, [a for tt, a in arms if tt == t], prec, FIRST, late))]
         mine = [str(s) for s, p in prec.items() if p == late]
-        out.append(f"- **The precision check** ({late} seed{'s' * (len(mine) > 1)} {', '.join(mine)}, those an arm has, against "
+        out.append(f"- **The precision check** ({late} seed{'s' * (len(mine) > 1)} {', '.join(mine)}{', those an arm has' * (len(mine) > 1)} against "
                    f"{FIRST} seeds: the base at step 0 and each arm's final accuracy, points, Welch 95% once each side "
                    "has two seeds, no correction for their number): "
                    + "; ".join(words) + ".")
