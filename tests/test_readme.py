@@ -152,3 +152,21 @@ def test_readme_moves_each_mean_gain_by_the_float32_seeds_share_of_the_float32_b
     main += [{"task": "arith", "objective": "confidence", "seed": s} for s in (0, 1, 2)]  # no float32 seed: not read
     assert tool._bar_shift("arith", bar, main, prec).endswith(f"that has one, {50 / n:.1f} to {200 / 3 / n:.1f} points larger "
                                                               "(intervals not recomputed).")
+
+
+def test_readme_cap_line_bounds_what_the_cap_can_have_cost_each_run_it_cut_too_often():
+    """A grpo, sft+ or sft+- run with 10% or more of its final answers cut is named with its accuracy were every cut
+    answer right, set against the base's best: under it, the cap cannot have decided its reading."""
+    tool = _tool()
+    res = R.load_results(SMOLLM2)
+    (cap,) = [b for b in tool._readings(res, ["arith", "word-problems"], 5) if b.startswith("- **The cap**")]
+    cut = [r for r in res["runs"] if r["objective"] in ("grpo", "sft+", "sft+-") and r["final_truncated"] >= 0.1]
+    assert ("Under 10% in every run" in cap) == (not cut)
+    (r,) = [r for r in res["runs"] if (r["task"], r["objective"], r["aggregation"], r["seed"]) == ("arith", "grpo", "sequence", 0)]
+    bar = next(s for s in res["temperature_sweep"] if (s["task"], s["model"]) == ("arith", "base"))
+    best = bar["acc"][bar["best"]]["mean"]
+    for acc, trunc, word in ((best - 0.30, 0.20, "still under"), (best - 0.10, 0.20, "over")):
+        r["final_accuracy"], r["final_truncated"] = acc, trunc
+        (cap,) = [b for b in tool._readings(res, ["arith", "word-problems"], 5) if b.startswith("- **The cap**")]
+        assert (f"grpo on arith seed 0 (20%: it ends at {100 * acc:.1f}%, and at {100 * (acc + trunc):.1f}% were every cut "
+                f"answer right, {word} the base's best {100 * best:.1f}%)") in cap

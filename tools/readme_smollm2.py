@@ -248,11 +248,14 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
     for n in res["eval_noise"]:
         out.append(f"- **Evaluation noise on {n['task']}**: the sd of one evaluation is {100 * n['eval_sd']:.1f} points "
                    f"(two sampling seeds, {n['runs']} runs); {noise_word(n, runs)}.")
-    long3 = [f"{a} on {t} ({100 * max(v):.0f}%)" for (t, a), v in cut.items()
-             if a in ("grpo", "sft+", "sft+-") and max(v) >= 0.1]
+    long3 = [f"{arm_name(r)} on {r['task']} seed {r['seed']} ({100 * r['final_truncated']:.0f}%: it ends at "
+             f"{100 * r['final_accuracy']:.1f}%, and at {100 * (up := r['final_accuracy'] + r['final_truncated']):.1f}% were "
+             f"every cut answer right, {'still under' if up < bars[r['task']] else 'over'} the base's best "
+             f"{100 * bars[r['task']]:.1f}%)" for r in runs
+             if arm_name(r) in ("grpo", "sft+", "sft+-") and r["final_truncated"] >= 0.1 and r["task"] in bars]
     out.append("- **The cap**: final answers cut at 128 tokens, mean over seeds: " + "; ".join(
         f"{t} " + ", ".join(f"{a} {100 * mean(v):.0f}%" for (tt, a), v in cut.items() if tt == t) for t in tasks)
-        + (". Under 10% in every run of grpo, sft+ and sft+-." if not long3 else f". 10% or more in {', '.join(long3)}."))
+        + (". Under 10% in every run of grpo, sft+ and sft+-." if not long3 else f". 10% or more in {'; '.join(long3)}."))
     out += _precision_check(runs, tasks, cut)
     sm = [r for r in res["temperature_sweep"] if r["model"] == "sft-"]
     if sm:
