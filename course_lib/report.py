@@ -157,19 +157,18 @@ def pass_at_k_table(results: dict, ks=(1, 16, 256)) -> str:
 
 def temperature_table(results: dict) -> str:
     """Learning vs sharpening: accuracy (%) at each sampling temperature and greedy, the gain over
-    the base at the training temperature and at the base's best, and the control's share."""
+    the base at the training temperature and at the base's best, and the control's share of each
+    (only of a gain whose 95% interval lies above 0: a share of a loss or of noise reads as nonsense)."""
     rows = results.get("temperature_sweep") or []
     keys = sorted(rows[0]["acc"], key=lambda k: (k == "greedy", k)) if rows else []  # 0.3, 0.6, 1.0, greedy
-
-    def share(r):
-        return " / ".join(_num(r.get(k) and 100 * r[k], ".0f") for k in ("control_share", "control_share_vs_best"))
-
     return _table(["task", "model", "lr", "seeds"] + [("" if k == "greedy" else "T=") + f"{k} % {HW}" for k in keys]
                   + [f"gain at training T (pts) {HW}", f"gain vs base at its best T (pts) {HW}",
                      "control's share of the gain at training T / vs best T (%)"],
                   [[r["task"], arm_label(r["model"], optimizer=r.get("optimizer", "adamw")),
                     "-" if r["learning_rate"] is None else lr_text(r["learning_rate"]), str(r["seeds"] or "-")]
-                   + [_pct(r["acc"].get(k)) for k in keys] + [_pct(r.get("gain"), sign="+"), _pct(r.get("gain_vs_best_base"), sign="+"), share(r)]
+                   + [_pct(r["acc"].get(k)) for k in keys] + [_pct(r.get("gain"), sign="+"), _pct(r.get("gain_vs_best_base"), sign="+")]
+                   + [" / ".join(_num(r.get(k) and (r[g].get("ci_low") or 0) > 0 and 100 * r[k] or None, ".0f")
+                                 for k, g in (("control_share", "gain"), ("control_share_vs_best", "gain_vs_best_base")))]
                    for r in rows])
 
 

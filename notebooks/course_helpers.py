@@ -10,7 +10,8 @@ The reading rules of notebook 06 (sections 5, 9 and 10), in one place so that RE
 section words its verdicts as the notebook does: ``spread`` (an interval with a width),
 ``vs_zero``, ``tost_word``, ``agreement`` (an interval against the paper's gaps), ``arm_name``,
 ``noise_word`` (evaluation noise against the seed spread, pooled and arm by arm), ``sft_word`` (a
-gain read two ways), ``seed_precisions``, ``precision_word`` and ``precision_words`` (seeds of two
+gain read two ways), ``finished_word`` (accuracy among the answers the cap did not cut),
+``seed_precisions``, ``precision_word`` and ``precision_words`` (seeds of two
 precisions set apart),
 ``ab_diff`` and ``length_word`` (GRPO's two aggregations), and, for a row set
 beside another, ``two_readings``, ``weak``, ``micro_word`` and ``beside``.
@@ -42,6 +43,26 @@ def sft_word(g: dict, gb: dict) -> str:
         return "one seed: no verdict" if g["ci_low"] is None else "no spread: no verdict"
     moves = "gains" if g["ci_low"] > 0 else "loses" if g["ci_high"] < 0 else "no change shown"
     return f"{moves} at the training T, ends {vs_zero(gb)} the base's best"
+
+
+def finished_word(runs: list[dict]) -> tuple[str, str | None]:
+    """Section 10d's cap check of one arm: accuracy among the final answers that ended before the cap
+    (a cut answer scores wrong in these runs, so it is accuracy / (1 - share cut)) against its seeds'
+    base at step 0 read the same way, the difference paired by seed with a 95% interval; returns the
+    words and the side ("above", "below", "neither" or None without an interval). Those answers are a
+    selection (the problems an arm still finishes), so this says how much of a loss the cap explains;
+    it does not measure the objective on equal problems."""
+    pairs = [(r["final_accuracy"] / (1 - r["final_truncated"]), r["base_accuracy"] / (1 - r["base_truncated"]))
+             for r in runs if r["final_truncated"] < 1]
+    if not pairs:
+        return "every final answer cut at the cap: none ended before it", None
+    d = stats.mean_ci([a - b for a, b in pairs])
+    side = ("above" if d["ci_low"] > 0 else "below" if d["ci_high"] < 0 else "neither") if spread(d) else None
+    return (f"right among answers ending before the cap {100 * sum(a for a, _ in pairs) / len(pairs):.1f}% (base "
+            f"{100 * sum(b for _, b in pairs) / len(pairs):.1f}%): "
+            + (f"{ci_cell(d)} points, " if d["ci_low"] is not None else f"{100 * d['mean']:+.1f} points (one seed), ")
+            + {"above": "above the base's", "below": "below the base's", "neither": "no difference shown", None: "no interval"}[side],
+            side)
 
 
 def tost_word(e: dict, key: str = "verdict") -> str:
@@ -92,9 +113,10 @@ def noise_word(n: dict, runs: list[dict] | None = None) -> str:
         return out
     sds = {arm_name(g[0]): stats.mean_ci(r["eval_repeat"][0] for r in g)["std"]
            for g in stats.arms([r for r in runs if r["task"] == n["task"] and r.get("eval_repeat")]).values() if len(g) > 1}
-    miss = [f"{a} {100 * sd:.1f}" for a, sd in sds.items() if not _below(n["eval_sd"], sd)[1]]
+    miss = [f"{a} {100 * sd:.1f} -> {100 * _below(n['eval_sd'], sd)[0]:.1f}" for a, sd in sds.items()
+            if not _below(n["eval_sd"], sd)[1]]  # seeds that differ little beyond the evaluation noise
     return out + f"; arm by arm, below it in {len(sds) - len(miss)} of {len(sds)}" + (
-        f" (not in {', '.join(miss)}: seeds that differ little beyond the evaluation noise)" if miss else "")
+        f" (not in {', '.join(miss)} with the evaluation noise taken out)" if miss else "")
 
 
 def seed_precisions(runs: list[dict], plan_precision: str) -> dict[int, str]:

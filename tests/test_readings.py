@@ -113,7 +113,7 @@ def test_noise_word_names_the_arms_whose_seeds_land_within_the_evaluation_noise(
     n = {"task": "arith", "eval_sd": 0.01, "seed_sd": 0.05}
     word = H.noise_word(n, runs)
     assert word.startswith("sd over seeds 5.0 pooled over arms, 4.9 without the evaluation noise: the evaluation noise is below it")
-    assert word.endswith("; arm by arm, below it in 1 of 2 (not in sft+ 0.4: seeds that differ little beyond the evaluation noise)")
+    assert word.endswith("; arm by arm, below it in 1 of 2 (not in sft+ 0.4 -> 0.0 with the evaluation noise taken out)")
     assert H.noise_word(n, runs[:2]).endswith("arm by arm, below it in 1 of 1")
 
 
@@ -192,3 +192,21 @@ def test_precision_words_reads_the_base_and_each_arm_where_both_precisions_have_
     prec = {0: "bf16", 1: "bf16", 3: "fp32"}
     assert H.precision_words(runs, "t", ["grpo", "sft+"], prec, "bf16", "fp32") == [
         "base at step 0 bf16 40.5, fp32 43.0: no interval yet", "grpo bf16 90.0, fp32 90.0: no interval yet"]
+
+
+def _cut_run(seed, acc, cut, base_acc=0.4, base_cut=0.2):
+    return {"seed": seed, "final_accuracy": acc, "final_truncated": cut, "base_accuracy": base_acc, "base_truncated": base_cut}
+
+
+def test_finished_word_reads_accuracy_among_the_answers_the_cap_did_not_cut_paired_by_seed():
+    # a cut answer scores wrong, so accuracy among the uncut ones is accuracy / (1 - cut): the base 0.4 / 0.8 = 50%
+    same = [_cut_run(0, 0.25, 0.5), _cut_run(1, 0.26, 0.5), _cut_run(2, 0.24, 0.5)]  # 50%, 52%, 48% of the uncut
+    word, side = H.finished_word(same)
+    assert side == "neither" and word.startswith("right among answers ending before the cap 50.0% (base 50.0%): +0.0 [")
+    assert word.endswith("points, no difference shown")
+    worse = [_cut_run(0, 0.10, 0.5), _cut_run(1, 0.12, 0.5), _cut_run(2, 0.11, 0.5)]  # 20-24% of the uncut, against 50%
+    assert H.finished_word(worse)[1] == "below" and H.finished_word(worse)[0].endswith("below the base's")
+    better = [_cut_run(s, 0.8 + s / 100, 0.0) for s in range(3)]
+    assert H.finished_word(better)[1] == "above"
+    assert H.finished_word(same[:1]) == ("right among answers ending before the cap 50.0% (base 50.0%): +0.0 points (one seed), no interval", None)
+    assert H.finished_word([_cut_run(0, 0.0, 1.0)]) == ("every final answer cut at the cap: none ended before it", None)

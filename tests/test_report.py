@@ -95,3 +95,15 @@ def test_the_temperature_table_names_an_optimizer_other_than_adamw():
     lines = report.temperature_table({"temperature_sweep": rows}).splitlines()
     assert [line.split(" | ")[1:3] for line in lines[2:]] == [["grpo", "1e-4"], ["grpo (sgd)", "0.2"]]
     assert lines[0].startswith("| task | model | lr | seeds | T=0.6 % ± 95% over seeds | greedy % ± 95% over seeds |")
+
+
+def test_the_temperature_table_gives_the_controls_share_only_of_a_gain_shown_above_zero():
+    def ci(m, lo):
+        return {"mean": m, "half_width": None if lo is None else m - lo, "ci_low": lo, "ci_high": None if lo is None else 2 * m - lo}
+
+    row = {"task": "t", "model": "grpo", "learning_rate": 1e-4, "seeds": 3, "acc": {"0.6": ci(0.5, 0.4)},
+           "control_share": 0.25, "control_share_vs_best": 0.5}
+    cells = [report.temperature_table({"temperature_sweep": [{**row, "gain": g, "gain_vs_best_base": gb}]}).splitlines()[2]
+             .split(" | ")[-1].rstrip(" |") for g, gb in ((ci(0.2, 0.1), ci(0.1, 0.05)), (ci(0.2, 0.1), ci(0.02, -0.03)),
+                                                         (ci(-0.2, -0.3), ci(-0.1, -0.2)), (ci(0.2, None), ci(0.1, None)))]
+    assert cells == ["25 / 50", "25 / -", "- / -", "- / -"]  # a loss, an interval holding 0, one seed: no share

@@ -31,6 +31,7 @@ from course_helpers import (  # noqa: E402
     arm_name,
     beside,
     ci_cell,
+    finished_word,
     length_word,
     noise_word,
     precision_words,
@@ -86,35 +87,38 @@ bf16 --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 8`, and `--pr
 There bf16 is emulated, ten times slower than fp32, and `reproduce` and `train` say so in one line
 (`models.load_policy`). Its samples differ too: the step-0 evaluation of `word-problems` at seed 2
 gave 26.4% on that CPU against 23.3% in the shipped runs, so a bf16 run made there would not pair
-with its seed's shipped runs. So that the plan can finish on any CPU, its seeds 3 and 4 compute
-in float32 (`late_precision` in `course_lib/plans.py`), at full speed everywhere, from the same
-weights without the bf16 rounding. Two bf16 runs of seed 2 were left when no CPU with native bf16
-remained to make them (`word-problems`: GRPO's token aggregation and sft- at 1e-5); they run at
-seed 5 in float32 instead (`instead` in the plan), with GRPO's sequence run beside the token one so
-that the length claim still pairs by seed. Every arm has five seeds (those two: 0, 1, 3, 4, 5), and
-`word-problems`' grpo six: its own readings (gain, curves) use six, a difference paired with
+with its seed's shipped runs. So that the plan can finish on any CPU, its seeds 3 and 4 compute in
+float32 (`late_precision` in `course_lib/plans.py`), at full speed everywhere, from the same weights
+without the bf16 rounding. Two bf16 runs of seed 2 were left when no CPU with native bf16 remained
+to make them (`word-problems`: GRPO's token aggregation and sft- at 1e-5); they run at seed 5 in
+float32 instead (`instead` in the plan), with GRPO's sequence run beside the token one so that the
+length claim still pairs by seed. The plan gives every arm five seeds (those two: 0, 1, 3, 4, 5),
+and `word-problems`' grpo six: its own readings (gain, curves) use six, a difference paired with
 another arm the seeds the two share. Every run of a seed shares one precision and one step-0
 evaluation, so the comparisons still pair by seed; that removes a shift of the base which all of a
-seed's objectives share, not a precision effect that differs between objectives. The intervals
-below pool the seeds of both precisions as if exchangeable, and the precision check (notebook 06,
-10c) is where that assumption meets the data, at low power.
+seed's objectives share, not a precision effect that differs between objectives. The intervals below
+pool the seeds of both precisions as if exchangeable, and the precision check (notebook 06, 10c) is
+where that assumption meets the data, at low power (no interval until an arm has two seeds of each
+precision).
 
 Does the precision move the base? Seeds 0-2's step-0 evaluation, repeated in float32 on the AVX2
 CPU (`OMP_NUM_THREADS=1 python benchmarks/precision_base.py`: the same problems, 8 samples each,
 the same sampling seed), against the shipped bf16 one of the same seed, float32 minus bf16: `arith`
 +2.8, -0.5, +4.3 points (mean +2.2, 95% -3.9 to +8.2), `word-problems` -0.8, +0.6, +0.6 (+0.2,
--1.9 to +2.2). No shift of the base is shown; on `arith` one of a few points is not ruled out (the
-base answers 41% there, where one evaluation of 400 replies carries about 2.5 points of sampling
-noise, and the CPU differs as well as the precision).
+-1.9 to +2.2). On `word-problems` no shift is shown. On `arith` the three pairs do not show one
+either (the interval holds 0), but two of them lie well beyond one evaluation's noise: the bf16
+seeds' step-0 evaluations, the same model under different sampling seeds, spread by 0.8 points (sd;
+notebook 06, 10c), so a float32 shift of a few points on `arith` is possible (the CPU differs as
+well as the precision).
 
-The gains below are taken against the base at its best temperature, which the bf16 sweep found to
-be greedy decoding on both tasks. Greedy decoding in float32 (`OMP_NUM_THREADS=1 python
+The gains below are taken against the base at its best temperature, which the bf16 sweep found to be
+greedy decoding on both tasks. Greedy decoding in float32 (`OMP_NUM_THREADS=1 python
 benchmarks/precision_base.py --parts greedy`: every test problem, no sampling seed) answers `arith`
 74.0% against the sweep's 78.0% (two problems of 50 fewer) and `word-problems` 57.5% against 58.8%
-(one of 80). On `arith` the sampled step-0 accuracy moved the other way (+2.2 points, above): a
-few near-tie problems flip, rather than the base shifting as a whole. So the bar is one evaluation
-that the precision (and the CPU) moves by a problem or two; the readings below say how much that
-would move each gain.
+(one of 80). On `arith` the sampled step-0 accuracy moved the other way (+2.2 points, above); one
+reading, not checked problem by problem, is that a few near-tie problems flip rather than the base
+shifting as a whole. So the bar is one evaluation that the precision (and the CPU) moves by a
+problem or two; the readings below say how much that would move each gain.
 """
 
 
@@ -221,8 +225,9 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
                    + f" points{' (95% over seeds)' * any(g['ci_low'] is not None for _, g in gains)}; the base at T = {T}: "
                    f"{', '.join(f'{100 * x:.1f}% ({p})' for x, p in sorted({(r['base_accuracy'], prec[r['seed']]) for r in runs if r['task'] == t}))} "
                    f"at step 0, {100 * acc[ST]:.1f}% in the sweep ({FIRST}).{_bar_shift(t, acc[b['best']], main, prec) if b['best'] == 'greedy' else ''}")
-    out.append("- **How to read them.** The base's best is the bar a sharper sampling distribution alone could reach; "
-               "the reward-free `confidence` row shows how far training without the reward gets past it (notebook 06, "
+    out.append("- **How to read them.** The base's best is the bar that lowering the temperature alone reaches (a model "
+               "sharpened problem by problem could pass it with no reward at all); the reward-free `confidence` row "
+               "shows how far training without the reward gets past it (notebook 06, "
                "section 10a, reads the two together, with section 5's rule, and gives no verdict until every arm has an "
                "interval, nor while the control's interval still reaches the reward-weighted gains). The base was "
                f"evaluated twice at T = {T}, with different sampling seeds: at each seed's step 0 (the main table's "
@@ -244,7 +249,11 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
         out.append(f"- **TOST against GRPO** (±{100 * st['margin']:.0f} points, Holm over the {fam} rows above with an "
                    "interval): " + (", ".join(f"{n} {v}" for v, n in c.most_common() if v != "no interval (one seed)")
                                     if fam else "no interval yet, no verdict")
-                   + (f"; {one} row{'s' * (one > 1)} with one seed (no interval)" if one and fam else "") + ".")
+                   + (f"; {one} row{'s' * (one > 1)} with one seed (no interval)" if one and fam else "")
+                   + ". The verdicts are the micro table's (\"Equivalence to GRPO\" above); \"not shown equivalent\": the "
+                   "90% interval straddles the margin with the difference itself beyond it, so more seeds would not show "
+                   "equivalence. Holm corrects the equivalence tests only: a \"different\" or an above/below GRPO "
+                   "stands uncorrected for the number of rows.")
     for n in res["eval_noise"]:
         out.append(f"- **Evaluation noise on {n['task']}**: the sd of one evaluation is {100 * n['eval_sd']:.1f} points "
                    f"(two sampling seeds, {n['runs']} runs); {noise_word(n, runs)}.")
@@ -259,9 +268,18 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
     out += _precision_check(runs, tasks, cut)
     sm = [r for r in res["temperature_sweep"] if r["model"] == "sft-"]
     if sm:
-        out.append(f"- **sft- at two learning rates** (gain over the base at T = {T}; against its best): " + "; ".join(
-            f"{r['task']} lr {report.lr_text(r['learning_rate'])} {ci_cell(r['gain'])}, {ci_cell(r['gain_vs_best_base'])}"
-            + f": {sft_word(r['gain'], r['gain_vs_best_base'])}" for r in sm) + ".")
+        words = []
+        for r in sm:
+            mine = [x for x in runs if (x["task"], x["objective"], x["learning_rate"]) == (r["task"], "sft-", r["learning_rate"])]
+            fin, side = finished_word(mine)
+            moves = sft_word(r["gain"], r["gain_vs_best_base"])
+            words.append(f"{r['task']} lr {report.lr_text(r['learning_rate'])} {ci_cell(r['gain'])}, {ci_cell(r['gain_vs_best_base'])}"
+                         f": {moves}; final answers cut {100 * mean(x['final_truncated'] for x in mine):.0f}% (base "
+                         f"{100 * mean(x['base_truncated'] for x in mine):.0f}%), {fin}"
+                         + (": it loses to length" if moves.startswith("loses") and side == "neither" else ""))
+        out.append(f"- **sft- at two learning rates** (gain over the base at T = {T}; against its best; accuracy among "
+                   "the answers the cap did not cut, against the base's at step 0, paired by seed: a selection of the "
+                   "problems, so a bound on what the cap explains, notebook 06, 10d): " + "; ".join(words) + ".")
     out += _length(runs) + _beside(res, eq, main)
     return out
 
