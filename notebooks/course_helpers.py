@@ -196,14 +196,14 @@ def weak(r: tuple[str, str]) -> bool:
 def micro_word(mine: tuple[str, str] | None, other: tuple[str, str]) -> str:
     """One row's two readings set beside another's: 'disagrees' needs opposite directions or
     equivalent against different; 'agrees' when both lie on the same side of GRPO, or neither is
-    weak; else 'cannot tell (underpowered)'."""
+    weak; else 'cannot tell (too wide)'."""
     if mine is None:
         return "cannot tell (one seed)"
     if {mine[0], other[0]} == {"above", "below"} or {mine[1], other[1]} == {"equivalent", "different"}:
         return "disagrees"
     if mine[0] == other[0] != "no side":  # both shown on the same side of GRPO
         return "agrees"
-    return "cannot tell (underpowered)" if weak(mine) or weak(other) else "agrees"
+    return "cannot tell (too wide)" if weak(mine) or weak(other) else "agrees"
 
 def _pm(ci: dict | None, scale: float = 100.0, sign: bool = False) -> str:
     """'mean ± half' of a ``stats.mean_ci`` dict, scaled; '-' for a missing one."""
@@ -267,4 +267,4 @@ def beside(e: dict, micro_e: dict, paper_rows: list[dict], diffs: list[float], m
     gaps = [p[obj] - p["grpo"] for p in paper_rows if obj in p] if obj != "sft-" else [0.0]
     theirs = agreement(gaps, diffs, 100 * margin).split(":")[0]
     wide = weak(mine) or stats.mean_ci(diffs)["half_width"] > margin  # a wide interval holds any gap
-    return mine, micro, vs_micro, "cannot tell (underpowered)" if wide and theirs in ("agrees", "partly") else theirs
+    return mine, micro, vs_micro, "cannot tell (too wide)" if wide and theirs in ("agrees", "partly") else theirs

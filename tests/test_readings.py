@@ -66,8 +66,8 @@ def test_two_readings(e, reading):
     (("above", "different"), ("below", "different"), "disagrees"),  # opposite directions
     (("no side", "equivalent"), ("no side", "different"), "disagrees"),  # equivalent against different
     (("above", "underpowered"), ("above", "different"), "agrees"),  # the same side of GRPO
-    (("no side", "underpowered"), ("no side", "equivalent"), "cannot tell (underpowered)"),  # too wide to contradict
-    (("no side", "not shown equivalent"), ("below", "different"), "cannot tell (underpowered)"),
+    (("no side", "underpowered"), ("no side", "equivalent"), "cannot tell (too wide)"),  # too wide to contradict
+    (("no side", "not shown equivalent"), ("below", "different"), "cannot tell (too wide)"),
     (("no side", "equivalent"), ("no side", "equivalent"), "agrees"),
     (None, ("no side", "equivalent"), "cannot tell (one seed)"),
 ])
@@ -157,7 +157,7 @@ def test_beside_reads_a_row_against_the_micro_row_and_the_papers_gaps():
     assert H.beside(tight, micro, paper, diffs, 0.05) == (("no side", "equivalent"), ("no side", "equivalent"), "agrees", "agrees")
     wide = _row("sft+-", -0.3, 0.3, None, "underpowered")
     out = H.beside(wide, micro, paper, [-0.3, 0.0, 0.3], 0.05)
-    assert out[2:] == ("cannot tell (underpowered)", "cannot tell (underpowered)")  # it holds the gaps only because it is wide
+    assert out[2:] == ("cannot tell (too wide)", "cannot tell (too wide)")  # it holds the gaps only because it is wide
     assert H.beside(_row("sft-", -0.1, -0.1, "below grpo", "different"), micro, paper, [-0.1, -0.1], 0.05)[2:] == (
         "cannot tell (no spread)", "cannot tell (no spread)")
     assert H.beside(_row("sft-", None, None, None, "no interval (one seed)", n=1), micro, paper, [-0.1], 0.05)[2:] == (
