@@ -198,6 +198,10 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
              + ", ".join(f"{t} {median(r['wall_s'] / r['steps'] for r in mine):.0f} ({len(mine)} {p} run{'s' * (len(mine) > 1)})"
                                    for t in tasks for p in dict.fromkeys(prec[r["seed"]] for r in runs)
                                    if (mine := [r for r in runs if r["task"] == t and prec[r["seed"]] == p])) + ".") + "\n",
+        fill(f"The tables below give two gains of an arm at T = {T}, against two evaluations of the same base with "
+             "different sampling seeds: the temperature table's against the sweep's, the main table's against each "
+             "seed's own step 0 (so that one pairs by seed). They differ by those evaluations' noise; the gain over "
+             "the base at its best is the temperature table's second gain column.") + "\n",
     ]
 
 
