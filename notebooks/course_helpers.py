@@ -12,7 +12,7 @@ section words its verdicts as the notebook does: ``spread`` (an interval with a 
 ``noise_word`` (evaluation noise against the seed spread, pooled and arm by arm), ``sft_word`` (a
 gain read two ways), ``finished_word`` (accuracy among the answers the cap did not cut),
 ``seed_precisions``, ``precision_word`` and ``precision_words`` (seeds of two
-precisions set apart),
+precisions set apart), ``tost_by_precision`` (the TOST rows on one precision's seeds),
 ``ab_diff`` and ``length_word`` (GRPO's two aggregations), and, for a row set
 beside another, ``two_readings``, ``weak``, ``micro_word`` and ``beside``.
 """
@@ -156,6 +156,28 @@ def precision_words(runs: list[dict], task: str, arms: list[str], prec: dict[int
                      if r["task"] == task and prec[r["seed"]] == p and arm in (None, arm_name(r))}.values())
     return [f"{a or 'base at step 0'} {precision_word(vals(first, a), vals(late, a), (first, late))}"
             for a in [None, *arms] if vals(first, a) and vals(late, a)]
+
+
+def tost_by_precision(main: list[dict], eq: dict, prec: dict[int, str], margin: float) -> list[tuple]:
+    """A sensitivity of the TOST rows ``eq`` ({(task, objective): row}, before Holm): each recomputed
+    on the seeds of one precision alone. Per precision ``(precision, its seeds, the rows whose reading
+    (verdict; direction) changes as 'objective on task: all -> alone', or None with one seed, the
+    number of rows recomputed)``. A row that changes leans on the other precision's seeds."""
+    def reading(e):
+        return tost_word(e) + (f"; {e['direction']}" if e.get("direction") else "")
+
+    out = []
+    for p in dict.fromkeys(prec.values()):
+        seeds = [s for s, q in prec.items() if q == p]
+        if len(seeds) < 2:
+            out.append((p, seeds, None, 0))
+            continue
+        alone = {(e["task"], e["objective"]): e for e in stats.equivalence([r for r in main if prec[r["seed"]] == p], margin)}
+        if not alone.keys() <= eq.keys():
+            raise ValueError(f"rows on one precision that the whole file lacks: {sorted(alone.keys() - eq.keys())}")
+        out.append((p, seeds, [f"{o} on {t}: {reading(eq[t, o])} -> {reading(e)}" for (t, o), e in alone.items()
+                               if reading(e) != reading(eq[t, o])], len(alone)))
+    return out
 
 
 def ab_diff(ab: dict, key: str) -> dict:

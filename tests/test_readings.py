@@ -210,3 +210,23 @@ def test_finished_word_reads_accuracy_among_the_answers_the_cap_did_not_cut_pair
     assert H.finished_word(better)[1] == "above"
     assert H.finished_word(same[:1]) == ("right among answers ending before the cap 50.0% (base 50.0%): +0.0 points (one seed), no interval", None)
     assert H.finished_word([_cut_run(0, 0.0, 1.0)]) == ("every final answer cut at the cap: none ended before it", None)
+
+
+def test_tost_by_precision_names_the_rows_that_lean_on_the_other_precisions_seeds():
+    from course_lib import stats
+
+    def run(obj, seed, acc):
+        return {"task": "arith", "objective": obj, "aggregation": "sequence", "learning_rate": 1e-4, "seed": seed,
+                "final_accuracy": acc, "gain": 0.3}
+
+    diffs = {0: 0.001, 1: -0.002, 2: 0.003, 3: 0.20, 4: 0.22}  # sft+ minus grpo: equal in bf16, far above in fp32
+    main = [run("grpo", s, 0.5) for s in diffs] + [run("sft+", s, 0.5 + d) for s, d in diffs.items()]
+    main += [run("sft-", s, 0.5 + 0.001 * (s % 2)) for s in diffs]  # equal to grpo in every seed
+    prec = {0: "bf16", 1: "bf16", 2: "bf16", 3: "fp32", 4: "fp32"}
+    eq = {(e["task"], e["objective"]): e for e in stats.equivalence(main, 0.05)}
+    assert eq["arith", "sft+"]["verdict"] != "equivalent"  # all five seeds together
+    (p0, s0, moved0, n0), (p1, s1, moved1, n1) = H.tost_by_precision(main, eq, prec, 0.05)
+    assert (p0, s0, n0, p1, s1, n1) == ("bf16", [0, 1, 2], 2, "fp32", [3, 4], 2)
+    assert len(moved0) == 1 and moved0[0].startswith("sft+ on arith: ") and moved0[0].endswith("-> equivalent")
+    assert len(moved1) == 1 and moved1[0].startswith("sft+ on arith: ")  # two seeds far apart from grpo: different
+    assert H.tost_by_precision(main, eq, {**prec, 4: "bf16"}, 0.05)[1][2] is None  # fp32 with one seed: no interval

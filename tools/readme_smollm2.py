@@ -37,6 +37,7 @@ from course_helpers import (  # noqa: E402
     precision_words,
     seed_precisions,
     sft_word,
+    tost_by_precision,
     tost_word,
 )
 
@@ -269,7 +270,7 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
     out.append("- **The cap**: final answers cut at 128 tokens, mean over seeds: " + "; ".join(
         f"{t} " + ", ".join(f"{a} {100 * mean(v):.0f}%" for (tt, a), v in cut.items() if tt == t) for t in tasks)
         + (". Under 10% in every run of grpo, sft+ and sft+-." if not long3 else f". 10% or more in {'; '.join(long3)}."))
-    out += _precision_check(runs, tasks, cut)
+    out += _precision_check(runs, tasks, cut) + _tost_by_precision(res, eq, main)
     sm = [r for r in res["temperature_sweep"] if r["model"] == "sft-"]
     if sm:
         words = []
@@ -319,6 +320,16 @@ def _precision_check(runs: list[dict], tasks: list[str], arms: dict) -> list[str
                    "has two seeds, no correction for their number): "
                    + "; ".join(words) + ".")
     return out
+
+
+def _tost_by_precision(res: dict, eq: dict, main: list[dict]) -> list[str]:
+    """Notebook 06 10c's sensitivity: the TOST rows on the seeds of one precision alone."""
+    rows = tost_by_precision(main, eq, seed_precisions(res["runs"], FIRST), res["settings"]["margin"])
+    words = [f"{p} seeds {', '.join(map(str, seeds))}: " + ("every row reads the same" if not moved else
+                                                          f"{len(moved)} of {n} change ({'; '.join(moved)})")
+             for p, seeds, moved, n in rows if moved is not None]
+    return ["- **The TOST rows on one precision's seeds alone** (a sensitivity, before Holm; a row that changes leans on "
+            "the other precision's seeds, and fewer seeds widen every interval): " + "; ".join(words) + "."] if words else []
 
 
 def _length(runs: list[dict]) -> list[str]:
