@@ -86,17 +86,17 @@ def _greedy(args, shipped, specs, settings, config, model, tok, first) -> None:
     as ``reproduce`` swept it)."""
     swept = {r["task"]: r for r in shipped["temperature_sweep"] if r["model"] == "base"}
     print(f"\n| task | problems | best temperature, {first} sweep | greedy {first}, shipped (%) | "
-          f"greedy {args.precision}, here (%) | difference (points) | seconds |")
-    print("|---|---|---|---|---|---|---|")
+          f"greedy {args.precision}, here (%) | difference (points) | its answers cut at the cap (%) | seconds |")
+    print("|---|---|---|---|---|---|---|---|")
     for t in args.tasks:
         task, spec = get_task(t), next(x for x in specs if x.task == t)
         cfg = plans.make_config(shipped["profile"], spec, settings, {**config, "precision": args.precision})
         held_out = task.load("test", n=cfg.eval_examples)
         t0 = time.perf_counter()
-        acc = evaluate_as_trained(model, tok, task, cfg, held_out, samples=0, greedy=True)["accuracy_greedy"]
-        was = swept[t]["acc"]["greedy"]["mean"]
+        got = evaluate_as_trained(model, tok, task, cfg, held_out, samples=0, greedy=True)
+        acc, was = got["accuracy_greedy"], swept[t]["acc"]["greedy"]["mean"]
         print(f"| {t} | {len(held_out)} | {swept[t]['best']} | {100 * was:.1f} | {100 * acc:.1f} | "
-              f"{100 * (acc - was):+.1f} | {time.perf_counter() - t0:.0f} |", flush=True)
+              f"{100 * (acc - was):+.1f} | {100 * got['truncated_greedy']:.1f} | {time.perf_counter() - t0:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -123,8 +123,8 @@ def evaluate(model, tokenizer, task, examples: Sequence[dict], *, samples: int =
         if greedy:
             roll = generate_rollouts(model, tokenizer, prompts, 1, max_new_tokens=max_new_tokens, temperature=0.0,
                                      micro_batch_size=batch_size)
-            out["accuracy_greedy"] = _summary(task, roll, examples, 1, truncated_wrong)["accuracy"]
-            out["len_greedy"] = _mean(roll.lengths.tolist())
+            g = _summary(task, roll, examples, 1, truncated_wrong)
+            out.update(accuracy_greedy=g["accuracy"], truncated_greedy=g["truncated"], len_greedy=_mean(roll.lengths.tolist()))
     return out
 
 

@@ -116,10 +116,13 @@ The gains below are taken against the base at its best temperature, which the bf
 greedy decoding on both tasks. Greedy decoding in float32 (`OMP_NUM_THREADS=1 python
 benchmarks/precision_base.py --parts greedy`: every test problem, no sampling seed) answers `arith`
 74.0% against the sweep's 78.0% (two problems of 50 fewer) and `word-problems` 57.5% against 58.8%
-(one of 80). On `arith` the sampled step-0 accuracy moved the other way (+2.2 points, above); one
-reading, not checked problem by problem, is that a few near-tie problems flip rather than the base
-shifting as a whole. So the bar is one evaluation that the precision (and the CPU) moves by a
-problem or two; the readings below say how much that would move each gain.
+(one of 80). It cuts 1 of the 50 `arith` answers at the 128-token cap and 5 of the 80
+`word-problems` ones (the benchmark's last column; scored wrong, as in training): were every one of
+them right, the bar would be at most 2.0 and 6.2 points higher. On `arith` the sampled step-0
+accuracy moved the other way (+2.2 points, above); one reading, not checked problem by problem, is
+that a few near-tie problems flip rather than the base shifting as a whole. So the bar is one
+evaluation that the precision (and the CPU) moves by a problem or two; the readings below say how
+much that would move each gain.
 """
 
 
