@@ -258,6 +258,11 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
                    "interval): " + (", ".join(f"{n} {v}" for v, n in c.most_common() if v != "no interval (one seed)")
                                     if fam else "no interval yet, no verdict")
                    + (f"; {one} row{'s' * (one > 1)} with one seed (no interval)" if one and fam else "")
+                   + ". The margin is " + " and ".join(
+                       f"{100 * st['margin'] / g:.0f}% on {t}" for t in tasks
+                       if (g := sweep.get((t, "grpo", 1e-4), {}).get("gain_vs_best_base", {}).get("mean") or 0) > 0)
+                   + " of GRPO's gain over the base's best, the part of its gain that lowering the temperature does not "
+                   "give: an \"equivalent\" would let that share of it differ"
                    + ". The verdicts are the micro table's (\"Equivalence to GRPO\" above); \"not shown equivalent\": the "
                    "90% interval straddles the margin with the difference itself beyond it, so more seeds would not show "
                    "equivalence. Holm corrects the equivalence tests only: a \"different\" or an above/below GRPO "
