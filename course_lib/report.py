@@ -167,7 +167,7 @@ def temperature_table(results: dict) -> str:
                   [[r["task"], arm_label(r["model"], optimizer=r.get("optimizer", "adamw")),
                     "-" if r["learning_rate"] is None else lr_text(r["learning_rate"]), str(r["seeds"] or "-")]
                    + [_pct(r["acc"].get(k)) for k in keys] + [_pct(r.get("gain"), sign="+"), _pct(r.get("gain_vs_best_base"), sign="+")]
-                   + [" / ".join(_num(r.get(k) and (r[g].get("ci_low") or 0) > 0 and 100 * r[k] or None, ".0f")
+                   + [" / ".join(_num(100 * r[k] if r.get(k) is not None and (r[g].get("ci_low") or 0) > 0 else None, ".0f")
                                  for k, g in (("control_share", "gain"), ("control_share_vs_best", "gain_vs_best_base")))]
                    for r in rows])
 

@@ -7,13 +7,13 @@ one row per arm with the mean and 95% half-width over seeds, in percent or point
 one table.
 
 The reading rules of notebook 06 (sections 5, 9 and 10), in one place so that README's real-model
-section words its verdicts as the notebook does: ``spread`` (an interval with a width),
-``vs_zero``, ``tost_word``, ``agreement`` (an interval against the paper's gaps), ``arm_name``,
-``noise_word`` (evaluation noise against the seed spread, pooled and arm by arm), ``sft_word`` (a
-gain read two ways), ``finished_word`` (accuracy among the answers the cap did not cut),
-``seed_precisions``, ``precision_word`` and ``precision_words`` (seeds of two
-precisions set apart), ``tost_by_precision`` (the TOST rows on one precision's seeds),
-``ab_diff`` and ``length_word`` (GRPO's two aggregations), and, for a row set
+section words its verdicts as the notebook does: ``spread`` (an interval with a width), ``vs_zero``,
+``tost_word``, ``agreement`` (an interval against the paper's gaps), ``arm_name``, ``noise_word``
+(evaluation noise against the seed spread, pooled and arm by arm), ``sft_word`` (a gain read two
+ways), ``margin_span`` (the margin as a share of a gain's interval), ``finished_word`` (accuracy
+among the answers the cap did not cut), ``seed_precisions``, ``precision_word`` and
+``precision_words`` (seeds of two precisions set apart), ``tost_by_precision`` (the TOST rows on one
+precision's seeds), ``ab_diff`` and ``length_word`` (GRPO's two aggregations), and, for a row set
 beside another, ``two_readings``, ``weak``, ``micro_word`` and ``beside``.
 """
 
@@ -47,22 +47,35 @@ def sft_word(g: dict, gb: dict) -> str:
 
 def finished_word(runs: list[dict]) -> tuple[str, str | None]:
     """Section 10d's cap check of one arm: accuracy among the final answers that ended before the cap
-    (a cut answer scores wrong in these runs, so it is accuracy / (1 - share cut)) against its seeds'
-    base at step 0 read the same way, the difference paired by seed with a 95% interval; returns the
-    words and the side ("above", "below", "neither" or None without an interval). Those answers are a
-    selection (the problems an arm still finishes), so this says how much of a loss the cap explains;
-    it does not measure the objective on equal problems."""
+    against its seeds' base at step 0 read the same way, the difference paired by seed with a 95%
+    interval; returns the words and the side ("above", "below", "neither" or None without an
+    interval). Only for runs that score a cut answer wrong (the smollm2 plan's ``truncated: "wrong"``):
+    then it is accuracy / (1 - share cut). Those answers are a selection that likely favours the arm
+    (it keeps the problems it still finishes, the base nearly all), so "below" holds despite the
+    selection, while "neither" does not show that the cap explains the whole loss."""
+    if any(r["base_truncated"] >= 1 for r in runs):
+        raise ValueError("a base evaluation with every answer cut: no answer ended before the cap")
     pairs = [(r["final_accuracy"] / (1 - r["final_truncated"]), r["base_accuracy"] / (1 - r["base_truncated"]))
              for r in runs if r["final_truncated"] < 1]
     if not pairs:
         return "every final answer cut at the cap: none ended before it", None
     d = stats.mean_ci([a - b for a, b in pairs])
     side = ("above" if d["ci_low"] > 0 else "below" if d["ci_high"] < 0 else "neither") if spread(d) else None
-    return (f"right among answers ending before the cap {100 * sum(a for a, _ in pairs) / len(pairs):.1f}% (base "
+    return (f"right among uncut answers {100 * sum(a for a, _ in pairs) / len(pairs):.1f}% (base "
             f"{100 * sum(b for _, b in pairs) / len(pairs):.1f}%): "
             + (f"{ci_cell(d)} points, " if d["ci_low"] is not None else f"{100 * d['mean']:+.1f} points (one seed), ")
-            + {"above": "above the base's", "below": "below the base's", "neither": "no difference shown", None: "no interval"}[side],
-            side)
+            + {"above": "above the base's", "below": "below the base's even there", None: "no interval",
+               "neither": "no difference shown (a selection that favours the arm)"}[side], side)
+
+
+def margin_span(margin: float, gain: dict) -> str:
+    """The TOST margin as a share of a gain, over that gain's 95% interval: '16% to 147%' (the
+    share at its upper end to the share at its lower end); 'from 16%, no upper end' where the
+    interval reaches 0; 'one seed: no range' without one."""
+    if gain.get("ci_low") is None:
+        return "one seed: no range"
+    lo = f"{100 * margin / gain['ci_high']:.0f}%" if gain["ci_high"] > 0 else "-"
+    return f"from {lo}, no upper end" if gain["ci_low"] <= 0 else f"{lo} to {100 * margin / gain['ci_low']:.0f}%"
 
 
 def tost_word(e: dict, key: str = "verdict") -> str:
@@ -162,7 +175,9 @@ def tost_by_precision(main: list[dict], eq: dict, prec: dict[int, str], margin: 
     """A sensitivity of the TOST rows ``eq`` ({(task, objective): row}, before Holm): each recomputed
     on the seeds of one precision alone. Per precision ``(precision, its seeds, the rows whose reading
     (verdict; direction) changes as 'objective on task: all -> alone', or None with one seed, the
-    number of rows recomputed)``. A row that changes leans on the other precision's seeds."""
+    number of rows recomputed)``. A row that changes is sensitive to the other precision's seeds or
+    to having fewer: fewer seeds widen every interval, which can turn "different" into "not shown
+    equivalent", or a verdict into "underpowered", with no precision effect at all."""
     def reading(e):
         return tost_word(e) + (f"; {e['direction']}" if e.get("direction") else "")
 

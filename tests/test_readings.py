@@ -202,14 +202,16 @@ def test_finished_word_reads_accuracy_among_the_answers_the_cap_did_not_cut_pair
     # a cut answer scores wrong, so accuracy among the uncut ones is accuracy / (1 - cut): the base 0.4 / 0.8 = 50%
     same = [_cut_run(0, 0.25, 0.5), _cut_run(1, 0.26, 0.5), _cut_run(2, 0.24, 0.5)]  # 50%, 52%, 48% of the uncut
     word, side = H.finished_word(same)
-    assert side == "neither" and word.startswith("right among answers ending before the cap 50.0% (base 50.0%): +0.0 [")
-    assert word.endswith("points, no difference shown")
+    assert side == "neither" and word.startswith("right among uncut answers 50.0% (base 50.0%): +0.0 [")
+    assert word.endswith("points, no difference shown (a selection that favours the arm)")
     worse = [_cut_run(0, 0.10, 0.5), _cut_run(1, 0.12, 0.5), _cut_run(2, 0.11, 0.5)]  # 20-24% of the uncut, against 50%
-    assert H.finished_word(worse)[1] == "below" and H.finished_word(worse)[0].endswith("below the base's")
+    assert H.finished_word(worse)[1] == "below" and H.finished_word(worse)[0].endswith("below the base's even there")
     better = [_cut_run(s, 0.8 + s / 100, 0.0) for s in range(3)]
     assert H.finished_word(better)[1] == "above"
-    assert H.finished_word(same[:1]) == ("right among answers ending before the cap 50.0% (base 50.0%): +0.0 points (one seed), no interval", None)
+    assert H.finished_word(same[:1]) == ("right among uncut answers 50.0% (base 50.0%): +0.0 points (one seed), no interval", None)
     assert H.finished_word([_cut_run(0, 0.0, 1.0)]) == ("every final answer cut at the cap: none ended before it", None)
+    with pytest.raises(ValueError, match="every answer cut"):
+        H.finished_word([_cut_run(0, 0.2, 0.5, base_acc=0.0, base_cut=1.0)])
 
 
 def test_tost_by_precision_names_the_rows_that_lean_on_the_other_precisions_seeds():
@@ -228,5 +230,11 @@ def test_tost_by_precision_names_the_rows_that_lean_on_the_other_precisions_seed
     (p0, s0, moved0, n0), (p1, s1, moved1, n1) = H.tost_by_precision(main, eq, prec, 0.05)
     assert (p0, s0, n0, p1, s1, n1) == ("bf16", [0, 1, 2], 2, "fp32", [3, 4], 2)
     assert len(moved0) == 1 and moved0[0].startswith("sft+ on arith: ") and moved0[0].endswith("-> equivalent")
-    assert len(moved1) == 1 and moved1[0].startswith("sft+ on arith: ")  # two seeds far apart from grpo: different
+    assert moved1 == [f"sft+ on arith: {eq['arith', 'sft+']['verdict']} -> different; above GRPO"]  # far from grpo in both
     assert H.tost_by_precision(main, eq, {**prec, 4: "bf16"}, 0.05)[1][2] is None  # fp32 with one seed: no interval
+
+
+def test_margin_span_gives_the_margins_share_over_a_gains_interval():
+    assert H.margin_span(0.05, {"mean": 0.17, "ci_low": 0.034, "ci_high": 0.306}) == "16% to 147%"
+    assert H.margin_span(0.05, {"mean": 0.05, "ci_low": -0.02, "ci_high": 0.12}) == "from 42%, no upper end"
+    assert H.margin_span(0.05, {"mean": 0.05, "ci_low": None, "ci_high": None}) == "one seed: no range"

@@ -160,7 +160,7 @@ def test_readme_cap_line_bounds_what_the_cap_can_have_cost_each_run_it_cut_too_o
     tool = _tool()
     res = R.load_results(SMOLLM2)
     (cap,) = [b for b in tool._readings(res, ["arith", "word-problems"], 5) if b.startswith("- **The cap**")]
-    cut = [r for r in res["runs"] if r["objective"] in ("grpo", "sft+", "sft+-") and r["final_truncated"] >= 0.1]
+    cut = [r for r in res["runs"] if tool.arm_name(r) in ("grpo", "sft+", "sft+-") and r["final_truncated"] >= 0.1]
     assert ("Under 10% in every run" in cap) == (not cut)
     (r,) = [r for r in res["runs"] if (r["task"], r["objective"], r["aggregation"], r["seed"]) == ("arith", "grpo", "sequence", 0)]
     bar = next(s for s in res["temperature_sweep"] if (s["task"], s["model"]) == ("arith", "base"))
@@ -170,3 +170,14 @@ def test_readme_cap_line_bounds_what_the_cap_can_have_cost_each_run_it_cut_too_o
         (cap,) = [b for b in tool._readings(res, ["arith", "word-problems"], 5) if b.startswith("- **The cap**")]
         assert (f"grpo on arith seed 0 (20%: it ends at {100 * acc:.1f}%, and at {100 * (acc + trunc):.1f}% were every cut "
                 f"answer right, {word} the base's best {100 * best:.1f}%)") in cap
+
+
+def test_readme_says_what_the_cap_could_do_to_the_greedy_bar_and_which_intervals_it_would_reach():
+    tool = _tool()
+    cut, n = tool.GREEDY_FP32_CUT["word-problems"], tool.GREEDY_FP32["word-problems"][1]
+    up = cut / n
+    gains = [("grpo", {"ci_low": up / 2}), ("sft+", {"ci_low": up * 2}), ("sft-", {"ci_low": -0.5}), ("one", {"ci_low": None})]
+    text = tool._bar_cap("word-problems", gains)
+    assert f"cuts {cut} of its {n} answers" in text and f"up to {100 * up:g} points higher" in text
+    assert text.endswith("enough to bring the lower end of grpo's interval to 0 or below.")  # not sft+ (above), not sft- (below 0)
+    assert tool._bar_cap("word-problems", gains[1:]).endswith("which no interval above 0 here reaches.")

@@ -107,3 +107,5 @@ def test_the_temperature_table_gives_the_controls_share_only_of_a_gain_shown_abo
              .split(" | ")[-1].rstrip(" |") for g, gb in ((ci(0.2, 0.1), ci(0.1, 0.05)), (ci(0.2, 0.1), ci(0.02, -0.03)),
                                                          (ci(-0.2, -0.3), ci(-0.1, -0.2)), (ci(0.2, None), ci(0.1, None)))]
     assert cells == ["25 / 50", "25 / -", "- / -", "- / -"]  # a loss, an interval holding 0, one seed: no share
+    zero = {**row, "control_share": 0.0, "control_share_vs_best": -0.4, "gain": ci(0.2, 0.1), "gain_vs_best_base": ci(0.1, 0.05)}
+    assert report.temperature_table({"temperature_sweep": [zero]}).splitlines()[2].endswith("| 0 / -40 |")  # none, or less

@@ -33,6 +33,7 @@ from course_helpers import (  # noqa: E402
     ci_cell,
     finished_word,
     length_word,
+    margin_span,
     noise_word,
     precision_words,
     seed_precisions,
@@ -51,6 +52,8 @@ FIRST = plans.PLANS["smollm2"]["config"]["precision"]  # the plan's precision (s
 #: (``OMP_NUM_THREADS=1 python benchmarks/precision_base.py --parts greedy``: 74.0% and 57.5%); the shipped bf16 sweep
 #: found greedy the base's best temperature on both tasks
 GREEDY_FP32 = {"arith": (37, 50), "word-problems": (46, 80)}
+#: ... and how many of those greedy answers it cut at the 128-token cap (the same command; the bf16 sweep did not record it)
+GREEDY_FP32_CUT = {"arith": 1, "word-problems": 5}
 STEP_TIMES = """One grpo step (8 prompts x G = 4), median of 2 steps after a warm-up, one thread of a 2-core
 machine whose CPU has AMX/avx512_bf16, other jobs paused, seconds. At the old 48-token cap on
 `arith` (`OMP_NUM_THREADS=1 python benchmarks/step_time.py --profile smollm2-135m --precision bf16
@@ -117,12 +120,11 @@ greedy decoding on both tasks. Greedy decoding in float32 (`OMP_NUM_THREADS=1 py
 benchmarks/precision_base.py --parts greedy`: every test problem, no sampling seed) answers `arith`
 74.0% against the sweep's 78.0% (two problems of 50 fewer) and `word-problems` 57.5% against 58.8%
 (one of 80). It cuts 1 of the 50 `arith` answers at the 128-token cap and 5 of the 80
-`word-problems` ones (the benchmark's last column; scored wrong, as in training): were every one of
-them right, the bar would be at most 2.0 and 6.2 points higher. On `arith` the sampled step-0
-accuracy moved the other way (+2.2 points, above); one reading, not checked problem by problem, is
-that a few near-tie problems flip rather than the base shifting as a whole. So the bar is one
-evaluation that the precision (and the CPU) moves by a problem or two; the readings below say how
-much that would move each gain.
+`word-problems` ones (the column before `seconds`; scored wrong, as in training); the readings below
+say what that could do to the bar. On `arith` the sampled step-0 accuracy moved the other way (+2.2
+points, above); one reading, not checked problem by problem, is that a few near-tie problems flip
+rather than the base shifting as a whole. So the bar is one evaluation that the precision (and the
+CPU) moves by a problem or two; the readings below say how much that would move each gain.
 """
 
 
@@ -232,7 +234,8 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
                    + ", ".join(f"{o} {ci_cell(g)}" for o, g in gains)
                    + f" points{' (95% over seeds)' * any(g['ci_low'] is not None for _, g in gains)}; the base at T = {T}: "
                    f"{', '.join(f'{100 * x:.1f}% ({p})' for x, p in sorted({(r['base_accuracy'], prec[r['seed']]) for r in runs if r['task'] == t}))} "
-                   f"at step 0, {100 * acc[ST]:.1f}% in the sweep ({FIRST}).{_bar_shift(t, acc[b['best']], main, prec) if b['best'] == 'greedy' else ''}")
+                   f"at step 0, {100 * acc[ST]:.1f}% in the sweep ({FIRST}).{_bar_shift(t, acc[b['best']], main, prec) if b['best'] == 'greedy' else ''}"
+                   + (_bar_cap(t, gains) if b["best"] == "greedy" else ""))
     out.append("- **How to read them.** The base's best is the bar that lowering the temperature alone reaches (a model "
                "sharpened problem by problem could pass it with no reward at all); the reward-free `confidence` row "
                "shows how far training without the reward gets past it (notebook 06, "
@@ -259,13 +262,15 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
                                     if fam else "no interval yet, no verdict")
                    + (f"; {one} row{'s' * (one > 1)} with one seed (no interval)" if one and fam else "")
                    + ". The margin is " + " and ".join(
-                       f"{100 * st['margin'] / g:.0f}% on {t}" for t in tasks
-                       if (g := sweep.get((t, "grpo", 1e-4), {}).get("gain_vs_best_base", {}).get("mean") or 0) > 0)
+                       f"{100 * st['margin'] / g['mean']:.0f}% on {t} ({margin_span(st['margin'], g)} over that gain's "
+                       "interval)" for t in tasks
+                       if (g := sweep.get((t, "grpo", 1e-4), {}).get("gain_vs_best_base")) and g["mean"] > 0)
                    + " of GRPO's gain over the base's best, the part of its gain that lowering the temperature does not "
-                   "give: an \"equivalent\" would let that share of it differ"
+                   "give (the table's margin column gives it against the gain at the training T): an \"equivalent\" "
+                   "would let that share of it differ"
                    + ". The verdicts are the micro table's (\"Equivalence to GRPO\" above); \"not shown equivalent\": the "
-                   "90% interval straddles the margin with the difference itself beyond it, so more seeds would not show "
-                   "equivalence. Holm corrects the equivalence tests only: a \"different\" or an above/below GRPO "
+                   "90% interval straddles the margin with the difference itself beyond it, so more seeds at this difference "
+                   "would not show equivalence. Holm corrects the equivalence tests only: a \"different\" or an above/below GRPO "
                    "stands uncorrected for the number of rows.")
     for n in res["eval_noise"]:
         out.append(f"- **Evaluation noise on {n['task']}**: the sd of one evaluation is {100 * n['eval_sd']:.1f} points "
@@ -281,20 +286,36 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
     out += _precision_check(runs, tasks, cut) + _tost_by_precision(res, eq, main)
     sm = [r for r in res["temperature_sweep"] if r["model"] == "sft-"]
     if sm:
+        if plans.PLANS["smollm2"]["config"]["truncated"] != "wrong":
+            raise ValueError("finished_word reads accuracy among uncut answers only where a cut answer scores wrong")
         words = []
         for r in sm:
             mine = [x for x in runs if (x["task"], x["objective"], x["learning_rate"]) == (r["task"], "sft-", r["learning_rate"])]
-            fin, side = finished_word(mine)
+            fin, _ = finished_word(mine)
             moves = sft_word(r["gain"], r["gain_vs_best_base"])
             words.append(f"{r['task']} lr {report.lr_text(r['learning_rate'])} {ci_cell(r['gain'])}, {ci_cell(r['gain_vs_best_base'])}"
                          f": {moves}; final answers cut {100 * mean(x['final_truncated'] for x in mine):.0f}% (base "
-                         f"{100 * mean(x['base_truncated'] for x in mine):.0f}%), {fin}"
-                         + (": it loses to length" if moves.startswith("loses") and side == "neither" else ""))
+                         f"{100 * mean(x['base_truncated'] for x in mine):.0f}%), {fin}")
         out.append(f"- **sft- at two learning rates** (gain over the base at T = {T}; against its best; accuracy among "
-                   "the answers the cap did not cut, against the base's at step 0, paired by seed: a selection of the "
-                   "problems, so a bound on what the cap explains, notebook 06, 10d): " + "; ".join(words) + ".")
+                   "the answers the cap did not cut, against the base's at step 0, paired by seed: a selection that "
+                   "likely favours the arm, so \"below\" holds despite it and \"no difference shown\" does not say "
+                   "the cap explains the loss, notebook 06, 10d): " + "; ".join(words) + ".")
     out += _length(runs) + _beside(res, eq, main)
     return out
+
+
+def _bar_cap(task: str, gains: list[tuple[str, dict]]) -> str:
+    """What the cap could do to the greedy bar: the float32 greedy's answers cut at it (:data:`GREEDY_FP32_CUT`), were
+    as many of the bar's cut and every one right, and the arms whose 95% interval that would reach."""
+    cut, n = GREEDY_FP32_CUT[task], GREEDY_FP32[task][1]
+    if not cut:
+        return ""
+    up = cut / n
+    reach = [o for o, g in gains if g["ci_low"] is not None and g["ci_low"] > 0 and g["ci_low"] <= up]
+    return (f" The cap: the float32 greedy cuts {cut} of its {n} answers (scored wrong); were as many of the bar's cut and "
+            f"every one right, the bar would be up to {100 * up:g} points higher"
+            + (f", enough to bring the lower end of {', '.join(reach)}'s interval to 0 or below." if reach else
+               ", which no interval above 0 here reaches."))
 
 
 def _bar_shift(task: str, best: float, main: list[dict], prec: dict) -> str:
@@ -336,8 +357,11 @@ def _tost_by_precision(res: dict, eq: dict, main: list[dict]) -> list[str]:
     words = [f"{p} seeds {', '.join(map(str, seeds))}: " + ("every row reads the same" if not moved else
                                                           f"{len(moved)} of {n} change ({'; '.join(moved)})")
              for p, seeds, moved, n in rows if moved is not None]
-    return ["- **The TOST rows on one precision's seeds alone** (a sensitivity, before Holm; a row that changes leans on "
-            "the other precision's seeds, and fewer seeds widen every interval): " + "; ".join(words) + "."] if words else []
+    one = [f"{p} (seed {seeds[0]})" for p, seeds, moved, _ in rows if moved is None]
+    return ["- **The TOST rows on one precision's seeds alone** (a sensitivity, before Holm; a row that changes is "
+            "sensitive to the other precision's seeds or to having fewer: fewer seeds widen every interval, which can "
+            "turn \"different\" into \"not shown equivalent\" with no precision effect): " + "; ".join(words)
+            + (f"; not recomputed on {' or '.join(one)}: one seed, no interval" if one else "") + "."] if words else []
 
 
 def _length(runs: list[dict]) -> list[str]:
