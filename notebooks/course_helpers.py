@@ -175,7 +175,7 @@ def tost_by_precision(main: list[dict], eq: dict, prec: dict[int, str], margin: 
     """A sensitivity of the TOST rows ``eq`` ({(task, objective): row}, before Holm): each recomputed
     on the seeds of one precision alone. Per precision ``(precision, its seeds, the rows whose reading
     (verdict; direction) changes as 'objective on task: all -> alone', or None with one seed, the
-    number of rows recomputed)``. A row that changes is sensitive to the other precision's seeds or
+    number of rows recomputed: those with two or more seeds of that precision)``. A row that changes is sensitive to the other precision's seeds or
     to having fewer: fewer seeds widen every interval, which can turn "different" into "not shown
     equivalent", or a verdict into "underpowered", with no precision effect at all."""
     def reading(e):
@@ -187,7 +187,8 @@ def tost_by_precision(main: list[dict], eq: dict, prec: dict[int, str], margin: 
         if len(seeds) < 2:
             out.append((p, seeds, None, 0))
             continue
-        alone = {(e["task"], e["objective"]): e for e in stats.equivalence([r for r in main if prec[r["seed"]] == p], margin)}
+        alone = {(e["task"], e["objective"]): e for e in stats.equivalence([r for r in main if prec[r["seed"]] == p], margin)
+                 if e["n"] > 1}  # a row with one seed there has no interval to read
         if not alone.keys() <= eq.keys():
             raise ValueError(f"rows on one precision that the whole file lacks: {sorted(alone.keys() - eq.keys())}")
         out.append((p, seeds, [f"{o} on {t}: {reading(eq[t, o])} -> {reading(e)}" for (t, o), e in alone.items()

@@ -232,6 +232,9 @@ def test_tost_by_precision_names_the_rows_that_lean_on_the_other_precisions_seed
     assert len(moved0) == 1 and moved0[0].startswith("sft+ on arith: ") and moved0[0].endswith("-> equivalent")
     assert moved1 == [f"sft+ on arith: {eq['arith', 'sft+']['verdict']} -> different; above GRPO"]  # far from grpo in both
     assert H.tost_by_precision(main, eq, {**prec, 4: "bf16"}, 0.05)[1][2] is None  # fp32 with one seed: no interval
+    fewer = [r for r in main if not (r["objective"] == "sft-" and r["seed"] == 4)]  # sft- has one fp32 seed: not read
+    eq2 = {(e["task"], e["objective"]): e for e in stats.equivalence(fewer, 0.05)}
+    assert H.tost_by_precision(fewer, eq2, prec, 0.05)[1][3] == 1  # only sft+ recomputed on fp32
 
 
 def test_margin_span_gives_the_margins_share_over_a_gains_interval():

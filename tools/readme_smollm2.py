@@ -355,7 +355,7 @@ def _tost_by_precision(res: dict, eq: dict, main: list[dict]) -> list[str]:
     """Notebook 06 10c's sensitivity: the TOST rows on the seeds of one precision alone."""
     rows = tost_by_precision(main, eq, seed_precisions(res["runs"], FIRST), res["settings"]["margin"])
     words = [f"{p} seeds {', '.join(map(str, seeds))}: " + ("every row reads the same" if not moved else
-                                                          f"{len(moved)} of {n} change ({'; '.join(moved)})")
+                                                          f"{len(moved)} of {n} rows with two or more of its seeds change ({'; '.join(moved)})")
              for p, seeds, moved, n in rows if moved is not None]
     one = [f"{p} (seed {seeds[0]})" for p, seeds, moved, _ in rows if moved is None]
     return ["- **The TOST rows on one precision's seeds alone** (a sensitivity, before Holm; a row that changes is "
