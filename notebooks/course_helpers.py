@@ -11,7 +11,7 @@ section words its verdicts as the notebook does: ``spread`` (an interval with a 
 ``tost_word``, ``agreement`` (an interval against the paper's gaps), ``arm_name``, ``noise_word``
 (evaluation noise against the seed spread, pooled and arm by arm), ``sft_word`` (a gain read two
 ways), ``margin_span`` (the margin as a share of a gain's interval), ``finished_word`` (accuracy
-among the answers the cap did not cut), ``seed_precisions``, ``precision_word`` and
+among the answers the cap did not cut), ``cap_bound`` (the most the cap can have cost one run), ``seed_precisions``, ``precision_word`` and
 ``precision_words`` (seeds of two precisions set apart), ``tost_by_precision`` (the TOST rows on one
 precision's seeds), ``ab_diff`` and ``length_word`` (GRPO's two aggregations), and, for a row set
 beside another, ``two_readings``, ``weak``, ``micro_word`` and ``beside``.
@@ -66,6 +66,15 @@ def finished_word(runs: list[dict]) -> tuple[str, str | None]:
             + (f"{ci_cell(d)} points, " if d["ci_low"] is not None else f"{100 * d['mean']:+.1f} points (one seed), ")
             + {"above": "above the base's", "below": "below the base's even there", None: "no interval",
                "neither": "no difference shown (a selection that favours the arm)"}[side], side)
+
+
+def cap_bound(r: dict, bar: float) -> str:
+    """The most the length cap can have cost run ``r`` (a run that scores a cut answer wrong): its
+    final accuracy were every cut answer right, against the base's best ``bar``. Under the bar, the
+    cap cannot have decided the run's reading against it."""
+    up = r["final_accuracy"] + r["final_truncated"]
+    return (f"ends at {100 * r['final_accuracy']:.1f}%, and at {100 * up:.1f}% were every cut answer right, "
+            f"{'still under' if up < bar else 'at or over'} the base's best {100 * bar:.1f}%")
 
 
 def margin_span(margin: float, gain: dict) -> str:

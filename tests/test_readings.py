@@ -214,6 +214,12 @@ def test_finished_word_reads_accuracy_among_the_answers_the_cap_did_not_cut_pair
         H.finished_word([_cut_run(0, 0.2, 0.5, base_acc=0.0, base_cut=1.0)])
 
 
+def test_cap_bound_counts_every_cut_answer_right_and_sets_it_against_the_bar():
+    r = _cut_run(0, 0.375, 0.15)
+    assert H.cap_bound(r, 0.6) == "ends at 37.5%, and at 52.5% were every cut answer right, still under the base's best 60.0%"
+    assert H.cap_bound(r, 0.525).endswith("at 52.5% were every cut answer right, at or over the base's best 52.5%")  # a tie: not under
+
+
 def test_tost_by_precision_names_the_rows_that_lean_on_the_other_precisions_seeds():
     from course_lib import stats
 

@@ -30,6 +30,7 @@ from course_helpers import (  # noqa: E402
     ab_diff,
     arm_name,
     beside,
+    cap_bound,
     ci_cell,
     finished_word,
     length_word,
@@ -275,10 +276,8 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
     for n in res["eval_noise"]:
         out.append(f"- **Evaluation noise on {n['task']}**: the sd of one evaluation is {100 * n['eval_sd']:.1f} points "
                    f"(two sampling seeds, {n['runs']} runs); {noise_word(n, runs)}.")
-    long3 = [f"{arm_name(r)} on {r['task']} seed {r['seed']} ({100 * r['final_truncated']:.0f}%: it ends at "
-             f"{100 * r['final_accuracy']:.1f}%, and at {100 * (up := r['final_accuracy'] + r['final_truncated']):.1f}% were "
-             f"every cut answer right, {'still under' if up < bars[r['task']] else 'over'} the base's best "
-             f"{100 * bars[r['task']]:.1f}%)" for r in runs
+    long3 = [f"{arm_name(r)} on {r['task']} seed {r['seed']} ({100 * r['final_truncated']:.0f}%: it "
+             f"{cap_bound(r, bars[r['task']])})" for r in runs
              if arm_name(r) in ("grpo", "sft+", "sft+-") and r["final_truncated"] >= 0.1 and r["task"] in bars]
     out.append("- **The cap**: final answers cut at 128 tokens, mean over seeds: " + "; ".join(
         f"{t} " + ", ".join(f"{a} {100 * mean(v):.0f}%" for (tt, a), v in cut.items() if tt == t) for t in tasks)
@@ -294,7 +293,7 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
             fin, _ = finished_word(mine)
             moves = sft_word(r["gain"], r["gain_vs_best_base"])
             words.append(f"{r['task']} lr {report.lr_text(r['learning_rate'])} {ci_cell(r['gain'])}, {ci_cell(r['gain_vs_best_base'])}"
-                         f": {moves}; final answers cut {100 * mean(x['final_truncated'] for x in mine):.0f}% (base "
+                         f": {moves}; final answers cut {100 * mean(cut[r['task'], arm_name(mine[0])]):.0f}% (base "
                          f"{100 * mean(x['base_truncated'] for x in mine):.0f}%), {fin}")
         out.append(f"- **sft- at two learning rates** (gain over the base at T = {T}; against its best; accuracy among "
                    "the answers the cap did not cut, against the base's at step 0, paired by seed: a selection that "
