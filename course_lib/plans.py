@@ -136,6 +136,8 @@ def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
 #: share one precision and one step-0 evaluation, so the comparison still pairs by seed. Two seed-2 bf16 runs were
 #: left when no such CPU was left to make them (word-problems: grpo's token aggregation, sft- at 1e-5); ``instead``
 #: runs them at seed 5 in fp32, with grpo's sequence run beside the token one so that the length claim pairs by seed.
+#: ``more``: arith grpo and sft+ at seeds 5-7, where the power calculation at the +-5-point margin asked for about 8
+#: seeds (sft+ against grpo: +2.0 points, sd 2.9 over 5 seeds); sft+- against grpo asked for about 22, out of reach.
 #: grid: also GRPO's token and constant aggregations (notebook 07's ablation; measured during training only).
 #: horizon: its question is the curves; the base alone is swept (gains over its best), no pass@k.
 #: beyond-grid: notebook 08's arms (:data:`BEYOND_ARMS`) as the grid runs them, so they pair with its runs by seed.
@@ -158,7 +160,8 @@ PLANS = {"grid": {"objectives": ("grpo", "sft+", "sft-", "sft+-", "confidence"),
                      "config": {"max_new_tokens": 128, "truncated": "wrong", "precision": "bf16", "micro_batch_size": 8},
                      "late_precision": (3, "fp32"), "instead": {  # for the whole plan only, not --seeds 3
                          RunSpec(_WP, "grpo", 2, "token", ablation=True): (RunSpec(_WP, "grpo", 5, "token", ablation=True), RunSpec(_WP, "grpo", 5)),
-                         RunSpec(_WP, "sft-", 2, learning_rate=1e-5): (RunSpec(_WP, "sft-", 5, learning_rate=1e-5),)}}}
+                         RunSpec(_WP, "sft-", 2, learning_rate=1e-5): (RunSpec(_WP, "sft-", 5, learning_rate=1e-5),)},
+                     "more": tuple(RunSpec("arith", o, s) for s in (5, 6, 7) for o in ("grpo", "sft+"))}}
 PLAN_SETTINGS = {"eval_examples": 200, "eval_samples": 4, "temperature": 0.6, "sweep_samples": 16,
                  "pass_k_examples": 100, "pass_k_split": "hard", "margin": 0.05}
 
@@ -166,7 +169,8 @@ PLAN_SETTINGS = {"eval_examples": 200, "eval_samples": 4, "temperature": 0.6, "s
 def plan_evidence(name: str, tasks, seeds: int | None = None, objectives=None) -> tuple[list[RunSpec], Settings, dict]:
     """The runs, settings and TrainConfig fields of plan ``name`` (:data:`PLANS`), seed by seed. Example:
     ``len(plan_evidence("lr-sweep", ["a", "b"])[0])`` -> 48 (3 seeds x (3 AdamW rates + 1 SGD) x 2 x 2). With all of its
-    seeds, a plan's ``instead`` ({run: its stand-ins}) drops those runs and adds their stand-ins after the last seed."""
+    seeds, a plan's ``instead`` ({run: its stand-ins}) drops those runs and adds their stand-ins after the last seed, and
+    its ``more`` (runs) adds more seeds of some arms after them."""
     p = PLANS[name]
     seeds = p["seeds"] if seeds is None else seeds
     settings = Settings(steps=p["steps"], eval_every=p["eval_every"], pass_k=p["pass_k"], pass_k_seeds=seeds,
@@ -180,7 +184,8 @@ def plan_evidence(name: str, tasks, seeds: int | None = None, objectives=None) -
         specs += plan_beyond([s], p["mu_arms"]) if "mu_arms" in p else []  # their own tasks
         specs += [RunSpec(t, o, s, agg, ablation=True) for t, o, agg in p.get("ablation", ()) if t in tasks]
     swap = p.get("instead", {}) if seeds == p["seeds"] else {}  # runs moved to another seed: (the old run: its stand-ins)
-    specs = [x for x in specs if x not in swap] + [y for x, new in swap.items() if x in specs for y in new  # and asked for
-                                                   if y.ablation or y.learning_rate or y.objective in (objectives or p["objectives"])]
+    more = p.get("more", ()) if seeds == p["seeds"] else ()  # more seeds of some arms
+    extra = [y for x, new in swap.items() if x in specs for y in new] + [y for y in more if y.task in tasks]  # of those asked for:
+    specs = [x for x in specs if x not in swap] + [y for y in extra if y.ablation or y.learning_rate or y.objective in (objectives or p["objectives"])]
     first, late = p.get("late_precision", (seeds, None))  # from seed ``first`` on, the runs compute in ``late``
     return [dataclasses.replace(x, precision=late) if x.seed >= first else x for x in specs], settings, dict(p.get("config", {}))

@@ -154,12 +154,18 @@ def test_readme_moves_each_mean_gain_by_the_float32_seeds_share_of_the_float32_b
                                                               "(intervals not recomputed).")
 
 
+def test_readme_names_the_arms_the_plan_gives_more_seeds():
+    tool = _tool()
+    assert tool._more() == ("`arith`'s grpo and sft+", [5, 6, 7])
+    assert "`arith`'s grpo and sft+ also at seeds 5-7, as the power calculation asked" in " ".join(tool.section().split())
+
+
 def test_readme_cap_line_bounds_what_the_cap_can_have_cost_each_run_it_cut_too_often():
     """A grpo, sft+ or sft+- run with 10% or more of its final answers cut is named with its accuracy were every cut
     answer right, set against the base's best: under it, the cap cannot have decided its reading."""
     tool = _tool()
     res = R.load_results(SMOLLM2)
-    (cap,) = [b for b in tool._readings(res, ["arith", "word-problems"], 5) if b.startswith("- **The cap**")]
+    (cap,) = [b for b in tool._readings(res, ["arith", "word-problems"], False) if b.startswith("- **The cap**")]
     cut = [r for r in res["runs"] if tool.arm_name(r) in ("grpo", "sft+", "sft+-") and r["final_truncated"] >= 0.1]
     assert ("Under 10% in every run" in cap) == (not cut)
     (r,) = [r for r in res["runs"] if (r["task"], r["objective"], r["aggregation"], r["seed"]) == ("arith", "grpo", "sequence", 0)]
@@ -167,7 +173,7 @@ def test_readme_cap_line_bounds_what_the_cap_can_have_cost_each_run_it_cut_too_o
     best = bar["acc"][bar["best"]]["mean"]
     for acc, trunc, word in ((best - 0.30, 0.20, "still under"), (best - 0.10, 0.20, "at or over")):
         r["final_accuracy"], r["final_truncated"] = acc, trunc
-        (cap,) = [b for b in tool._readings(res, ["arith", "word-problems"], 5) if b.startswith("- **The cap**")]
+        (cap,) = [b for b in tool._readings(res, ["arith", "word-problems"], False) if b.startswith("- **The cap**")]
         assert (f"grpo on arith seed 0 (20%: it ends at {100 * acc:.1f}%, and at {100 * (acc + trunc):.1f}% were every cut "
                 f"answer right, {word} the base's best {100 * best:.1f}%)") in cap
 

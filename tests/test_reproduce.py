@@ -458,14 +458,16 @@ def test_the_smollm2_plan_runs_the_real_model_with_its_own_cap_and_rules():
     tasks = list(models.PROFILES["smollm2-135m"].tasks)
     specs, settings, config = plans.plan_evidence("smollm2", tasks)
     main = [s for s in specs if s.learning_rate is None and not s.ablation]
-    assert len(main) == 2 * 5 * 5 + 1 and {s.objective for s in main} == {"grpo", "sft+", "sft-", "sft+-", "confidence"}
+    assert len(main) == 2 * 5 * 5 + 1 + 6 and {s.objective for s in main} == {"grpo", "sft+", "sft-", "sft+-", "confidence"}
     assert {(s.task, s.objective, s.learning_rate) for s in specs if s.learning_rate} == {(t, "sft-", 1e-5) for t in tasks}
     assert {(s.task, s.objective, s.aggregation) for s in specs if s.ablation} == {("word-problems", "grpo", "token")}
-    assert len(specs) == len({s.dirname for s in specs}) == 50 + 10 + 5 - 2 + 3 and settings.steps >= 30
+    assert len(specs) == len({s.dirname for s in specs}) == 50 + 10 + 5 - 2 + 3 + 6 and settings.steps >= 30
     # two seed-2 runs (bf16) move to seed 5 (fp32), grpo's sequence run beside the token one: every arm has 5 seeds,
-    # and the length claim pairs grpo's two aggregations on 5 seeds
+    # and the length claim pairs grpo's two aggregations on 5 seeds; arith grpo and sft+ have 3 more (the power calculation)
     per_arm = Counter((s.task, s.objective, s.aggregation, s.learning_rate) for s in specs)
-    assert set(per_arm.values()) == {5, 6} and [k for k, n in per_arm.items() if n == 6] == [("word-problems", "grpo", "sequence", None)]
+    assert {k: n for k, n in per_arm.items() if n != 5} == {("word-problems", "grpo", "sequence", None): 6,
+                                                           ("arith", "grpo", "sequence", None): 8, ("arith", "sft+", "sequence", None): 8}
+    assert [(s.objective, s.seed) for s in specs[-6:]] == [(o, s) for s in (5, 6, 7) for o in ("grpo", "sft+")]  # after the rest
     wp = {a: {s.seed for s in specs if (s.task, s.objective, s.aggregation, s.learning_rate) == ("word-problems", "grpo", a, None)}
           for a in ("sequence", "token")}
     assert wp["token"] == {0, 1, 3, 4, 5} < wp["sequence"]
@@ -477,7 +479,7 @@ def test_the_smollm2_plan_runs_the_real_model_with_its_own_cap_and_rules():
     # directories keep their names, and so do the records of the seeds the plan's own precision ran
     got = {s.seed: {plans.make_config("smollm2-135m", x, settings, config).precision for x in specs if x.seed == s.seed}
            for s in specs}
-    assert got == {0: {"bf16"}, 1: {"bf16"}, 2: {"bf16"}, 3: {"fp32"}, 4: {"fp32"}, 5: {"fp32"}}
+    assert got == {0: {"bf16"}, 1: {"bf16"}, 2: {"bf16"}, **{s: {"fp32"} for s in range(3, 8)}}
     assert {s.dirname for s in specs} == {dataclasses.replace(s, precision=None).dirname for s in specs}
     assert "precision" not in R.run_record(specs[0], [], [], 0.0) and R.run_record(specs[-1], [], [], 0.0)["precision"] == "fp32"
     three = plans.plan_evidence("smollm2", tasks, seeds=3)[0]  # fewer seeds than the plan's: nothing moves
@@ -485,7 +487,9 @@ def test_the_smollm2_plan_runs_the_real_model_with_its_own_cap_and_rules():
                                                                      and (s.ablation or s.learning_rate)]
     assert {s.precision for s in three} == {None}
     only = plans.plan_evidence("smollm2", tasks, objectives=("sft+",))[0]  # the stand-ins of runs it plans, not a lone grpo
-    assert {(s.objective, s.aggregation, s.learning_rate) for s in only if s.seed == 5} == {("grpo", "token", None), ("sft-", "sequence", 1e-5)}
+    assert {(s.objective, s.aggregation, s.learning_rate) for s in only if s.seed == 5} == {("grpo", "token", None), ("sft-", "sequence", 1e-5),
+                                                                                         ("sft+", "sequence", None)}
+    assert [s.seed for s in only if s.seed > 5] == [6, 7] and len(plans.plan_evidence("smollm2", ["word-problems"])[0]) == 36
     assert cfg.micro_batch_size < cfg.prompts_per_step * cfg.group_size  # length-sorted micro-batches pad less
     # every held-out problem (arith 50, word-problems 80) x 8 samples; only the base is swept
     assert (settings.eval_examples, settings.eval_samples, settings.sweep_samples, settings.sweep_runs) == (100, 8, 8, False)

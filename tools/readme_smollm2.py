@@ -92,19 +92,21 @@ bf16 --threads 1 --steps 2 --max-new-tokens 128 --micro-batch-size 8`, and `--pr
 There bf16 is emulated, ten times slower than fp32, and `reproduce` and `train` say so in one line
 (`models.load_policy`). Its samples differ too: the step-0 evaluation of `word-problems` at seed 2
 gave 26.4% on that CPU against 23.3% in the shipped runs, so a bf16 run made there would not pair
-with its seed's shipped runs. So that the plan can finish on any CPU, its seeds 3 and 4 compute in
+with its seed's shipped runs. So that the plan can finish on any CPU, its seeds from 3 on compute in
 float32 (`late_precision` in `course_lib/plans.py`), at full speed everywhere, from the same weights
 without the bf16 rounding. Two bf16 runs of seed 2 were left when no CPU with native bf16 remained
 to make them (`word-problems`: GRPO's token aggregation and sft- at 1e-5); they run at seed 5 in
 float32 instead (`instead` in the plan), with GRPO's sequence run beside the token one so that the
 length claim still pairs by seed. The plan gives every arm five seeds (those two: 0, 1, 3, 4, 5),
-and `word-problems`' grpo six: its own readings (gain, curves) use six, a difference paired with
-another arm the seeds the two share. Every run of a seed shares one precision and one step-0
-evaluation, so the comparisons still pair by seed; that removes a shift of the base which all of a
-seed's objectives share, not a precision effect that differs between objectives. The intervals below
-pool the seeds of both precisions as if exchangeable, and the precision check (notebook 06, 10c) is
-where that assumption meets the data, at low power (no interval until an arm has two seeds of each
-precision).
+`word-problems`' grpo six, and `arith`'s grpo and sft+ eight (seeds 5-7, `more` in the plan: the
+power calculation at the ±5-point margin asked for about eight for sft+ against grpo; for sft+-
+against grpo it asked for about 22, out of the plan's reach): an arm's own readings (gain, curves)
+use all of its seeds, a difference paired with another arm the seeds the two share. Every run of a
+seed shares one precision and one step-0 evaluation, so the comparisons still pair by seed; that
+removes a shift of the base which all of a seed's objectives share, not a precision effect that
+differs between objectives. The intervals below pool the seeds of both precisions as if
+exchangeable, and the precision check (notebook 06, 10c) is where that assumption meets the data, at
+low power (no interval until an arm has two seeds of each precision).
 
 Does the precision move the base? Seeds 0-2's step-0 evaluation, repeated in float32 on the AVX2
 CPU (`OMP_NUM_THREADS=1 python benchmarks/precision_base.py`: the same problems, 8 samples each,
@@ -145,6 +147,14 @@ def progress(res: dict, seeds: list[int]) -> str:
         + f" ({nseeds(len(seeds))}: {', '.join(map(str, seeds))}" + ")" * done
 
 
+def _more() -> tuple[str, list[int]]:
+    """The plan's ``more`` seeds: ("`arith`'s grpo and sft+", [5, 6, 7]), or ("", []) without them."""
+    more = plans.PLANS["smollm2"].get("more", ())
+    arms = list(dict.fromkeys((s.task, s.objective) for s in more))
+    return (" and ".join(dict.fromkeys(f"`{t}`'s" for t, _ in arms)) + " " + " and ".join(o for _, o in arms)) * bool(arms), \
+        sorted({s.seed for s in more})
+
+
 def _precisions() -> str:
     """The plan's precision by seed: 'bfloat16 (...) for seeds 0-2 and float32 for seeds 3-5 (...)'."""
     p = plans.PLANS["smollm2"]
@@ -180,12 +190,16 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
              "with a test split that shares no arithmetic with training in either order (tests/test_heldout.py). grpo, "
              f"sft+, sft-, plain sft+- and the reward-free `confidence` control, {st['steps']} steps of 8 problems x G = 4 "
              f"at T = {T}, learning rate 1e-4, LoRA r 16, {_precisions()}, at most 128 new tokens with an answer cut "
-             "there scored wrong; sft- also at learning rate 1e-5; GRPO's token aggregation on `word-problems`. Held-out: "
+             f"there scored wrong; sft- also at learning rate 1e-5; GRPO's token aggregation on `word-problems`"
+             + (f"; {_more()[0]} also at seeds {_more()[1][0]}-{_more()[1][-1]}, as the power calculation asked"
+                * bool(_more()[1])) + ". Held-out: "
              f"every test problem (50 and 80) x {st['eval_samples']} samples at the end of each run, and once more with "
              "another sampling seed; the base at T = 0.3, 0.6, 0.7, 1.0 and greedy, in bf16.") + "\n",
         fill(progress(res, seeds) + (
             "; every reading below is computed from them. Made by" if res["finished_runs"] == res["planned_runs"] else
-            f"; {plans.PLANS['smollm2']['seeds']} seeds an arm are planned). The runs go seed by seed and the file ships as they "
+            f"; {plans.PLANS['smollm2']['seeds']} seeds an arm are planned"
+            + (f", {plans.PLANS['smollm2']['seeds'] + len(_more()[1])} for {_more()[0]}" * bool(_more()[1]))
+            + "). The runs go seed by seed and the file ships as they "
             "finish; every reading below is computed from the seeds it holds, and with one seed there is no interval "
             "and no verdict. Made by")) + "\n",
         f"`{res['command']}`\n",
@@ -212,8 +226,8 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
     ]
 
 
-def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
-    """The bullets of 'What the real model shows so far'."""
+def _readings(res: dict, tasks: list[str], short: bool) -> list[str]:
+    """The bullets of 'What the real model shows so far' (``short``: an arm has fewer seeds than the plan gives it)."""
     st, runs = res["settings"], res["runs"]
     (T,) = {r["temperature"] for r in runs}
     main = [r for r in runs if not r["ablation"] and r["learning_rate"] == 1e-4]
@@ -244,8 +258,7 @@ def _readings(res: dict, tasks: list[str], fewest: int) -> list[str]:
                "interval, nor while the control's interval still reaches the reward-weighted gains). The base was "
                f"evaluated twice at T = {T}, with different sampling seeds: at each seed's step 0 (the main table's "
                "`base acc` and `gain`) and in the sweep (the temperature table's gains)."
-               + (f" Every reading from fewer than the plan's {plans.PLANS['smollm2']['seeds']} seeds is provisional."
-                  if fewest < plans.PLANS["smollm2"]["seeds"] else ""))
+               + (" Every reading from fewer seeds than the plan gives its arms is provisional." if short else ""))
     sizes = {t: len(get_task(t).load("test")) for t in tasks}
     bars = {t: sweep[t, "base", None]["acc"][sweep[t, "base", None]["best"]]["mean"] for t in tasks if (t, "base", None) in sweep}
     out.append("- **What the intervals cover.** Training seeds only, on one fixed test set ("
@@ -410,7 +423,10 @@ def section(path: Path = DATA_DIR / "results" / "smollm2_evidence_results.json")
                                           report.equivalence_table(res),
                                           f"**What the real model shows{' so far' * (res['finished_runs'] < res['planned_runs'])} "
                                           f"({nseeds(hi) if lo == hi else f'{lo} to {hi} seeds'} an arm).**\n"]
-    parts.append("\n".join(fill(o).replace("\n", "\n  ") for o in _readings(res, tasks, lo)) + "\n")
+    planned = Counter((s.task, arm_name({**vars(s), "learning_rate": s.learning_rate or 1e-4}))
+                      for s in plans.plan_evidence("smollm2", PLAN_TASKS)[0])  # the seeds the plan gives each arm
+    short = any(per_arm[k] < n for k, n in planned.items())
+    parts.append("\n".join(fill(o).replace("\n", "\n  ") for o in _readings(res, tasks, short)) + "\n")
     parts.append(fill("Notebook 06, section 10, reads the file: the same tables with their checks, a figure, and one "
                       "line per objective setting the SmolLM2 reading beside the micro grid's and the paper's GSM8K "
                       "gaps (section 9's rule). This section is written from the file, in the notebook's words, by "

@@ -172,8 +172,7 @@ def colab_install(root: str = "/content/course") -> list[str]:
     print(refresh_clone(root))
     steps = []
     if _version("course_lib") is None:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", root],
-                       check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", root], check=True)
         importlib.invalidate_caches()  # so this kernel sees what pip just installed
         steps.append("course_lib (editable, --no-deps)")
     missing = check_requirements(metadata.requires("course_lib") or [])[0]

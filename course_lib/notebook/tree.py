@@ -83,8 +83,7 @@ def draw_tree(
                    facecolors="none", edgecolors="black", lw=1.2, zorder=3)
         if small:
             for s in good:
-                ax.text(pos[s][0], pos[s][1] - 0.3, repr(tree.text(s)), fontsize=9,
-                        ha="center", va="top")
+                ax.text(pos[s][0], pos[s][1] - 0.3, repr(tree.text(s)), fontsize=9, ha="center", va="top")
     ax.set_yticks(-np.arange(tree.depth + 1), [f"t={d}" for d in range(tree.depth + 1)])
     ax.set_xticks([])
     ax.set_ylim(-tree.depth - 0.7, 0.4)

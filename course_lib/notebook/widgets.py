@@ -30,8 +30,7 @@ def mdp_explorer(eos: str = "$") -> W.VBox:
     style = {"description_width": "90px"}
     vocab = W.IntSlider(3, min=1, max=4, description="vocab size", style=style)
     depth = W.IntSlider(3, min=1, max=4, description="depth", style=style)
-    temp = W.FloatLogSlider(1.0, base=10, min=-1, max=1, step=0.05, description="temperature",
-                            style=style)
+    temp = W.FloatLogSlider(1.0, base=10, min=-1, max=1, step=0.05, description="temperature", style=style)
     seed = W.IntSlider(0, min=0, max=20, description="seed", style=style)
     target = W.IntSlider(2, min=1, max=12, description="target", style=style)
     out = W.Output()
