@@ -10,7 +10,7 @@ The reading rules of notebook 06 (sections 5, 9 and 10), in one place so that RE
 section words its verdicts as the notebook does: ``spread`` (an interval with a width), ``vs_zero``,
 ``tost_word``, ``agreement`` (an interval against the paper's gaps), ``arm_name``, ``noise_word``
 (evaluation noise against the seed spread, pooled and arm by arm), ``sft_word`` (a gain read two
-ways), ``margin_span`` (the margin as a share of a gain's interval), ``finished_word`` (accuracy
+ways), ``learning_word`` (section 5's rule: learning from the reward or sharpening), ``margin_span`` (the margin as a share of a gain's interval), ``finished_word`` (accuracy
 among the answers the cap did not cut), ``cap_bound`` (the most the cap can have cost one run), ``seed_precisions``, ``precision_word`` and
 ``precision_words`` (seeds of two precisions set apart), ``tost_by_precision`` (the TOST rows on one
 precision's seeds), ``ab_diff`` and ``length_word`` (GRPO's two aggregations), and, for a row set
@@ -45,6 +45,34 @@ def sft_word(g: dict, gb: dict) -> str:
     return f"{moves} at the training T, ends {vs_zero(gb)} the base's best"
 
 
+def learning_word(gains: dict, ctrl: dict, diffs: dict) -> tuple[list[str], list[str], str]:
+    """Section 5's rule on one task (notebook 06, 10a; README's real-model section): ``gains``
+    {reward-weighted arm: its gain over the base at its best}, ``ctrl`` the reward-free control's,
+    ``diffs`` {arm: its final accuracy minus the control's, paired by seed}. 'sharpening' where the
+    control ends above the base's best; 'no learning shown' where no reward-weighted arm does;
+    'learning from the reward' where some do and the control ends below the base's best, or, where
+    the control's interval holds 0, where one of them is shown above the control itself (paired
+    t-test, two-sided, Holm over the arms above the base's best at 0.05): a control not shown above
+    the base's best is not shown below the arms. Returns (the arms above the base's best, the arms
+    shown above the control, the words)."""
+    if not all(spread(g) for g in [*gains.values(), ctrl]):
+        return [], [], "no verdict yet (an arm with one seed, no spread or no run)"
+    ups, side = [m for m, g in gains.items() if g["ci_low"] > 0], vs_zero(ctrl)
+    if side == "above" or not ups:
+        return ups, [], "sharpening" if side == "above" else "no learning shown"
+    if side == "below":
+        return ups, ups, "learning from the reward"
+    d = {m: stats.mean_ci(diffs[m]) for m in ups}
+    p = [2 * (1 - stats.t_cdf(abs(d[m]["mean"]) / (d[m]["std"] / math.sqrt(d[m]["n"])), d[m]["n"] - 1)) if spread(d[m])
+         else None for m in ups]
+    holm = dict(zip(ups, stats.holm(p)))
+    beats = [m for m in ups if holm[m] is not None and holm[m] < 0.05 and d[m]["mean"] > 0]
+    tested = [q for q in holm.values() if q is not None]
+    fam = f"Holm over {len(tested)} arm{'s' * (len(tested) > 1)}" + f", smallest adjusted p {min(tested):.3g}" * bool(tested)
+    return ups, beats, (f"learning from the reward ({', '.join(beats)} shown above the control; {fam})" if beats
+                        else f"no verdict: no reward-weighted arm is shown above the control ({fam})")
+
+
 def finished_word(runs: list[dict]) -> tuple[str, str | None]:
     """Section 10d's cap check of one arm: accuracy among the final answers that ended before the cap
     against its seeds' base at step 0 read the same way, the difference paired by seed with a 95%
@@ -52,7 +80,8 @@ def finished_word(runs: list[dict]) -> tuple[str, str | None]:
     interval). Only for runs that score a cut answer wrong (the smollm2 plan's ``truncated: "wrong"``):
     then it is accuracy / (1 - share cut). Those answers are a selection that likely favours the arm
     (it keeps the problems it still finishes, the base nearly all), so "below" holds despite the
-    selection, while "neither" does not show that the cap explains the whole loss."""
+    selection, while "neither" does not show that the cap explains the whole loss and "above" may
+    be the selection alone."""
     if any(r["base_truncated"] >= 1 for r in runs):
         raise ValueError("a base evaluation with every answer cut: no answer ended before the cap")
     pairs = [(r["final_accuracy"] / (1 - r["final_truncated"]), r["base_accuracy"] / (1 - r["base_truncated"]))
@@ -64,7 +93,7 @@ def finished_word(runs: list[dict]) -> tuple[str, str | None]:
     return (f"right among uncut answers {100 * sum(a for a, _ in pairs) / len(pairs):.1f}% (base "
             f"{100 * sum(b for _, b in pairs) / len(pairs):.1f}%): "
             + (f"{ci_cell(d)} points, " if d["ci_low"] is not None else f"{100 * d['mean']:+.1f} points (one seed), ")
-            + {"above": "above the base's", "below": "below the base's even there", None: "no interval",
+            + {"above": "above the base's (a selection that favours the arm)", "below": "below the base's even there", None: "no interval",
                "neither": "no difference shown (a selection that favours the arm)"}[side], side)
 
 

@@ -11,6 +11,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
 import course_helpers as H  # noqa: E402
 
+from course_lib import stats  # noqa: E402
+
 
 def ci(mean, lo, hi):
     return {"mean": mean, "ci_low": lo, "ci_high": hi}
@@ -207,11 +209,31 @@ def test_finished_word_reads_accuracy_among_the_answers_the_cap_did_not_cut_pair
     worse = [_cut_run(0, 0.10, 0.5), _cut_run(1, 0.12, 0.5), _cut_run(2, 0.11, 0.5)]  # 20-24% of the uncut, against 50%
     assert H.finished_word(worse)[1] == "below" and H.finished_word(worse)[0].endswith("below the base's even there")
     better = [_cut_run(s, 0.8 + s / 100, 0.0) for s in range(3)]
-    assert H.finished_word(better)[1] == "above"
+    assert H.finished_word(better)[1] == "above" and H.finished_word(better)[0].endswith("(a selection that favours the arm)")
     assert H.finished_word(same[:1]) == ("right among uncut answers 50.0% (base 50.0%): +0.0 points (one seed), no interval", None)
     assert H.finished_word([_cut_run(0, 0.0, 1.0)]) == ("every final answer cut at the cap: none ended before it", None)
     with pytest.raises(ValueError, match="every answer cut"):
         H.finished_word([_cut_run(0, 0.2, 0.5, base_acc=0.0, base_cut=1.0)])
+
+
+def test_learning_word_reads_section_5s_rule_and_needs_an_arm_above_the_control_where_the_control_is_not_placed():
+    ci = stats.mean_ci  # noqa: F811 (this test's intervals come from values)
+    up, flat, down = ci([0.10, 0.12, 0.14]), ci([-0.10, 0.02, 0.12]), ci([-0.10, -0.12, -0.14])
+    clear, noisy = [0.10, 0.11, 0.12], [0.20, -0.05, 0.10]
+    assert H.learning_word({"grpo": up}, up, {"grpo": clear})[2] == "sharpening"
+    assert H.learning_word({"grpo": flat}, flat, {"grpo": clear}) == ([], [], "no learning shown")
+    assert H.learning_word({"grpo": up}, down, {"grpo": noisy}) == (["grpo"], ["grpo"], "learning from the reward")
+    # the control's interval holds 0: the arm must be shown above the control itself, paired by seed
+    assert H.learning_word({"grpo": up, "sft+": up}, flat, {"grpo": clear, "sft+": noisy}) == (
+        ["grpo", "sft+"], ["grpo"], "learning from the reward (grpo shown above the control; Holm over 2 arms, smallest adjusted p 0.00549)")
+    assert H.learning_word({"grpo": up}, flat, {"grpo": noisy})[1:] == (
+        [], "no verdict: no reward-weighted arm is shown above the control (Holm over 1 arm, smallest adjusted p 0.37)")
+    # each p about 0.03 on its own, 0.06 after Holm over the two arms: neither is shown
+    p03 = [0.04, 0.06, 0.08]
+    d = ci(p03)
+    assert 0.02 < 2 * (1 - stats.t_cdf(d["mean"] / (d["std"] / 3 ** 0.5), 2)) < 0.05 and d["ci_low"] > 0
+    assert H.learning_word({"grpo": up, "sft+": up}, flat, {"grpo": p03, "sft+": p03})[1] == []
+    assert H.learning_word({"grpo": ci([0.1])}, flat, {"grpo": clear})[2].startswith("no verdict yet")
 
 
 def test_cap_bound_counts_every_cut_answer_right_and_sets_it_against_the_bar():

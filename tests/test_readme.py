@@ -127,8 +127,11 @@ def test_readme_tool_refuses_a_readme_without_the_section_and_leaves_it(tmp_path
 
 def test_readme_progress_line_says_so_far_until_every_planned_run_has_finished():
     progress = _tool().progress
-    assert progress({"finished_runs": 26, "planned_runs": 65}, [0, 1]) == "**So far 26 of the 65 planned runs** (2 seeds: 0, 1"
-    assert progress({"finished_runs": 65, "planned_runs": 65}, [0, 1, 2, 3, 4]) == "**All 65 planned runs** (5 seeds: 0, 1, 2, 3, 4)"
+    runs = [{"task": "arith", "objective": o, "learning_rate": 1e-4, "aggregation": "sequence", "seed": s}
+            for o, n in (("grpo", 8), ("sft-", 5)) for s in range(n)]
+    assert progress({"finished_runs": 26, "planned_runs": 65, "runs": runs}, [0, 1]) == "**So far 26 of the 65 planned runs** (2 seeds: 0, 1"
+    assert progress({"finished_runs": 13, "planned_runs": 13, "runs": runs}, list(range(8))) == (
+        "**All 13 planned runs** (8 seeds: 0, 1, 2, 3, 4, 5, 6, 7; 5 to 8 seeds an arm)")  # not 8 seeds in every arm
 
 
 def test_readme_moves_each_mean_gain_by_the_float32_seeds_share_of_the_float32_bar():

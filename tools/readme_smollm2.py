@@ -33,14 +33,17 @@ from course_helpers import (  # noqa: E402
     cap_bound,
     ci_cell,
     finished_word,
+    learning_word,
     length_word,
     margin_span,
     noise_word,
     precision_words,
     seed_precisions,
     sft_word,
+    spread,
     tost_by_precision,
     tost_word,
+    vs_zero,
 )
 
 from course_lib import DATA_DIR, models, plans, report, reproduce, stats  # noqa: E402
@@ -142,9 +145,11 @@ def nseeds(n: int) -> str:
 def progress(res: dict, seeds: list[int]) -> str:
     """'**So far 26 of the 65 planned runs** (2 seeds: 0, 1', or '**All 65 planned runs** (5 seeds: ...)'."""
     done = res["finished_runs"] == res["planned_runs"]
+    n = sorted(Counter((r["task"], arm_name(r)) for r in res["runs"]).values())  # seeds an arm has
     return (f"**All {res['planned_runs']} planned runs**" if done else
             f"**So far {res['finished_runs']} of the {res['planned_runs']} planned runs**") \
-        + f" ({nseeds(len(seeds))}: {', '.join(map(str, seeds))}" + ")" * done
+        + f" ({nseeds(len(seeds))}: {', '.join(map(str, seeds))}" + (
+            f"; {n[0]}{f' to {n[-1]}' * (n[-1] > n[0])} seeds an arm)" if done else "")
 
 
 def _more() -> tuple[str, list[int]]:
@@ -170,6 +175,7 @@ def _precisions() -> str:
 
 def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
     st, runs, T = res["settings"], res["runs"], res["runs"][0]["temperature"]
+    done = res["finished_runs"] == res["planned_runs"]
     if set(PLAN_TASKS) - set(tasks):
         raise ValueError(f"{sorted(set(PLAN_TASKS) - set(tasks))}: no finished run yet, so no run time to project the plan "
                          "from; ship the file once every task has a run")
@@ -209,12 +215,12 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
              "Sampling is now the largest phase. The plan evaluates only what it reads: every held-out problem x 8 "
              "samples at the end of a run and once more with another sampling seed (the evaluation noise), the base "
              "alone over the temperature sweep, and the step-0 evaluation once per task and seed (it comes before any "
-             f"update, so every objective shares it). The whole plan, at the mean run time so far of each task and "
-             "precision (a task's, where its precision has no run yet), takes about "
+             "update, so every objective shares it). The whole plan, at the mean run time" + " so far" * (not done)
+             + " of each task and precision (a task's, where its precision has no run yet), takes about "
              f"{sum(whole.values()) / 3600:.0f} CPU-hours (about {sum(whole.values()) / 7200:.0f} hours two runs at a "
              f"time), {100 * sum(v for k, v in whole.items() if k[0] == 'word-problems') / sum(whole.values()):.0f}% of "
              "it on `word-problems`; "
-             "measured in the runs so far, seconds per step (median over runs, evaluations included, two runs at a "
+             f"measured in the runs{' so far' * (not done)}, seconds per step (median over runs, evaluations included, two runs at a "
              "time; the two precisions' runs were made on different CPUs, so these do not compare the precisions): "
              + ", ".join(f"{t} {median(r['wall_s'] / r['steps'] for r in mine):.0f} ({len(mine)} {p} run{'s' * (len(mine) > 1)})"
                                    for t in tasks for p in dict.fromkeys(prec[r["seed"]] for r in runs)
@@ -253,12 +259,11 @@ def _readings(res: dict, tasks: list[str], short: bool) -> list[str]:
                    + (_bar_cap(t, gains) if b["best"] == "greedy" else ""))
     out.append("- **How to read them.** The base's best is the bar that lowering the temperature alone reaches (a model "
                "sharpened problem by problem could pass it with no reward at all); the reward-free `confidence` row "
-               "shows how far training without the reward gets past it (notebook 06, "
-               "section 10a, reads the two together, with section 5's rule, and gives no verdict until every arm has an "
-               "interval, nor while the control's interval still reaches the reward-weighted gains). The base was "
+               "shows how far training without the reward gets past it (the next bullet reads the two together). The base was "
                f"evaluated twice at T = {T}, with different sampling seeds: at each seed's step 0 (the main table's "
                "`base acc` and `gain`) and in the sweep (the temperature table's gains)."
                + (" Every reading from fewer seeds than the plan gives its arms is provisional." if short else ""))
+    out += _learning(res, tasks, main)
     sizes = {t: len(get_task(t).load("test")) for t in tasks}
     bars = {t: sweep[t, "base", None]["acc"][sweep[t, "base", None]["best"]]["mean"] for t in tasks if (t, "base", None) in sweep}
     out.append("- **What the intervals cover.** Training seeds only, on one fixed test set ("
@@ -310,10 +315,30 @@ def _readings(res: dict, tasks: list[str], short: bool) -> list[str]:
                          f"{100 * mean(x['base_truncated'] for x in mine):.0f}%), {fin}")
         out.append(f"- **sft- at two learning rates** (gain over the base at T = {T}; against its best; accuracy among "
                    "the answers the cap did not cut, against the base's at step 0, paired by seed: a selection that "
-                   "likely favours the arm, so \"below\" holds despite it and \"no difference shown\" does not say "
-                   "the cap explains the loss, notebook 06, 10d): " + "; ".join(words) + ".")
+                   "likely favours the arm, so \"below\" holds despite it, \"no difference shown\" does not say "
+                   "the cap explains the loss, and \"above\" may be the selection alone, notebook 06, 10d): " + "; ".join(words) + ".")
     out += _length(runs) + _beside(res, eq, main)
     return out
+
+
+def _learning(res: dict, tasks: list[str], main: list[dict]) -> list[str]:
+    """Notebook 06 10a's verdict per task: section 5's rule (:func:`course_helpers.learning_word`)."""
+    sweep = {(r["task"], r["model"]): r["gain_vs_best_base"] for r in res["temperature_sweep"] if r["learning_rate"] == 1e-4}
+    words = []
+    for t in [t for t in tasks if (t, "confidence") in sweep]:
+        arms = [o for o in dict.fromkeys(r["objective"] for r in main if r["task"] == t) if o != "confidence" and (t, o) in sweep]
+        diffs = {o: stats.paired(main, next(stats.arm_key(r) for r in main if (r["task"], r["objective"]) == (t, o)), "confidence")
+                 for o in arms}
+        ups, _, word = learning_word({o: sweep[t, o] for o in arms}, sweep[t, "confidence"], diffs)
+        shown = (vs_zero(sweep[t, "confidence"]) if spread(sweep[t, "confidence"]) else "") == "indistinguishable from"
+        words.append(f"{t}: the control {ci_cell(sweep[t, 'confidence'])}" + (
+            "; minus the control, paired by seed (95% each): " + ", ".join(f"{o} {ci_cell(stats.mean_ci(diffs[o]))}" for o in ups)
+            if ups and shown else "") + f": {word}")
+    return ["- **Learning or sharpening** (section 5's rule, notebook 06, 10a: sharpening where the control ends above "
+            "the base's best, learning from the reward where reward-weighted arms do and the control ends below it; where the "
+            "control's interval holds 0, a reward-weighted arm must be shown above the control itself, each arm minus the "
+            "control paired by seed, a two-sided t-test with Holm over the arms above the base's best): " + "; ".join(words)
+            + "."] if words else []
 
 
 def _bar_cap(task: str, gains: list[tuple[str, dict]]) -> str:
@@ -393,23 +418,29 @@ def _beside(res: dict, eq: dict, main: list[dict]) -> list[str]:
     grid = reproduce.load_results(DATA_DIR / "results" / "grid_results.json")
     geq = {(e["task"], e["objective"]): e for e in grid["equivalence"] if e.get("mu", 1) == 1}
     gsm = [p for p in report.load_paper_results()["results"] if p["task"] == "gsm8k" and p["model"].startswith("Qwen")]
-    vs_micro, vs_paper = Counter(), Counter()
+    vs_micro, vs_paper = {}, {}  # verdict -> the rows that get it
     for (t, o), e in eq.items():
         if o == "confidence":
             continue
         key = next(stats.arm_key(r) for r in main if (r["task"], r["objective"]) == (t, o))
         _, _, m, p = beside(e, geq["gsm8k-micro", o], gsm, stats.paired(res["runs"], key, "grpo"), res["settings"]["margin"])
-        vs_micro[m] += 1
-        vs_paper[p] += 1
+        vs_micro.setdefault(m, []).append(f"{t} {o}")
+        vs_paper.setdefault(p.split(":")[0], []).append(f"{t} {o}")
     return ["- **Beside the micro model and the paper** (notebook 06, section 10f: each row's direction against GRPO "
             "on its 95% interval and its TOST verdict before Holm, set beside the micro grid's gsm8k-micro row; disagrees "
             "on opposite directions or equivalent against different, agrees when both lie on the same side of GRPO, else "
             "cannot tell where a TOST interval straddles the margin): "
-            + ", ".join(f"{v} {n}" for v, n in vs_micro.most_common()) + f" of {sum(vs_micro.values())}; against the "
+            + _named(vs_micro) + "; against the "
             "paper's Qwen2.5 GSM8K gaps (section 9's rule: agrees where the 95% interval holds every gap, partly where it "
             "holds some, disagrees where it holds none, cannot tell where it holds them only because it is wide: it "
             "straddles the margin or its half-width exceeds it; an analogy: GSM8K is the paper's nearest task): "
-            + ", ".join(f"{v} {n}" for v, n in vs_paper.most_common()) + f" of {sum(vs_paper.values())}."]
+            + _named(vs_paper) + "."]
+
+
+def _named(rows: dict) -> str:
+    """{verdict: rows} as 'agrees 2 (arith sft+, ...), ... of 6', the most common verdict first."""
+    return ", ".join(f"{v} {len(r)} ({', '.join(r)})" for v, r in sorted(rows.items(), key=lambda kv: -len(kv[1]))) \
+        + f" of {sum(map(len, rows.values()))}"
 
 
 def section(path: Path = DATA_DIR / "results" / "smollm2_evidence_results.json") -> str:
