@@ -137,7 +137,8 @@ def plan_beyond(seeds, arms=BEYOND_ARMS) -> list[RunSpec]:
 #: left when no such CPU was left to make them (word-problems: grpo's token aggregation, sft- at 1e-5); ``instead``
 #: runs them at seed 5 in fp32, with grpo's sequence run beside the token one so that the length claim pairs by seed.
 #: ``more``: arith grpo and sft+ at seeds 5-7, where the power calculation at the +-5-point margin asked for about 8
-#: seeds (sft+ against grpo: +2.0 points, sd 2.9 over 5 seeds); sft+- against grpo asked for about 22, out of reach.
+#: seeds (sft+ against grpo: +2.0 points, sd 2.9 over 5 seeds; before Holm: at Holm's first step, 0.05 / 8, about
+#: 13); sft+- against grpo asked for about 22, out of reach.
 #: grid: also GRPO's token and constant aggregations (notebook 07's ablation; measured during training only).
 #: horizon: its question is the curves; the base alone is swept (gains over its best), no pass@k.
 #: beyond-grid: notebook 08's arms (:data:`BEYOND_ARMS`) as the grid runs them, so they pair with its runs by seed.

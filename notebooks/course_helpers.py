@@ -106,6 +106,21 @@ def cap_bound(r: dict, bar: float) -> str:
             f"{'still under' if up < bar else 'at or over'} the base's best {100 * bar:.1f}%")
 
 
+def cap_row(main: list[dict], r: dict, margin: float) -> str:
+    """How far the length cap can move the TOST row of run ``r``'s arm against GRPO: the row
+    (``stats.equivalence`` on ``main``, the comparison's runs, before Holm) recomputed with every
+    answer ``r`` had cut counted right, beside the row as it stands; '' for a GRPO run (every row
+    pairs with it)."""
+    if r["objective"] == "grpo":
+        return ""
+    up = [{**x, "final_accuracy": x["final_accuracy"] + x["final_truncated"]} if x is r else x for x in main]
+    now, moved = ({(e["task"], e["objective"]): e for e in stats.equivalence(rs, margin)}[r["task"], r["objective"]]
+                  for rs in (main, up))
+    def row(e):
+        return f"{ci_cell({'mean': e['diff'], 'ci_low': e['ci_low'], 'ci_high': e['ci_high']})}, {tost_word(e)}"
+    return f"its row against GRPO (90%) would read {row(moved)}, where it reads {row(now)}"
+
+
 def margin_span(margin: float, gain: dict) -> str:
     """The TOST margin as a share of a gain, over that gain's 95% interval: '16% to 147%' (the
     share at its upper end to the share at its lower end); 'from 16%, no upper end' where the

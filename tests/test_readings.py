@@ -242,6 +242,19 @@ def test_cap_bound_counts_every_cut_answer_right_and_sets_it_against_the_bar():
     assert H.cap_bound(r, 0.525).endswith("at 52.5% were every cut answer right, at or over the base's best 52.5%")  # a tie: not under
 
 
+def test_cap_row_recomputes_the_runs_tost_row_with_its_cut_answers_counted_right():
+    def run(o, seed, acc, cut=0.0):
+        return {"task": "t", "objective": o, "aggregation": "sequence", "learning_rate": 1e-4, "seed": seed,
+                "final_accuracy": acc, "final_truncated": cut, "gain": 0.3}
+    main = [run("grpo", s, 0.80 + s / 100) for s in range(4)] + [run("sft+-", s, 0.79 + s / 100) for s in range(3)]
+    main.append(run("sft+-", 3, 0.50, cut=0.30))  # one seed far below, with 30% of its answers cut
+    words = H.cap_row(main, main[-1], 0.05)
+    # counted right, that seed sits with the others: the row would be equivalent, so the cap decides it
+    assert words == ("its row against GRPO (90%) would read -1.5 [-2.7, -0.3], equivalent, where it reads -9.0 [-27.8, +9.8], "
+                     "not shown equivalent")
+    assert H.cap_row(main, main[0], 0.05) == ""  # every row pairs with a grpo run: no one row to move
+
+
 def test_tost_by_precision_names_the_rows_that_lean_on_the_other_precisions_seeds():
     from course_lib import stats
 

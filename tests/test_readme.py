@@ -170,7 +170,7 @@ def test_readme_cap_line_bounds_what_the_cap_can_have_cost_each_run_it_cut_too_o
     res = R.load_results(SMOLLM2)
     (cap,) = [b for b in tool._readings(res, ["arith", "word-problems"], False) if b.startswith("- **The cap**")]
     cut = [r for r in res["runs"] if tool.arm_name(r) in ("grpo", "sft+", "sft+-") and r["final_truncated"] >= 0.1]
-    assert ("Under 10% in every run" in cap) == (not cut)
+    assert ("under 10% in every run." in cap) == (not cut) and "grpo, sft+ and sft+-: under 10% in every arm over its seeds" in cap
     (r,) = [r for r in res["runs"] if (r["task"], r["objective"], r["aggregation"], r["seed"]) == ("arith", "grpo", "sequence", 0)]
     bar = next(s for s in res["temperature_sweep"] if (s["task"], s["model"]) == ("arith", "base"))
     best = bar["acc"][bar["best"]]["mean"]
