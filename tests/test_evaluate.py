@@ -116,6 +116,15 @@ def test_the_evaluate_command_and_training_ask_the_question_training_asks(chat_p
     want = [models.format_prompt(tok, models.PROFILES["smollm2-135m"], task.prompt(ex)) for ex in task.load("test", n=2)]
     assert all(p.startswith("<|im_start|>") for p in want)
     assert asked == [(want, torch.bfloat16), (want, torch.bfloat16)]  # the command, then training
+    # reproduce's base sweep, its repeat evaluation and pass@k ask the same way
+    from course_lib import reproduce
+    from course_lib.plans import Settings
+    asked.clear()
+    st = Settings(steps=0, eval_every=0, eval_examples=2, eval_samples=1, sweep_samples=1, pass_k=2, pass_k_examples=2,
+                  pass_k_split="test")
+    out = reproduce.measure(model, tok, task, st, cfg, seed=0)
+    assert {"temperature_sweep", "eval_repeat", "pass_at_k"} <= out.keys() and len(asked) >= 3
+    assert all(a == (want, torch.bfloat16) for a in asked), asked
 
 
 # --- the format check run before training -------------------------------------------------------
