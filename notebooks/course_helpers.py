@@ -10,11 +10,14 @@ The reading rules of notebook 06 (sections 5, 9 and 10), in one place so that RE
 section words its verdicts as the notebook does: ``spread`` (an interval with a width), ``vs_zero``,
 ``tost_word``, ``agreement`` (an interval against the paper's gaps), ``arm_name``, ``noise_word``
 (evaluation noise against the seed spread, pooled and arm by arm), ``sft_word`` (a gain read two
-ways), ``learning_word`` (section 5's rule: learning from the reward or sharpening), ``margin_span`` (the margin as a share of a gain's interval), ``finished_word`` (accuracy
-among the answers the cap did not cut), ``cap_bound`` (the most the cap can have cost one run), ``seed_precisions``, ``precision_word`` and
-``precision_words`` (seeds of two precisions set apart), ``tost_by_precision`` (the TOST rows on one
-precision's seeds), ``ab_diff`` and ``length_word`` (GRPO's two aggregations), and, for a row set
-beside another, ``two_readings``, ``weak``, ``micro_word`` and ``beside``.
+ways), ``paired_p``, ``learning_word`` and ``learning_line`` (section 5's rule: learning from the
+reward or sharpening), ``planned_seeds``, ``margin_span`` (the margin as a share of a gain's
+interval), ``finished_word`` (accuracy among the answers the cap did not cut), ``cap_bound`` and
+``cap_row`` (the most the cap can have cost one run, and its TOST row), ``seed_precisions``,
+``precision_word`` and ``precision_words`` (seeds of two precisions set apart),
+``tost_by_precision`` (the TOST rows on one precision's seeds), ``ab_diff`` and ``length_word``
+(GRPO's two aggregations), and, for a row set beside another, ``two_readings``, ``weak``,
+``micro_word`` and ``beside``.
 """
 
 import math
@@ -45,32 +48,70 @@ def sft_word(g: dict, gb: dict) -> str:
     return f"{moves} at the training T, ends {vs_zero(gb)} the base's best"
 
 
+def paired_p(diffs: list[float]) -> float | None:
+    """Two-sided p of a paired t-test that the mean of ``diffs`` (seed by seed) is 0; None under
+    two values. Differences that all agree (no spread) give 0.0 away from 0 and 1.0 at it, as
+    ``stats.tost`` reads them."""
+    d = stats.mean_ci(diffs)
+    if d["ci_low"] is None:
+        return None
+    if not spread(d):
+        return 1.0 if abs(d["mean"]) < 1e-12 else 0.0
+    return 2 * (1 - stats.t_cdf(abs(d["mean"]) / (d["std"] / math.sqrt(d["n"])), d["n"] - 1))
+
+
 def learning_word(gains: dict, ctrl: dict, diffs: dict) -> tuple[list[str], list[str], str]:
-    """Section 5's rule on one task (notebook 06, 10a; README's real-model section): ``gains``
-    {reward-weighted arm: its gain over the base at its best}, ``ctrl`` the reward-free control's,
-    ``diffs`` {arm: its final accuracy minus the control's, paired by seed}. 'sharpening' where the
-    control ends above the base's best; 'no learning shown' where no reward-weighted arm does;
-    'learning from the reward' where some do and the control ends below the base's best, or, where
-    the control's interval holds 0, where one of them is shown above the control itself (paired
-    t-test, two-sided, Holm over the arms above the base's best at 0.05): a control not shown above
-    the base's best is not shown below the arms. Returns (the arms above the base's best, the arms
-    shown above the control, the words)."""
-    if not all(spread(g) for g in [*gains.values(), ctrl]):
-        return [], [], "no verdict yet (an arm with one seed, no spread or no run)"
-    ups, side = [m for m, g in gains.items() if g["ci_low"] > 0], vs_zero(ctrl)
+    """Section 5's rule on one task, as section 10a reads it (and README's real-model section):
+    ``gains`` {reward-weighted arm: its gain over the base at its best}, ``ctrl`` the reward-free
+    control's, ``diffs`` {arm: its final accuracy minus the control's, paired by seed}.
+    'sharpening' where the control ends above the base's best; 'no learning shown' where no
+    reward-weighted arm does; 'learning from the reward' where some do and the control ends below
+    the base's best, or, where the control's interval holds 0 (a control not shown above the
+    base's best is not shown below the arms), where one of them is shown above the control itself:
+    a paired t-test, two-sided as every direction in the course is read, Holm over every
+    reward-weighted arm of the task (a family fixed by the plan, not by the data), at 0.05.
+    Returns (the arms above the base's best, the arms shown above the control, the words)."""
+    if any(g.get("ci_low") is None for g in [*gains.values(), ctrl]):
+        return [], [], "no verdict yet (an arm with one seed or no run)"
+    ups, side = [m for m, g in gains.items() if spread(g) and g["ci_low"] > 0], vs_zero(ctrl)
     if side == "above" or not ups:
         return ups, [], "sharpening" if side == "above" else "no learning shown"
     if side == "below":
         return ups, ups, "learning from the reward"
-    d = {m: stats.mean_ci(diffs[m]) for m in ups}
-    p = [2 * (1 - stats.t_cdf(abs(d[m]["mean"]) / (d[m]["std"] / math.sqrt(d[m]["n"])), d[m]["n"] - 1)) if spread(d[m])
-         else None for m in ups]
-    holm = dict(zip(ups, stats.holm(p)))
-    beats = [m for m in ups if holm[m] is not None and holm[m] < 0.05 and d[m]["mean"] > 0]
-    tested = [q for q in holm.values() if q is not None]
-    fam = f"Holm over {len(tested)} arm{'s' * (len(tested) > 1)}" + f", smallest adjusted p {min(tested):.3g}" * bool(tested)
+    holm = dict(zip(gains, stats.holm([paired_p(diffs[m]) for m in gains])))
+    beats = [m for m in ups if holm[m] is not None and holm[m] < 0.05 and sum(diffs[m]) > 0]
+    shown = [f"{m} {holm[m]:.3g}" for m in ups if holm[m] is not None]
+    n = sum(q is not None for q in holm.values())
+    fam = (f"adjusted p, Holm over the {n} reward-weighted arm{'s' * (n > 1)}: {', '.join(shown)}" if shown
+           else "no arm with two seeds paired with the control")
     return ups, beats, (f"learning from the reward ({', '.join(beats)} shown above the control; {fam})" if beats
                         else f"no verdict: no reward-weighted arm is shown above the control ({fam})")
+
+
+def learning_line(main: list[dict], gains: dict, task: str, control: str = "confidence") -> tuple[list[str], str, str]:
+    """Section 10a's reading of ``task`` from the comparison's runs ``main`` and ``gains``
+    {(task, arm): gain over the base at its best}: the arms above the base's best, the words of
+    :func:`learning_word`, and what is printed beside them: the control's gain and, where it holds
+    0, each arm above the base's best minus the control, paired by seed (95% each, uncorrected)."""
+    ctrl = gains.get((task, control))
+    if ctrl is None:
+        return [], "no verdict yet (no run of the control)", ""
+    arms = [m for t, m in gains if t == task and m != control]
+    diffs = {m: stats.paired(main, next(stats.arm_key(r) for r in main if (r["task"], r["objective"]) == (task, m)), control)
+             for m in arms}
+    ups, _, word = learning_word({m: gains[task, m] for m in arms}, ctrl, diffs)
+    vs = ups and ctrl["ci_low"] is not None and vs_zero(ctrl) == "indistinguishable from"
+    return ups, word, f"the control {ci_cell(ctrl)}" + (
+        "; minus the control, paired by seed (95% each, uncorrected): "
+        + ", ".join(f"{m} {ci_cell(stats.mean_ci(diffs[m]))} ({len(diffs[m])} seeds)" for m in ups) if vs else "")
+
+
+def planned_seeds(specs) -> dict:
+    """{(task, arm name): the seeds a plan gives the arm} from its runs (``plans.plan_evidence``'s first item)."""
+    out: dict = {}
+    for s in specs:
+        out.setdefault((s.task, arm_name({**vars(s), "learning_rate": s.learning_rate or 1e-4})), set()).add(s.seed)
+    return out
 
 
 def finished_word(runs: list[dict]) -> tuple[str, str | None]:
@@ -108,17 +149,21 @@ def cap_bound(r: dict, bar: float) -> str:
 
 def cap_row(main: list[dict], r: dict, margin: float) -> str:
     """How far the length cap can move the TOST row of run ``r``'s arm against GRPO: the row
-    (``stats.equivalence`` on ``main``, the comparison's runs, before Holm) recomputed with every
-    answer ``r`` had cut counted right, beside the row as it stands; '' for a GRPO run (every row
-    pairs with it)."""
-    if r["objective"] == "grpo":
+    (``stats.equivalence`` on ``main``, the comparison's runs, 90%, before Holm) recomputed with
+    every answer ``r`` had cut counted right, beside the row as it stands; '' for a GRPO run (every
+    row pairs with it) or an arm without a row."""
+    me = (stats.arm_key(r), r["seed"])
+    up = [{**x, "final_accuracy": x["final_accuracy"] + x["final_truncated"]} if (stats.arm_key(x), x["seed"]) == me else x
+          for x in main]
+    rows = [{(e["task"], e["objective"]): e for e in stats.equivalence(rs, margin)} for rs in (main, up)]
+    if r["objective"] == "grpo" or (r["task"], r["objective"]) not in rows[0]:
         return ""
-    up = [{**x, "final_accuracy": x["final_accuracy"] + x["final_truncated"]} if x is r else x for x in main]
-    now, moved = ({(e["task"], e["objective"]): e for e in stats.equivalence(rs, margin)}[r["task"], r["objective"]]
-                  for rs in (main, up))
+    now, moved = (x[r["task"], r["objective"]] for x in rows)
+
     def row(e):
-        return f"{ci_cell({'mean': e['diff'], 'ci_low': e['ci_low'], 'ci_high': e['ci_high']})}, {tost_word(e)}"
-    return f"its row against GRPO (90%) would read {row(moved)}, where it reads {row(now)}"
+        return (f"{ci_cell({'mean': e['diff'], 'ci_low': e['ci_low'], 'ci_high': e['ci_high']})}, {tost_word(e)}"
+                + f"; {e['direction']}" * bool(e.get("direction")))
+    return f"its row against GRPO (90%, before Holm) would read {row(moved)}, where it reads {row(now)}"
 
 
 def margin_span(margin: float, gain: dict) -> str:

@@ -216,6 +216,17 @@ def test_finished_word_reads_accuracy_among_the_answers_the_cap_did_not_cut_pair
         H.finished_word([_cut_run(0, 0.2, 0.5, base_acc=0.0, base_cut=1.0)])
 
 
+@pytest.mark.parametrize("diffs, p", [
+    ([0.1], None),                    # one seed: no test
+    ([0.1, 0.1, 0.1], 0.0),           # every seed agrees, away from 0
+    ([0.0, 0.0], 1.0),                # ... at 0
+    ([0.04, 0.06, 0.08], 0.0353),     # t = 5.2 on 2 degrees of freedom
+])
+def test_paired_p_is_a_two_sided_paired_t_test(diffs, p):
+    got = H.paired_p(diffs)
+    assert got == p if p is None or p in (0.0, 1.0) else abs(got - p) < 5e-4
+
+
 def test_learning_word_reads_section_5s_rule_and_needs_an_arm_above_the_control_where_the_control_is_not_placed():
     ci = stats.mean_ci  # noqa: F811 (this test's intervals come from values)
     up, flat, down = ci([0.10, 0.12, 0.14]), ci([-0.10, 0.02, 0.12]), ci([-0.10, -0.12, -0.14])
@@ -225,14 +236,20 @@ def test_learning_word_reads_section_5s_rule_and_needs_an_arm_above_the_control_
     assert H.learning_word({"grpo": up}, down, {"grpo": noisy}) == (["grpo"], ["grpo"], "learning from the reward")
     # the control's interval holds 0: the arm must be shown above the control itself, paired by seed
     assert H.learning_word({"grpo": up, "sft+": up}, flat, {"grpo": clear, "sft+": noisy}) == (
-        ["grpo", "sft+"], ["grpo"], "learning from the reward (grpo shown above the control; Holm over 2 arms, smallest adjusted p 0.00549)")
+        ["grpo", "sft+"], ["grpo"], "learning from the reward (grpo shown above the control; adjusted p, Holm over the 2 "
+        "reward-weighted arms: grpo 0.00549, sft+ 0.37)")
     assert H.learning_word({"grpo": up}, flat, {"grpo": noisy})[1:] == (
-        [], "no verdict: no reward-weighted arm is shown above the control (Holm over 1 arm, smallest adjusted p 0.37)")
-    # each p about 0.03 on its own, 0.06 after Holm over the two arms: neither is shown
+        [], "no verdict: no reward-weighted arm is shown above the control (adjusted p, Holm over the 1 reward-weighted arm: grpo 0.37)")
+    # each p about 0.035 alone, 0.07 after Holm over the two arms: neither is shown
     p03 = [0.04, 0.06, 0.08]
-    d = ci(p03)
-    assert 0.02 < 2 * (1 - stats.t_cdf(d["mean"] / (d["std"] / 3 ** 0.5), 2)) < 0.05 and d["ci_low"] > 0
     assert H.learning_word({"grpo": up, "sft+": up}, flat, {"grpo": p03, "sft+": p03})[1] == []
+    # the family is every reward-weighted arm, not only those above the base's best: an arm below it still counts
+    assert H.learning_word({"grpo": up, "sft-": down}, flat, {"grpo": p03, "sft-": noisy})[1] == []
+    assert H.learning_word({"grpo": up}, flat, {"grpo": p03})[1] == ["grpo"]
+    # an arm whose seeds all agree (no spread) does not block the verdict, nor does one seed paired with the control
+    assert H.learning_word({"grpo": up, "sft-": ci([-0.5, -0.5, -0.5])}, flat, {"grpo": clear, "sft-": [-0.6] * 3})[1] == ["grpo"]
+    assert H.learning_word({"grpo": up}, flat, {"grpo": [0.1]})[2] == (
+        "no verdict: no reward-weighted arm is shown above the control (no arm with two seeds paired with the control)")
     assert H.learning_word({"grpo": ci([0.1])}, flat, {"grpo": clear})[2].startswith("no verdict yet")
 
 
@@ -250,8 +267,10 @@ def test_cap_row_recomputes_the_runs_tost_row_with_its_cut_answers_counted_right
     main.append(run("sft+-", 3, 0.50, cut=0.30))  # one seed far below, with 30% of its answers cut
     words = H.cap_row(main, main[-1], 0.05)
     # counted right, that seed sits with the others: the row would be equivalent, so the cap decides it
-    assert words == ("its row against GRPO (90%) would read -1.5 [-2.7, -0.3], equivalent, where it reads -9.0 [-27.8, +9.8], "
-                     "not shown equivalent")
+    assert words == ("its row against GRPO (90%, before Holm) would read -1.5 [-2.7, -0.3], equivalent, where it reads "
+                     "-9.0 [-27.8, +9.8], not shown equivalent")
+    main[-1] = dict(main[-1])  # a copy of the record: the run is matched by arm and seed, not by identity
+    assert H.cap_row(main, dict(main[-1]), 0.05) == words
     assert H.cap_row(main, main[0], 0.05) == ""  # every row pairs with a grpo run: no one row to move
 
 

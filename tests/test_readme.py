@@ -159,8 +159,8 @@ def test_readme_moves_each_mean_gain_by_the_float32_seeds_share_of_the_float32_b
 
 def test_readme_names_the_arms_the_plan_gives_more_seeds():
     tool = _tool()
-    assert tool._more() == ("`arith`'s grpo and sft+", [5, 6, 7])
-    assert "`arith`'s grpo and sft+ also at seeds 5-7, as the power calculation asked" in " ".join(tool.section().split())
+    assert tool._more() == ("`arith`'s grpo, sft+ and confidence", [5, 6, 7])
+    assert "`arith`'s grpo, sft+ and confidence also at seeds 5-7 (the power calculation; below)" in " ".join(tool.section().split())
 
 
 def test_readme_cap_line_bounds_what_the_cap_can_have_cost_each_run_it_cut_too_often():

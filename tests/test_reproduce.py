@@ -458,16 +458,16 @@ def test_the_smollm2_plan_runs_the_real_model_with_its_own_cap_and_rules():
     tasks = list(models.PROFILES["smollm2-135m"].tasks)
     specs, settings, config = plans.plan_evidence("smollm2", tasks)
     main = [s for s in specs if s.learning_rate is None and not s.ablation]
-    assert len(main) == 2 * 5 * 5 + 1 + 6 and {s.objective for s in main} == {"grpo", "sft+", "sft-", "sft+-", "confidence"}
+    assert len(main) == 2 * 5 * 5 + 1 + 9 and {s.objective for s in main} == {"grpo", "sft+", "sft-", "sft+-", "confidence"}
     assert {(s.task, s.objective, s.learning_rate) for s in specs if s.learning_rate} == {(t, "sft-", 1e-5) for t in tasks}
     assert {(s.task, s.objective, s.aggregation) for s in specs if s.ablation} == {("word-problems", "grpo", "token")}
-    assert len(specs) == len({s.dirname for s in specs}) == 50 + 10 + 5 - 2 + 3 + 6 and settings.steps >= 30
+    assert len(specs) == len({s.dirname for s in specs}) == 50 + 10 + 5 - 2 + 3 + 9 and settings.steps >= 30
     # two seed-2 runs (bf16) move to seed 5 (fp32), grpo's sequence run beside the token one: every arm has 5 seeds,
-    # and the length claim pairs grpo's two aggregations on 5 seeds; arith grpo and sft+ have 3 more (the power calculation)
+    # and the length claim pairs grpo's two aggregations on 5 seeds; arith grpo, sft+ and the control have 3 more (power)
     per_arm = Counter((s.task, s.objective, s.aggregation, s.learning_rate) for s in specs)
     assert {k: n for k, n in per_arm.items() if n != 5} == {("word-problems", "grpo", "sequence", None): 6,
-                                                           ("arith", "grpo", "sequence", None): 8, ("arith", "sft+", "sequence", None): 8}
-    assert [(s.objective, s.seed) for s in specs[-6:]] == [(o, s) for s in (5, 6, 7) for o in ("grpo", "sft+")]  # after the rest
+                                                           **{("arith", o, "sequence", None): 8 for o in ("grpo", "sft+", "confidence")}}
+    assert [(s.objective, s.seed) for s in specs[-9:]] == [(o, s) for s in (5, 6, 7) for o in ("grpo", "sft+", "confidence")]
     wp = {a: {s.seed for s in specs if (s.task, s.objective, s.aggregation, s.learning_rate) == ("word-problems", "grpo", a, None)}
           for a in ("sequence", "token")}
     assert wp["token"] == {0, 1, 3, 4, 5} < wp["sequence"]

@@ -34,17 +34,16 @@ from course_helpers import (  # noqa: E402
     cap_row,
     ci_cell,
     finished_word,
-    learning_word,
+    learning_line,
     length_word,
     margin_span,
     noise_word,
+    planned_seeds,
     precision_words,
     seed_precisions,
     sft_word,
-    spread,
     tost_by_precision,
     tost_word,
-    vs_zero,
 )
 
 from course_lib import DATA_DIR, models, plans, report, reproduce, stats  # noqa: E402
@@ -102,11 +101,13 @@ without the bf16 rounding. Two bf16 runs of seed 2 were left when no CPU with na
 to make them (`word-problems`: GRPO's token aggregation and sft- at 1e-5); they run at seed 5 in
 float32 instead (`instead` in the plan), with GRPO's sequence run beside the token one so that the
 length claim still pairs by seed. The plan gives every arm five seeds (those two: 0, 1, 3, 4, 5),
-`word-problems`' grpo six, and `arith`'s grpo and sft+ eight (seeds 5-7, `more` in the plan: the
-power calculation at the ±5-point margin asked for about eight for sft+ against grpo, for its
-TOST before Holm; after Holm over the eight rows, whose first step tests at 0.05 / 8, the same
-calculation asks about 13, and for sft+- against grpo about 22 before Holm: out of the plan's
-reach): an arm's own readings (gain, curves)
+`word-problems`' grpo six, and `arith`'s grpo, sft+ and the control eight (seeds 5-7, `more` in the
+plan: at five seeds, the power calculation at the ±5-point margin asked for about eight for sft+
+against grpo, for its TOST before Holm; after Holm over the eight rows, whose first step tests at
+0.05 / 8, the same calculation asks about 13, and for sft+- against grpo about 22 before Holm: out
+of the plan's reach; the control too, so that the arms' test against it pairs on those seeds; the
+seeds were added after the first five had been read, a second look at the data that the TOST does
+not adjust for): an arm's own readings (gain, curves)
 use all of its seeds, a difference paired with another arm the seeds the two share. Every run of a
 seed shares one precision and one step-0 evaluation, so the comparisons still pair by seed; that
 removes a shift of the base which all of a seed's objectives share, not a precision effect that
@@ -156,11 +157,12 @@ def progress(res: dict, seeds: list[int]) -> str:
 
 
 def _more() -> tuple[str, list[int]]:
-    """The plan's ``more`` seeds: ("`arith`'s grpo and sft+", [5, 6, 7]), or ("", []) without them."""
+    """The plan's ``more`` seeds: ("`arith`'s grpo, sft+ and confidence", [5, 6, 7]), or ("", []) without them."""
     more = plans.PLANS["smollm2"].get("more", ())
     arms = list(dict.fromkeys((s.task, s.objective) for s in more))
-    return (" and ".join(dict.fromkeys(f"`{t}`'s" for t, _ in arms)) + " " + " and ".join(o for _, o in arms)) * bool(arms), \
-        sorted({s.seed for s in more})
+    objs = [o for _, o in arms]
+    return (" and ".join(dict.fromkeys(f"`{t}`'s" for t, _ in arms)) + " " + ", ".join(objs[:-1]) + " and " * (len(objs) > 1)
+            + objs[-1]) * bool(arms), sorted({s.seed for s in more})
 
 
 def _precisions() -> str:
@@ -200,7 +202,7 @@ def _intro(res: dict, tasks: list[str], seeds: list[int]) -> list[str]:
              f"sft+, sft-, plain sft+- and the reward-free `confidence` control, {st['steps']} steps of 8 problems x G = 4 "
              f"at T = {T}, learning rate 1e-4, LoRA r 16, {_precisions()}, at most 128 new tokens with an answer cut "
              f"there scored wrong; sft- also at learning rate 1e-5; GRPO's token aggregation on `word-problems`"
-             + (f"; {_more()[0]} also at seeds {_more()[1][0]}-{_more()[1][-1]}, as the power calculation asked"
+             + (f"; {_more()[0]} also at seeds {_more()[1][0]}-{_more()[1][-1]} (the power calculation; below)"
                 * bool(_more()[1])) + ". Held-out: "
              f"every test problem (50 and 80) x {st['eval_samples']} samples at the end of each run, and once more with "
              "another sampling seed; the base at T = 0.3, 0.6, 0.7, 1.0 and greedy, in bf16.") + "\n",
@@ -327,23 +329,15 @@ def _readings(res: dict, tasks: list[str], short: bool) -> list[str]:
 
 
 def _learning(res: dict, tasks: list[str], main: list[dict]) -> list[str]:
-    """Notebook 06 10a's verdict per task: section 5's rule (:func:`course_helpers.learning_word`)."""
-    sweep = {(r["task"], r["model"]): r["gain_vs_best_base"] for r in res["temperature_sweep"] if r["learning_rate"] == 1e-4}
-    words = []
-    for t in [t for t in tasks if (t, "confidence") in sweep]:
-        arms = [o for o in dict.fromkeys(r["objective"] for r in main if r["task"] == t) if o != "confidence" and (t, o) in sweep]
-        diffs = {o: stats.paired(main, next(stats.arm_key(r) for r in main if (r["task"], r["objective"]) == (t, o)), "confidence")
-                 for o in arms}
-        ups, _, word = learning_word({o: sweep[t, o] for o in arms}, sweep[t, "confidence"], diffs)
-        shown = (vs_zero(sweep[t, "confidence"]) if spread(sweep[t, "confidence"]) else "") == "indistinguishable from"
-        words.append(f"{t}: the control {ci_cell(sweep[t, 'confidence'])}" + (
-            "; minus the control, paired by seed (95% each): " + ", ".join(f"{o} {ci_cell(stats.mean_ci(diffs[o]))}" for o in ups)
-            if ups and shown else "") + f": {word}")
+    """Notebook 06 10a's verdict per task: section 5's rule (:func:`course_helpers.learning_line`)."""
+    gains = {(r["task"], r["model"]): r["gain_vs_best_base"] for r in res["temperature_sweep"] if r["learning_rate"] == 1e-4}
+    words = [f"{t}: {beside}: {word}" if beside else f"{t}: {word}" for t in tasks for _, word, beside in [learning_line(main, gains, t)]]
     return ["- **Learning or sharpening** (section 5's rule, notebook 06, 10a: sharpening where the control ends above "
             "the base's best, learning from the reward where reward-weighted arms do and the control ends below it; where the "
-            "control's interval holds 0, a reward-weighted arm must be shown above the control itself, each arm minus the "
-            "control paired by seed, a two-sided t-test with Holm over the arms above the base's best): " + "; ".join(words)
-            + "."] if words else []
+            "control's interval holds 0, a reward-weighted arm must be shown above the control itself: each arm minus the "
+            "control paired by seed, a two-sided t-test, as every direction here is read, with Holm over every "
+            "reward-weighted arm of the task, so an interval printed here that excludes 0 is not enough alone): "
+            + "; ".join(words) + "."] if words else []
 
 
 def _bar_cap(task: str, gains: list[tuple[str, dict]]) -> str:
@@ -459,9 +453,8 @@ def section(path: Path = DATA_DIR / "results" / "smollm2_evidence_results.json")
                                           report.equivalence_table(res),
                                           f"**What the real model shows{' so far' * (res['finished_runs'] < res['planned_runs'])} "
                                           f"({nseeds(hi) if lo == hi else f'{lo} to {hi} seeds'} an arm).**\n"]
-    planned = Counter((s.task, arm_name({**vars(s), "learning_rate": s.learning_rate or 1e-4}))
-                      for s in plans.plan_evidence("smollm2", PLAN_TASKS)[0])  # the seeds the plan gives each arm
-    short = any(per_arm[k] < n for k, n in planned.items())
+    planned = planned_seeds(plans.plan_evidence("smollm2", PLAN_TASKS)[0])  # the seeds the plan gives each arm
+    short = any(per_arm[k] < len(v) for k, v in planned.items())
     parts.append("\n".join(fill(o).replace("\n", "\n  ") for o in _readings(res, tasks, short)) + "\n")
     parts.append(fill("Notebook 06, section 10, reads the file: the same tables with their checks, a figure, and one "
                       "line per objective setting the SmolLM2 reading beside the micro grid's and the paper's GSM8K "
